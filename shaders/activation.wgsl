@@ -1,0 +1,55 @@
+// Activations, shared by matmul.wgsl (its epilogue) and elementwise.wgsl.
+// Hydra prepends this file to those shaders; it also validates on its own.
+// Codes: 0 identity, 1 relu, 2 leaky_relu, 3 gelu (tanh form), 4 sigmoid, 5 tanh.
+
+fn stable_tanh(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(-t, t, x >= 0.0);
+}
+
+fn stable_sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    let r = 1.0 / (1.0 + e);
+    return select(e * r, r, x >= 0.0);
+}
+
+const GELU_C: f32 = 0.7978845608028654; // sqrt(2 / pi)
+const GELU_A: f32 = 0.044715;
+
+fn act_apply(kind: u32, x: f32, slope: f32) -> f32 {
+    switch kind {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return select(slope * x, x, x > 0.0); }
+        case 3u: { return 0.5 * x * (1.0 + stable_tanh(GELU_C * (x + GELU_A * x * x * x))); }
+        case 4u: { return stable_sigmoid(x); }
+        case 5u: { return stable_tanh(x); }
+        default: { return x; }
+    }
+}
+
+// d act / d x, from the input x.
+fn act_grad_from_input(kind: u32, x: f32, slope: f32) -> f32 {
+    switch kind {
+        case 1u: { return select(0.0, 1.0, x > 0.0); }
+        case 2u: { return select(slope, 1.0, x > 0.0); }
+        case 3u: {
+            let t = stable_tanh(GELU_C * (x + GELU_A * x * x * x));
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+        }
+        case 4u: { let s = stable_sigmoid(x); return s * (1.0 - s); }
+        case 5u: { let t = stable_tanh(x); return 1.0 - t * t; }
+        default: { return 1.0; }
+    }
+}
+
+// d act / d x, from the output y = act(x); valid for every code but gelu (slope >= 0).
+fn act_grad_from_output(kind: u32, y: f32, slope: f32) -> f32 {
+    switch kind {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return select(slope, 1.0, y > 0.0); }
+        case 4u: { return y * (1.0 - y); }
+        case 5u: { return 1.0 - y * y; }
+        default: { return 1.0; }
+    }
+}

@@ -1,0 +1,310 @@
+//! The CPU reference: every GPU kernel again in plain Rust, generic over f32 and f64 so it is
+//! also the f64 oracle for gradient checks. Same names as the kernels.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+use crate::kernels::{Activation, MatmulShape};
+
+/// A float type the reference runs in (f32 or f64).
+pub trait Real:
+    Copy
+    + Default
+    + PartialOrd
+    + Debug
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + Send
+    + Sync
+    + 'static
+{
+    /// From f64 (rounding for f32).
+    fn of(v: f64) -> Self;
+    /// To f64.
+    fn to_f64(self) -> f64;
+    /// e^x.
+    fn exp(self) -> Self;
+    /// |x|.
+    fn abs(self) -> Self;
+    /// ln x.
+    fn ln(self) -> Self;
+    /// √x.
+    fn sqrt(self) -> Self;
+}
+
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
+fn zero<T: Real>() -> T {
+    T::of(0.0)
+}
+fn one<T: Real>() -> T {
+    T::of(1.0)
+}
+
+/// tanh computed as activation.wgsl does (finite for any input).
+pub fn stable_tanh<T: Real>(x: T) -> T {
+    let e = (T::of(-2.0) * x.abs()).exp();
+    let t = (one::<T>() - e) / (one::<T>() + e);
+    if x >= zero() {
+        t
+    } else {
+        -t
+    }
+}
+
+/// The logistic function computed as activation.wgsl does.
+pub fn stable_sigmoid<T: Real>(x: T) -> T {
+    let e = (-x.abs()).exp();
+    let r = one::<T>() / (one::<T>() + e);
+    if x >= zero() {
+        r
+    } else {
+        e * r
+    }
+}
+
+const GELU_C: f64 = 0.797_884_560_802_865_4;
+const GELU_A: f64 = 0.044715;
+
+/// act(x).
+pub fn act_apply<T: Real>(act: Activation, x: T) -> T {
+    let slope = T::of(f64::from(act.slope()));
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => {
+            if x > zero() {
+                x
+            } else {
+                zero()
+            }
+        }
+        Activation::LeakyRelu(_) => {
+            if x > zero() {
+                x
+            } else {
+                slope * x
+            }
+        }
+        Activation::Gelu => {
+            let u = T::of(GELU_C) * (x + T::of(GELU_A) * x * x * x);
+            T::of(0.5) * x * (one::<T>() + stable_tanh(u))
+        }
+        Activation::Sigmoid => stable_sigmoid(x),
+        Activation::Tanh => stable_tanh(x),
+    }
+}
+
+/// act'(x) from the input.
+pub fn act_grad_from_input<T: Real>(act: Activation, x: T) -> T {
+    let slope = T::of(f64::from(act.slope()));
+    match act {
+        Activation::Identity => one(),
+        Activation::Relu => {
+            if x > zero() {
+                one()
+            } else {
+                zero()
+            }
+        }
+        Activation::LeakyRelu(_) => {
+            if x > zero() {
+                one()
+            } else {
+                slope
+            }
+        }
+        Activation::Gelu => {
+            let (c, a) = (T::of(GELU_C), T::of(GELU_A));
+            let t = stable_tanh(c * (x + a * x * x * x));
+            T::of(0.5) * (one::<T>() + t)
+                + T::of(0.5) * x * (one::<T>() - t * t) * c * (one::<T>() + T::of(3.0) * a * x * x)
+        }
+        Activation::Sigmoid => {
+            let s = stable_sigmoid(x);
+            s * (one::<T>() - s)
+        }
+        Activation::Tanh => {
+            let t = stable_tanh(x);
+            one::<T>() - t * t
+        }
+    }
+}
+
+/// act'(x) from the output y = act(x) (not for gelu).
+pub fn act_grad_from_output<T: Real>(act: Activation, y: T) -> T {
+    match act {
+        Activation::Sigmoid => y * (one::<T>() - y),
+        Activation::Tanh => one::<T>() - y * y,
+        // For identity, relu and leaky relu (slope >= 0), y > 0 exactly when x > 0.
+        other => act_grad_from_input(other, y),
+    }
+}
+
+/// `c (+)= act(op(a)·op(b) + bias)`, the reference of the `matmul` kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul<T: Real>(
+    a: &[T],
+    b: &[T],
+    bias: Option<&[T]>,
+    c: &mut [T],
+    s: MatmulShape,
+    trans_a: bool,
+    trans_b: bool,
+    act: Activation,
+    accumulate: bool,
+) {
+    let MatmulShape { m, n, k } = s;
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = zero::<T>();
+            for p in 0..k {
+                let av = if trans_a { a[p * m + i] } else { a[i * k + p] };
+                let bv = if trans_b { b[j * k + p] } else { b[p * n + j] };
+                acc += av * bv;
+            }
+            if accumulate {
+                acc += c[i * n + j];
+            }
+            if let Some(bias) = bias {
+                acc += bias[j];
+            }
+            c[i * n + j] = act_apply(act, acc);
+        }
+    }
+}
+
+/// `y = act(x)`.
+pub fn act_forward<T: Real>(act: Activation, x: &[T], y: &mut [T]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = act_apply(act, xi);
+    }
+}
+
+/// `dx (+)= dy · act'(saved)`.
+pub fn act_backward<T: Real>(act: Activation, dy: &[T], saved: &[T], from_output: bool, dx: &mut [T], accumulate: bool) {
+    for i in 0..dy.len() {
+        let d = if from_output { act_grad_from_output(act, saved[i]) } else { act_grad_from_input(act, saved[i]) };
+        let r = dy[i] * d;
+        dx[i] = if accumulate { dx[i] + r } else { r };
+    }
+}
+
+/// `x = alpha`.
+pub fn fill<T: Real>(x: &mut [T], alpha: T) {
+    x.iter_mut().for_each(|v| *v = alpha);
+}
+
+/// `x = alpha · x`.
+pub fn scale<T: Real>(x: &mut [T], alpha: T) {
+    x.iter_mut().for_each(|v| *v = alpha * *v);
+}
+
+/// `y = y + alpha · x`.
+pub fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// `z = x + y`.
+pub fn add<T: Real>(x: &[T], y: &[T], z: &mut [T]) {
+    for i in 0..z.len() {
+        z[i] = x[i] + y[i];
+    }
+}
+
+/// `out[c] (+)= Σ_r x[r, c]` for x of shape [rows, cols].
+pub fn col_sum<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool) {
+    for c in 0..cols {
+        let mut s = zero::<T>();
+        for r in 0..rows {
+            s += x[r * cols + c];
+        }
+        out[c] = if accumulate { out[c] + s } else { s };
+    }
+}
+
+/// Σ x.
+pub fn sum<T: Real>(x: &[T]) -> T {
+    x.iter().fold(zero(), |s, &v| s + v)
+}
+
+/// Σ x².
+pub fn sq_norm<T: Real>(x: &[T]) -> T {
+    x.iter().fold(zero(), |s, &v| s + v * v)
+}
+
+/// Σ x·y.
+pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    x.iter().zip(y).fold(zero(), |s, (&a, &b)| s + a * b)
+}
+
+/// A small seeded generator (SplitMix64) for reproducible test data and initialisation.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    /// `n` values uniform in [lo, hi) as f32.
+    pub fn vec_f32(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.range(lo, hi) as f32).collect()
+    }
+    /// Uniform integer in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.uniform() * n as f64) as usize % n.max(1)
+    }
+}

@@ -1,0 +1,99 @@
+//! The one error type of the crate: every fallible public function returns [`Result`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in Hydra, with what the user needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU adapter (hardware or software) could be found.
+    #[error(
+        "no GPU adapter found{detail}. Install a GPU driver, or the software Vulkan driver: \
+         `apt-get install -y mesa-vulkan-drivers` (Debian/Ubuntu). \
+         HYDRA_ADAPTER=<part of name> picks an adapter, WGPU_BACKEND=vulkan|gl|metal|dx12 a backend"
+    )]
+    NoAdapter {
+        /// Why: the filter that matched nothing, or the adapters that were seen.
+        detail: String,
+    },
+    /// The device could not be created with the features and limits Hydra asked for.
+    #[error("could not open the GPU device on adapter {adapter}: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// Driver message.
+        message: String,
+    },
+    /// wgpu reported a validation error: a bug in Hydra or a misuse of the API.
+    #[error("GPU validation error in {context}: {message}")]
+    Validation {
+        /// What Hydra was doing.
+        context: String,
+        /// wgpu's description.
+        message: String,
+    },
+    /// The GPU ran out of memory.
+    #[error("GPU out of memory in {context}")]
+    OutOfMemory {
+        /// What Hydra was doing.
+        context: String,
+    },
+    /// The device was lost (driver reset, hang, removal).
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    /// A buffer would exceed an adapter limit.
+    #[error("{what} needs {needed} bytes, over the adapter's {limit_name} of {limit} bytes")]
+    Limit {
+        /// What was being allocated.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Name of the limit.
+        limit_name: &'static str,
+        /// The limit's value.
+        limit: u64,
+    },
+    /// Shapes that do not fit together.
+    #[error("shape mismatch in {op}: {message}")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// Expected vs found.
+        message: String,
+    },
+    /// A WGSL shader failed to parse or validate (a bug in Hydra).
+    #[error("shader {file}: {message}")]
+    Shader {
+        /// The shader file.
+        file: &'static str,
+        /// naga's message.
+        message: String,
+    },
+    /// A value was out of its allowed range.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// The setting or argument.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// File input/output failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, message: impl Into<String>) -> Self {
+        Error::Shape { op, message: message.into() }
+    }
+    pub(crate) fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid { what: what.into(), message: message.into() }
+    }
+}

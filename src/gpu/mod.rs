@@ -1,0 +1,12 @@
+//! The device layer: context (adapter choice, limits, errors), buffer pool, pipeline cache,
+//! dispatches and plans, readback.
+
+pub mod buffer;
+pub mod context;
+pub mod dispatch;
+pub mod pipeline;
+
+pub use buffer::{BufferKind, BufferPool, GpuBuffer};
+pub use context::{AdapterSummary, Context, Counters, DeviceKind};
+pub use dispatch::{Dispatch, KernelCall, Params};
+pub use pipeline::{PipelineCache, PipelineKey};

@@ -1,0 +1,76 @@
+use super::{check_len, grid_1d, Activation};
+use crate::error::Result;
+use crate::gpu::{Context, Dispatch, KernelCall};
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+fn call(entry: &'static str, constants: &[(&'static str, f64)], n: usize, f: [f32; 4]) -> KernelCall<'static> {
+    KernelCall::new(Shader::Elementwise, entry, constants).params([n as u32, 0, 0, 0], f)
+}
+
+fn launch(ctx: &Context, k: KernelCall<'_>, n: usize) -> Result<Dispatch> {
+    let g = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
+    k.groups(g[0], g[1], g[2]).build(ctx)
+}
+
+/// `x = alpha` everywhere.
+pub fn fill(ctx: &Context, x: &Tensor, alpha: f32) -> Result<Dispatch> {
+    let n = x.len();
+    launch(ctx, call("fill", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x), n)
+}
+
+/// `x = alpha · x`.
+pub fn scale(ctx: &Context, x: &Tensor, alpha: f32) -> Result<Dispatch> {
+    let n = x.len();
+    launch(ctx, call("scale", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x), n)
+}
+
+/// `y = y + alpha · x`.
+pub fn axpy(ctx: &Context, alpha: f32, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let n = x.len();
+    check_len("axpy", "y", y, n)?;
+    launch(ctx, call("axpy", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x).bind(y), n)
+}
+
+/// `z = x + y`.
+pub fn add(ctx: &Context, x: &Tensor, y: &Tensor, z: &Tensor) -> Result<Dispatch> {
+    let n = x.len();
+    check_len("add", "y", y, n)?;
+    check_len("add", "z", z, n)?;
+    launch(ctx, call("add", &[], n, [0.0; 4]).bind(x).bind(y).bind(z), n)
+}
+
+/// `y = act(x)`.
+pub fn act_forward(ctx: &Context, act: Activation, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    act.check()?;
+    let n = x.len();
+    check_len("act_forward", "y", y, n)?;
+    let c = [("ACT", f64::from(act.code()))];
+    launch(ctx, call("act_forward", &c, n, [0.0, act.slope(), 0.0, 0.0]).bind(x).bind(y), n)
+}
+
+/// `dx (+)= dy · act'(saved)`, where `saved` is the activation's output when `from_output`
+/// (not allowed for gelu) and its input otherwise.
+pub fn act_backward(
+    ctx: &Context,
+    act: Activation,
+    dy: &Tensor,
+    saved: &Tensor,
+    from_output: bool,
+    dx: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    act.check()?;
+    if from_output && !act.grad_from_output() {
+        return Err(crate::Error::invalid("act_backward", format!("{act:?}'s gradient needs its input")));
+    }
+    let n = dy.len();
+    check_len("act_backward", "saved", saved, n)?;
+    check_len("act_backward", "dx", dx, n)?;
+    let c = [
+        ("ACT", f64::from(act.code())),
+        ("FROM_OUTPUT", f64::from(u8::from(from_output))),
+        ("ACCUMULATE", f64::from(u8::from(accumulate))),
+    ];
+    launch(ctx, call("act_backward", &c, n, [0.0, act.slope(), 0.0, 0.0]).bind(dy).bind(saved).bind(dx), n)
+}

@@ -1,0 +1,143 @@
+use super::Activation;
+use crate::error::{Error, Result};
+use crate::gpu::{Context, DeviceKind, Dispatch, KernelCall};
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+/// Which form of the matmul kernel runs. Both give the same results (up to rounding order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// Barrier-free register blocking (entry `matmul`): 4×4 outputs per invocation, workgroups
+    /// of `wg_x × wg_y` invocations. Fast on llvmpipe, whose barriers are costly.
+    Registers {
+        /// Invocations along N.
+        wg_x: u32,
+        /// Invocations along M.
+        wg_y: u32,
+    },
+    /// Workgroup-memory tiles (entry `matmul_tiled`) of (4·wg_y)×16 and 16×(4·wg_x); each
+    /// invocation keeps 4×4 outputs in registers. What real GPUs want. `wg_x, wg_y ≤ 16`.
+    Tiled {
+        /// Invocations along N.
+        wg_x: u32,
+        /// Invocations along M.
+        wg_y: u32,
+    },
+}
+
+impl MatmulVariant {
+    /// The default for an adapter: register blocking on CPU adapters, tiles elsewhere.
+    pub fn default_for(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Cpu => MatmulVariant::Registers { wg_x: 8, wg_y: 8 },
+            _ => MatmulVariant::Tiled { wg_x: 16, wg_y: 16 },
+        }
+    }
+
+    fn check(self) -> Result<()> {
+        let (x, y, tiled) = match self {
+            MatmulVariant::Registers { wg_x, wg_y } => (wg_x, wg_y, false),
+            MatmulVariant::Tiled { wg_x, wg_y } => (wg_x, wg_y, true),
+        };
+        if x == 0 || y == 0 || x * y > 1024 || (tiled && (x > 16 || y > 16)) {
+            return Err(Error::invalid("matmul variant", format!("{self:?}: workgroup size out of range")));
+        }
+        Ok(())
+    }
+}
+
+/// What a matmul computes: `C (+)= act(op(A)·op(B) + bias)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulSpec {
+    /// A is stored [K, M] and used transposed.
+    pub trans_a: bool,
+    /// B is stored [N, K] and used transposed (nn.Linear's weight layout).
+    pub trans_b: bool,
+    /// Activation applied last.
+    pub act: Activation,
+    /// Adds the product to C's current contents (before bias and activation).
+    pub accumulate: bool,
+    /// Kernel form; `None` picks the adapter's default.
+    pub variant: Option<MatmulVariant>,
+}
+
+impl Default for MatmulSpec {
+    fn default() -> Self {
+        MatmulSpec { trans_a: false, trans_b: false, act: Activation::Identity, accumulate: false, variant: None }
+    }
+}
+
+/// M, N, K of a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulShape {
+    /// Rows of C.
+    pub m: usize,
+    /// Columns of C.
+    pub n: usize,
+    /// The contracted dimension.
+    pub k: usize,
+}
+
+impl MatmulShape {
+    /// Infers M, N, K from A's and B's shapes and the transposes.
+    pub fn infer(a: (usize, usize), b: (usize, usize), trans_a: bool, trans_b: bool) -> Result<Self> {
+        let (m, k) = if trans_a { (a.1, a.0) } else { a };
+        let (kb, n) = if trans_b { (b.1, b.0) } else { b };
+        if k != kb {
+            return Err(Error::shape("matmul", format!("op(A) is {m}x{k} but op(B) is {kb}x{n}")));
+        }
+        Ok(MatmulShape { m, n, k })
+    }
+}
+
+/// `C (+)= act(op(A)·op(B) + bias)`; A, B, C row-major, bias of length N.
+pub fn matmul(
+    ctx: &Context,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    spec: &MatmulSpec,
+) -> Result<Dispatch> {
+    spec.act.check()?;
+    let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
+    if c.dims2() != (s.m, s.n) {
+        return Err(Error::shape("matmul", format!("C is {:?}, expected [{}, {}]", c.shape(), s.m, s.n)));
+    }
+    if let Some(bias) = bias {
+        super::check_len("matmul", "bias", bias, s.n)?;
+    }
+    let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
+    variant.check()?;
+    let (entry, wx, wy) = match variant {
+        MatmulVariant::Registers { wg_x, wg_y } => ("matmul", wg_x, wg_y),
+        MatmulVariant::Tiled { wg_x, wg_y } => ("matmul_tiled", wg_x, wg_y),
+    };
+    let per_x = 4 * wx as usize;
+    let per_y = 4 * wy as usize;
+    let dummy;
+    let bias_t = match bias {
+        Some(b) => b,
+        None => {
+            dummy = ctx.dummy()?;
+            &dummy
+        }
+    };
+    let constants = [
+        ("TRANS_A", f64::from(u8::from(spec.trans_a))),
+        ("TRANS_B", f64::from(u8::from(spec.trans_b))),
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+        ("ACCUMULATE", f64::from(u8::from(spec.accumulate))),
+        ("ACT", f64::from(spec.act.code())),
+        ("WG_X", f64::from(wx)),
+        ("WG_Y", f64::from(wy)),
+    ];
+    KernelCall::new(Shader::Matmul, entry, &constants)
+        .params([s.m as u32, s.n as u32, s.k as u32, 0], [spec.act.slope(), 0.0, 0.0, 0.0])
+        .bind(a)
+        .bind(b)
+        .bind(bias_t)
+        .bind(c)
+        .groups(s.n.div_ceil(per_x) as u32, s.m.div_ceil(per_y) as u32, 1)
+        .build(ctx)
+}

@@ -1,0 +1,32 @@
+//! Rust wrappers of the WGSL kernels. Each wrapper checks shapes, then returns a
+//! [`Dispatch`](crate::gpu::Dispatch) that can be run once (`ctx.run(&[&d])`) or recorded
+//! into a plan and replayed. A wrapper has the name of its WGSL entry point and of its CPU
+//! reference in [`crate::cpu`].
+
+mod activation;
+mod elementwise;
+mod matmul;
+mod reduce;
+
+pub use activation::Activation;
+pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale};
+pub use matmul::{matmul, MatmulShape, MatmulSpec, MatmulVariant};
+pub use reduce::{col_sum, dot, sq_norm, sum};
+
+/// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).
+pub(crate) const WG_1D: u32 = 256;
+
+/// A 2-D grid covering `n` invocations in workgroups of [`WG_1D`], within `max` per dimension.
+pub(crate) fn grid_1d(n: usize, max: u32) -> [u32; 3] {
+    let groups = (n as u64).div_ceil(u64::from(WG_1D)).max(1);
+    let x = groups.min(u64::from(max));
+    let y = groups.div_ceil(x);
+    [x as u32, y as u32, 1]
+}
+
+pub(crate) fn check_len(op: &'static str, what: &str, t: &crate::Tensor, n: usize) -> crate::Result<()> {
+    if t.len() != n {
+        return Err(crate::Error::shape(op, format!("{what} has {} elements, expected {n}", t.len())));
+    }
+    Ok(())
+}

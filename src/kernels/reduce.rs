@@ -1,0 +1,48 @@
+use super::check_len;
+use crate::error::Result;
+use crate::gpu::{Context, Dispatch, KernelCall};
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+fn acc(accumulate: bool) -> [(&'static str, f64); 1] {
+    [("ACCUMULATE", f64::from(u8::from(accumulate)))]
+}
+
+/// `out[c] (+)= Σ_r x[r, c]` for x of shape [R, C] (bias gradients).
+pub fn col_sum(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let (r, c) = x.dims2();
+    check_len("col_sum", "out", out, c)?;
+    KernelCall::new(Shader::Reduce, "col_sum", &acc(accumulate))
+        .params([r as u32, c as u32, 0, 0], [0.0; 4])
+        .bind_at(1, x)
+        .bind_at(3, out)
+        .groups(c.div_ceil(super::WG_1D as usize) as u32, 1, 1)
+        .build(ctx)
+}
+
+fn whole(entry: &'static str, x: &Tensor, y: Option<&Tensor>, out: &Tensor, accumulate: bool, ctx: &Context) -> Result<Dispatch> {
+    check_len(entry, "out", out, 1)?;
+    let mut k = KernelCall::new(Shader::Reduce, entry, &acc(accumulate))
+        .params([x.len() as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(1, x);
+    if let Some(y) = y {
+        check_len(entry, "y", y, x.len())?;
+        k = k.bind_at(2, y);
+    }
+    k.bind_at(3, out).build(ctx)
+}
+
+/// `out[0] (+)= Σ x`.
+pub fn sum(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    whole("sum", x, None, out, accumulate, ctx)
+}
+
+/// `out[0] (+)= Σ x²`.
+pub fn sq_norm(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    whole("sq_norm", x, None, out, accumulate, ctx)
+}
+
+/// `out[0] (+)= Σ x·y`.
+pub fn dot(ctx: &Context, x: &Tensor, y: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    whole("dot", x, Some(y), out, accumulate, ctx)
+}

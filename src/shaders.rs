@@ -1,0 +1,81 @@
+//! The WGSL sources, compiled into the binary. Shaders that use activations get
+//! `activation.wgsl` prepended.
+
+/// One WGSL file under `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// Activation functions (a prelude, no entry points).
+    Activation,
+    /// `matmul.wgsl`.
+    Matmul,
+    /// `elementwise.wgsl`.
+    Elementwise,
+    /// `reduce.wgsl`.
+    Reduce,
+}
+
+const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
+const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+
+impl Shader {
+    /// Every shader file.
+    pub const ALL: &'static [Shader] = &[Shader::Activation, Shader::Matmul, Shader::Elementwise, Shader::Reduce];
+
+    /// The file name under `shaders/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Shader::Activation => "activation.wgsl",
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+        }
+    }
+
+    /// The complete source handed to the compiler (with its prelude).
+    pub fn source(self) -> String {
+        match self {
+            Shader::Activation => ACTIVATION.to_string(),
+            Shader::Matmul => format!("{ACTIVATION}\n{MATMUL}"),
+            Shader::Elementwise => format!("{ACTIVATION}\n{ELEMENTWISE}"),
+            Shader::Reduce => REDUCE.to_string(),
+        }
+    }
+
+    /// Parses and validates the source with naga, without a device.
+    pub fn validate(self) -> crate::Result<()> {
+        let src = self.source();
+        let module = naga::front::wgsl::parse_str(&src)
+            .map_err(|e| crate::Error::Shader { file: self.file(), message: e.emit_to_string(&src) })?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .map_err(|e| crate::Error::Shader { file: self.file(), message: e.emit_to_string(&src) })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shader;
+
+    #[test]
+    fn every_wgsl_file_parses_and_validates_with_naga() {
+        for s in Shader::ALL {
+            if let Err(e) = s.validate() {
+                panic!("{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_wgsl_file_in_the_folder_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+        for entry in std::fs::read_dir(dir).expect("shaders folder") {
+            let name = entry.expect("entry").file_name().to_string_lossy().to_string();
+            if name.ends_with(".wgsl") {
+                assert!(Shader::ALL.iter().any(|s| s.file() == name), "{name} is not in Shader::ALL");
+            }
+        }
+    }
+}

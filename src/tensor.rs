@@ -1,0 +1,160 @@
+//! Tensors: a shape and a view into a (possibly shared, flat) GPU buffer of f32.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::buffer::{BufferKind, GpuBuffer};
+use crate::gpu::context::{AtomicCounters, Context};
+
+/// A row-major f32 tensor on the GPU: a shape and a byte offset into a pooled buffer.
+/// Cloning shares the storage.
+#[derive(Clone)]
+pub struct Tensor {
+    buf: Arc<GpuBuffer>,
+    offset: u64,
+    shape: Vec<usize>,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor{:?}@{}", self.shape, self.offset)
+    }
+}
+
+impl Tensor {
+    /// The shape, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.len() as u64 * 4
+    }
+    /// Rows and columns of a 2-D tensor (a 1-D tensor is one row).
+    pub fn dims2(&self) -> (usize, usize) {
+        match self.shape.as_slice() {
+            [n] => (1, *n),
+            [r, c] => (*r, *c),
+            s => (s[..s.len() - 1].iter().product(), s[s.len() - 1]),
+        }
+    }
+    /// Whether two tensors are views of the same buffer.
+    pub fn shares_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+    /// The same storage seen with another shape of the same length.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(Error::shape("reshape", format!("{:?} into {shape:?}", self.shape)));
+        }
+        Ok(Tensor { buf: self.buf.clone(), offset: self.offset, shape: shape.to_vec() })
+    }
+    /// A view of `shape` starting `offset` elements into this tensor's storage. The byte offset
+    /// must meet the adapter's storage-offset alignment when the view is bound to a kernel.
+    pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if offset + n > self.len() {
+            return Err(Error::shape("view", format!("{offset}+{n} elements past {:?}", self.shape)));
+        }
+        Ok(Tensor { buf: self.buf.clone(), offset: self.offset + offset as u64 * 4, shape: shape.to_vec() })
+    }
+    pub(crate) fn buffer(&self) -> &Arc<GpuBuffer> {
+        &self.buf
+    }
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buf.raw(),
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.bytes().max(4)),
+        })
+    }
+}
+
+impl Context {
+    /// A tensor of `shape` whose contents are unspecified (a reused buffer keeps old values).
+    pub fn empty(&self, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n == 0 {
+            return Err(Error::shape("tensor", format!("{shape:?} has no elements")));
+        }
+        let bytes = n as u64 * 4;
+        let limit = self.adapter().max_storage_binding;
+        if bytes > limit {
+            return Err(Error::Limit {
+                what: format!("a tensor of shape {shape:?}"),
+                needed: bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        let buf = self.pool.get(BufferKind::Storage, bytes)?;
+        Ok(Tensor { buf: Arc::new(buf), offset: 0, shape: shape.to_vec() })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
+        let t = self.empty(shape)?;
+        self.write(&t, &vec![0.0; t.len()])?;
+        Ok(t)
+    }
+
+    /// A tensor holding `data` (row-major), which must have `shape`'s length.
+    pub fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let t = self.empty(shape)?;
+        self.write(&t, data)?;
+        Ok(t)
+    }
+
+    /// Overwrites a tensor's contents. Ordered on the queue: lands before any later submit.
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.len() {
+            return Err(Error::shape("write", format!("{} values into {:?}", data.len(), t.shape)));
+        }
+        self.queue.write_buffer(t.buf.raw(), t.offset, bytemuck::cast_slice(data));
+        AtomicCounters::bump(&self.counters.uploads, 1);
+        Ok(())
+    }
+
+    /// Copies a tensor back to the host, waiting for all submitted work first.
+    pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = t.bytes();
+        let staging = self.pool.get(BufferKind::Readback, bytes)?;
+        self.scoped("reading a tensor back", || {
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            enc.copy_buffer_to_buffer(t.buf.raw(), t.offset, staging.raw(), 0, bytes);
+            self.submit(enc.finish());
+        })?;
+        AtomicCounters::bump(&self.counters.readbacks, 1);
+        let slice = staging.raw().slice(0..bytes);
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.sync()?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}"))),
+            Err(_) => return Err(Error::DeviceLost("readback callback never ran".into())),
+        }
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.raw().unmap();
+        Ok(out)
+    }
+}

@@ -1,0 +1,109 @@
+//! The matmul kernel against the CPU reference on awkward shapes, every transpose, bias and
+//! activation combination, both kernel variants.
+
+mod common;
+
+use common::{assert_close, ctx, to64};
+use hydra::cpu::{self, Rng};
+use hydra::kernels::{self, Activation, MatmulShape, MatmulSpec, MatmulVariant};
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (3, 17, 63),
+    (17, 3, 65),
+    (63, 65, 64),
+    (65, 64, 3),
+    (64, 257, 17),
+    (257, 63, 1),
+    (8, 8, 4096), // K-dominant
+];
+
+const VARIANTS: [MatmulVariant; 2] =
+    [MatmulVariant::Registers { wg_x: 8, wg_y: 8 }, MatmulVariant::Tiled { wg_x: 16, wg_y: 16 }];
+
+/// One product on the GPU against the f64 reference. Tolerance: the f32 rounding bound of a
+/// K-term dot product, 2·K·ε·Σ|a||b| (+|bias|), then the activation's Lipschitz factor (≤ 1.2),
+/// plus 1e-6 relative for the activation's own rounding.
+fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: u64) {
+    let ctx = ctx();
+    let (m, n, k) = shape;
+    let mut rng = Rng::new(seed);
+    let (ta, tb) = (spec.trans_a, spec.trans_b);
+    let a = rng.vec_f32(m * k, -1.0, 1.0);
+    let b = rng.vec_f32(k * n, -1.0, 1.0);
+    let bias = rng.vec_f32(n, -1.0, 1.0);
+    let c0 = rng.vec_f32(m * n, -1.0, 1.0);
+    let ga = ctx.upload(&a, &if ta { [k, m] } else { [m, k] }).unwrap();
+    let gb = ctx.upload(&b, &if tb { [n, k] } else { [k, n] }).unwrap();
+    let gbias = ctx.upload(&bias, &[n]).unwrap();
+    let gc = ctx.upload(&c0, &[m, n]).unwrap();
+    let d = kernels::matmul(&ctx, &ga, &gb, with_bias.then_some(&gbias), &gc, &spec).unwrap();
+    ctx.run(&[&d]).unwrap();
+    let got = ctx.read(&gc).unwrap();
+
+    let s = MatmulShape { m, n, k };
+    let mut want = to64(&c0);
+    let b64 = to64(&bias);
+    cpu::matmul(&to64(&a), &to64(&b), with_bias.then_some(&b64[..]), &mut want, s, ta, tb, spec.act, spec.accumulate);
+    // Σ|a||b| per output, through the same reference with |a|, |b|.
+    let abs = |v: &[f32]| v.iter().map(|x| f64::from(x.abs())).collect::<Vec<_>>();
+    let mut mag = if spec.accumulate { abs(&c0) } else { vec![0.0; m * n] };
+    let bias_abs = abs(&bias);
+    cpu::matmul(&abs(&a), &abs(&b), with_bias.then_some(&bias_abs[..]), &mut mag, s, ta, tb, Activation::Identity, spec.accumulate);
+    let eps = f64::from(f32::EPSILON);
+    let tol: Vec<f64> =
+        mag.iter().zip(&want).map(|(g, w)| 1.2 * 2.0 * (k as f64 + 2.0) * eps * g + 1e-6 * (1.0 + w.abs())).collect();
+    assert_close(&format!("matmul {shape:?} {spec:?} bias={with_bias}"), &got, &want, &tol);
+}
+
+#[test]
+fn matmul_matches_cpu_on_odd_shapes_every_transpose_bias_and_activation() {
+    let mut seed = 1;
+    for variant in VARIANTS {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                for with_bias in [false, true] {
+                    for act in Activation::ALL {
+                        let spec = MatmulSpec { trans_a: ta, trans_b: tb, act, accumulate: false, variant: Some(variant) };
+                        for &shape in SHAPES {
+                            seed += 1;
+                            check(shape, spec, with_bias, seed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_accumulates_into_c() {
+    for variant in VARIANTS {
+        for (ta, tb) in [(false, false), (true, false), (false, true)] {
+            let spec = MatmulSpec { trans_a: ta, trans_b: tb, act: Activation::Identity, accumulate: true, variant: Some(variant) };
+            for &shape in SHAPES {
+                check(shape, spec, false, 7);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_default_variant_runs_large_square() {
+    let spec = MatmulSpec::default();
+    check((130, 129, 131), spec, true, 99);
+}
+
+#[test]
+fn matmul_rejects_mismatched_shapes() {
+    let ctx = ctx();
+    let a = ctx.zeros(&[3, 4]).unwrap();
+    let b = ctx.zeros(&[5, 6]).unwrap();
+    let c = ctx.zeros(&[3, 6]).unwrap();
+    let err = kernels::matmul(&ctx, &a, &b, None, &c, &MatmulSpec::default()).err().expect("must fail");
+    assert!(err.to_string().contains("op(A) is 3x4 but op(B) is 5x6"), "{err}");
+    let b = ctx.zeros(&[4, 6]).unwrap();
+    let bad_bias = ctx.zeros(&[5]).unwrap();
+    let err = kernels::matmul(&ctx, &a, &b, Some(&bad_bias), &c, &MatmulSpec::default()).err().expect("must fail");
+    assert!(err.to_string().contains("bias has 5 elements, expected 6"), "{err}");
+}

@@ -260,6 +260,11 @@ impl Context {
         Ok(self.dummy.get_or_init(|| t).clone())
     }
 
+    /// How many distinct pipelines have been compiled.
+    pub fn pipelines_compiled(&self) -> usize {
+        self.pipelines.len()
+    }
+
     /// A snapshot of the engine's counters.
     pub fn counters(&self) -> Counters {
         let c = &self.counters;

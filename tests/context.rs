@@ -1,0 +1,68 @@
+//! The context: adapter choice and its errors, the buffer pool, the counters.
+
+mod common;
+
+use common::ctx;
+use hydra::{kernels, Context, Error};
+
+#[test]
+fn no_matching_adapter_is_an_error_with_the_install_hint() {
+    let err = Context::with_filter(Some("no-such-adapter-xyz")).err().expect("must fail");
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("apt-get install -y mesa-vulkan-drivers"), "{msg}");
+    assert!(msg.contains("no-such-adapter-xyz"), "{msg}");
+}
+
+#[test]
+fn context_reports_adapter_and_limits() {
+    let ctx = ctx();
+    let a = ctx.adapter();
+    assert!(!a.name.is_empty());
+    assert!(!a.backend.is_empty());
+    assert!(a.max_storage_binding >= 128 << 20, "{a:?}");
+    assert!(a.storage_offset_alignment.is_power_of_two());
+}
+
+#[test]
+fn buffer_pool_reuses_freed_buffers_and_tracks_peak() {
+    let ctx = ctx();
+    // A size no other test uses, so the free list is ours.
+    let shape = [12_345];
+    let before = ctx.counters().allocations;
+    let t = ctx.empty(&shape).unwrap();
+    let after_first = ctx.counters().allocations;
+    assert_eq!(after_first, before + 1);
+    let (_, peak) = ctx.memory();
+    assert!(peak >= 12_345 * 4);
+    drop(t);
+    let again = ctx.empty(&shape).unwrap();
+    assert_eq!(ctx.counters().allocations, after_first, "a freed buffer of the same class must be reused");
+    drop(again);
+}
+
+#[test]
+fn oversized_tensor_is_refused_with_the_limit() {
+    let ctx = ctx();
+    let limit = ctx.adapter().max_storage_binding;
+    let n = (limit / 4 + 1) as usize;
+    let err = ctx.empty(&[n]).err().expect("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("max_storage_buffer_binding_size"), "{msg}");
+    assert!(msg.contains(&limit.to_string()), "{msg}");
+}
+
+#[test]
+fn one_run_is_one_submit_and_pipelines_are_cached() {
+    let ctx = ctx();
+    let x = ctx.zeros(&[100]).unwrap();
+    let d1 = kernels::fill(&ctx, &x, 1.0).unwrap();
+    let d2 = kernels::scale(&ctx, &x, 2.0).unwrap();
+    let n_pipes = ctx.pipelines_compiled();
+    let _again = kernels::fill(&ctx, &x, 3.0).unwrap();
+    assert_eq!(ctx.pipelines_compiled(), n_pipes, "same entry and constants must reuse the pipeline");
+    let s0 = ctx.counters().submits;
+    ctx.run(&[&d1, &d2]).unwrap();
+    assert_eq!(ctx.counters().submits, s0 + 1);
+    assert_eq!(ctx.read(&x).unwrap(), vec![2.0; 100]);
+}

@@ -4,7 +4,7 @@
 //! The kernels are WGSL compute shaders under `shaders/`; each has a Rust wrapper in
 //! [`kernels`] and a plain-Rust reference in [`cpu`] that the tests compare it with.
 //!
-//! ```no_run
+//! ```
 //! use hydra::{kernels, Context};
 //! # fn main() -> hydra::Result<()> {
 //! let ctx = Context::new()?;
@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cpu;
 mod error;
 pub mod gpu;

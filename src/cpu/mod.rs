@@ -210,9 +210,20 @@ pub fn act_forward<T: Real>(act: Activation, x: &[T], y: &mut [T]) {
 }
 
 /// `dx (+)= dy · act'(saved)`.
-pub fn act_backward<T: Real>(act: Activation, dy: &[T], saved: &[T], from_output: bool, dx: &mut [T], accumulate: bool) {
+pub fn act_backward<T: Real>(
+    act: Activation,
+    dy: &[T],
+    saved: &[T],
+    from_output: bool,
+    dx: &mut [T],
+    accumulate: bool,
+) {
     for i in 0..dy.len() {
-        let d = if from_output { act_grad_from_output(act, saved[i]) } else { act_grad_from_input(act, saved[i]) };
+        let d = if from_output {
+            act_grad_from_output(act, saved[i])
+        } else {
+            act_grad_from_input(act, saved[i])
+        };
         let r = dy[i] * d;
         dx[i] = if accumulate { dx[i] + r } else { r };
     }

@@ -45,7 +45,12 @@ pub struct KernelCall<'a> {
 impl<'a> KernelCall<'a> {
     /// A call of `entry` in `shader` with override `constants`.
     pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> Self {
-        KernelCall { key: PipelineKey::new(shader, entry, constants), params: Params::default(), bindings: Vec::new(), groups: [1, 1, 1] }
+        KernelCall {
+            key: PipelineKey::new(shader, entry, constants),
+            params: Params::default(),
+            bindings: Vec::new(),
+            groups: [1, 1, 1],
+        }
     }
     /// Sets the uniform parameters.
     pub fn params(mut self, u: [u32; 4], f: [f32; 4]) -> Self {
@@ -71,8 +76,11 @@ impl<'a> KernelCall<'a> {
     /// Compiles (or fetches) the pipeline and creates the bind group.
     pub fn build(self, ctx: &Context) -> Result<Dispatch> {
         let label = self.key.entry;
-        let uniform = ctx.pool.get(BufferKind::Uniform, std::mem::size_of::<Params>() as u64)?;
-        ctx.queue.write_buffer(uniform.raw(), 0, bytemuck::bytes_of(&self.params));
+        let uniform = ctx
+            .pool
+            .get(BufferKind::Uniform, std::mem::size_of::<Params>() as u64)?;
+        ctx.queue
+            .write_buffer(uniform.raw(), 0, bytemuck::bytes_of(&self.params));
         AtomicCounters::bump(&ctx.counters.uploads, 1);
         let bindings = self.bindings;
         let groups = self.groups;
@@ -89,7 +97,10 @@ impl<'a> KernelCall<'a> {
                 }),
             }];
             for (slot, t) in bindings.iter() {
-                entries.push(wgpu::BindGroupEntry { binding: *slot, resource: t.binding() });
+                entries.push(wgpu::BindGroupEntry {
+                    binding: *slot,
+                    resource: t.binding(),
+                });
             }
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
@@ -126,16 +137,25 @@ pub(crate) fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, dispatches
         pass.set_bind_group(0, &d.bind_group, &[]);
         pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
     }
-    ctx.counters.dispatches.fetch_add(dispatches.len() as u64, Ordering::Relaxed);
+    ctx.counters
+        .dispatches
+        .fetch_add(dispatches.len() as u64, Ordering::Relaxed);
 }
 
 impl Context {
     /// Runs dispatches in order in one compute pass and one queue submit (no wait).
     pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
         self.scoped("running kernels", || {
-            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("hydra run") });
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("hydra run"),
+                });
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
                 encode(self, &mut pass, dispatches);
             }
             self.submit(enc.finish());

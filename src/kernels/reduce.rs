@@ -20,7 +20,14 @@ pub fn col_sum(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Res
         .build(ctx)
 }
 
-fn whole(entry: &'static str, x: &Tensor, y: Option<&Tensor>, out: &Tensor, accumulate: bool, ctx: &Context) -> Result<Dispatch> {
+fn whole(
+    entry: &'static str,
+    x: &Tensor,
+    y: Option<&Tensor>,
+    out: &Tensor,
+    accumulate: bool,
+    ctx: &Context,
+) -> Result<Dispatch> {
     check_len(entry, "out", out, 1)?;
     let mut k = KernelCall::new(Shader::Reduce, entry, &acc(accumulate))
         .params([x.len() as u32, 0, 0, 0], [0.0; 4])
@@ -43,6 +50,12 @@ pub fn sq_norm(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Res
 }
 
 /// `out[0] (+)= Σ x·y`.
-pub fn dot(ctx: &Context, x: &Tensor, y: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
+pub fn dot(
+    ctx: &Context,
+    x: &Tensor,
+    y: &Tensor,
+    out: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
     whole("dot", x, Some(y), out, accumulate, ctx)
 }

@@ -18,15 +18,19 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod bench;
 pub mod cpu;
 mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
+pub mod optim;
 pub mod shaders;
 mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Context, Counters, DeviceKind};
-pub use kernels::Activation;
+pub use kernels::{Activation, LossKind};
+pub use optim::Optimizer;
 pub use tensor::Tensor;

@@ -12,12 +12,18 @@ pub enum Shader {
     Elementwise,
     /// `reduce.wgsl`.
     Reduce,
+    /// `loss.wgsl`.
+    Loss,
+    /// `optim.wgsl`.
+    Optim,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+const LOSS: &str = include_str!("../shaders/loss.wgsl");
+const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -26,6 +32,8 @@ impl Shader {
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Reduce,
+        Shader::Loss,
+        Shader::Optim,
     ];
 
     /// The file name under `shaders/`.
@@ -35,6 +43,8 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
+            Shader::Loss => "loss.wgsl",
+            Shader::Optim => "optim.wgsl",
         }
     }
 
@@ -45,6 +55,8 @@ impl Shader {
             Shader::Matmul => format!("{ACTIVATION}\n{MATMUL}"),
             Shader::Elementwise => format!("{ACTIVATION}\n{ELEMENTWISE}"),
             Shader::Reduce => REDUCE.to_string(),
+            Shader::Loss => LOSS.to_string(),
+            Shader::Optim => OPTIM.to_string(),
         }
     }
 

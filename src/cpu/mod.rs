@@ -319,3 +319,83 @@ impl Rng {
         (self.uniform() * n as f64) as usize % n.max(1)
     }
 }
+
+/// The reference of the fused `task_loss` kernel: returns the mean loss over rows with
+/// `mask != 0` and writes `weight · ∂loss/∂logits` into `grad` (zero on masked rows).
+pub fn task_loss<T: Real>(
+    kind: crate::kernels::LossKind,
+    logits: &[T],
+    labels: &[T],
+    mask: &[T],
+    weight: T,
+    grad: &mut [T],
+) -> T {
+    use crate::kernels::LossKind as L;
+    let c = kind.outputs();
+    let b = labels.len();
+    let n = mask.iter().filter(|&&m| m != zero()).count();
+    let nf = T::of(n.max(1) as f64);
+    let scale = weight / nf;
+    let mut total = zero::<T>();
+    let softplus =
+        |x: T| (if x > zero() { x } else { zero() }) + (one::<T>() + (-x.abs()).exp()).ln();
+    let sign = |d: T| {
+        if d > zero() {
+            one()
+        } else if d < zero() {
+            -one::<T>()
+        } else {
+            zero()
+        }
+    };
+    for r in 0..b {
+        let row = &logits[r * c..(r + 1) * c];
+        let g = &mut grad[r * c..(r + 1) * c];
+        if mask[r] == zero() {
+            g.iter_mut().for_each(|v| *v = zero());
+            continue;
+        }
+        let y = labels[r];
+        let d = row[0] - y;
+        total += match kind {
+            L::Mse => {
+                g[0] = scale * T::of(2.0) * d;
+                d * d
+            }
+            L::L1 => {
+                g[0] = scale * sign(d);
+                d.abs()
+            }
+            L::Huber { delta } => {
+                let delta = T::of(f64::from(delta));
+                if d.abs() <= delta {
+                    g[0] = scale * d;
+                    T::of(0.5) * d * d
+                } else {
+                    g[0] = scale * delta * sign(d);
+                    delta * (d.abs() - T::of(0.5) * delta)
+                }
+            }
+            L::Bce => {
+                let x = row[0];
+                g[0] = scale * (stable_sigmoid(x) - y);
+                softplus(x) - x * y
+            }
+            L::CrossEntropy { .. } => {
+                let label = y.to_f64() as usize;
+                let mx = row
+                    .iter()
+                    .copied()
+                    .fold(row[0], |a, v| if v > a { v } else { a });
+                let s = row.iter().fold(zero::<T>(), |s, &v| s + (v - mx).exp());
+                let lse = mx + s.ln();
+                for (k, gk) in g.iter_mut().enumerate() {
+                    let prob = (row[k] - lse).exp();
+                    *gk = scale * (prob - if k == label { one() } else { zero() });
+                }
+                lse - row[label]
+            }
+        };
+    }
+    total / nf
+}

@@ -33,6 +33,16 @@ pub struct Dispatch {
     _bound: Vec<Arc<GpuBuffer>>,
 }
 
+impl Dispatch {
+    /// Rewrites the uniform parameters (ordered on the queue before the next submit); used
+    /// for values that change per step, such as the optimizer's bias corrections.
+    pub fn set_params(&self, ctx: &Context, u: [u32; 4], f: [f32; 4]) {
+        ctx.queue
+            .write_buffer(self._uniform.raw(), 0, bytemuck::bytes_of(&Params { u, f }));
+        AtomicCounters::bump(&ctx.counters.uploads, 1);
+    }
+}
+
 /// Builds a [`Dispatch`]: a kernel entry point with its override constants, parameters,
 /// storage bindings (bindings 1, 2, … in order) and grid.
 pub struct KernelCall<'a> {

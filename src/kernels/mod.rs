@@ -5,12 +5,16 @@
 
 mod activation;
 mod elementwise;
+mod loss;
 mod matmul;
+mod optim;
 mod reduce;
 
 pub use activation::Activation;
 pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale};
+pub use loss::{task_loss, LossKind};
 pub use matmul::{matmul, MatmulShape, MatmulSpec, MatmulVariant};
+pub use optim::{adam, sgd};
 pub use reduce::{col_sum, dot, sq_norm, sum};
 
 /// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).

@@ -1,0 +1,59 @@
+// Optimizer updates over flat buffers of parameters, gradients and state: one dispatch
+// updates every parameter. PyTorch's formulas (torch.optim.SGD, Adam, AdamW).
+//   sgd   g = grad + wd*p; buf = momentum*buf + g (buf starts at 0, no dampening);
+//         g = nesterov ? g + momentum*buf : buf (when momentum != 0); p -= lr*g
+//   adam  g = grad + wd*p (ADAMW: p *= 1 - lr*wd instead); m = b1*m + (1-b1)*g;
+//         v = b2*v + (1-b2)*g^2; p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)
+// The grid is 2-D like elementwise.wgsl: i = gid.x + gid.y * num_workgroups.x * 256.
+
+struct Params {
+    u: vec4<u32>, // n, unused...
+    f: vec4<f32>, // sgd: lr, momentum, wd, unused; adam: lr/bc1, 1/sqrt(bc2), wd (ADAMW: lr*wd), eps
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+
+override NESTEROV: bool = false;
+override HAS_MOMENTUM: bool = true;
+override ADAMW: bool = false;
+override BETA1: f32 = 0.9;
+override BETA2: f32 = 0.999;
+const WG: u32 = 256u;
+
+@compute @workgroup_size(WG)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i >= p.u.x { return; }
+    let lr = p.f.x;
+    let mom = p.f.y;
+    let wd = p.f.z;
+    var g = grad[i] + wd * param[i];
+    if HAS_MOMENTUM {
+        let buf = mom * m[i] + g;
+        m[i] = buf;
+        if NESTEROV { g = g + mom * buf; } else { g = buf; }
+    }
+    param[i] = param[i] - lr * g;
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i >= p.u.x { return; }
+    let step_size = p.f.x;
+    let inv_sqrt_bc2 = p.f.y;
+    let wd = p.f.z;
+    let eps = p.f.w;
+    var x = param[i];
+    var g = grad[i];
+    if ADAMW { x = x * (1.0 - wd); } else { g = g + wd * x; }
+    let mi = BETA1 * m[i] + (1.0 - BETA1) * g;
+    let vi = BETA2 * v[i] + (1.0 - BETA2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = x - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps);
+}

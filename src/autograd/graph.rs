@@ -1,0 +1,307 @@
+//! The tape: nodes over tensors, in creation order (which is a topological order). A graph is
+//! built once for a fixed batch size, then run by the CPU reference ([`super::cpu`]) or
+//! compiled into replayable GPU dispatches ([`super::gpu`]).
+
+use crate::cpu::Rng;
+use crate::error::{Error, Result};
+use crate::kernels::{Activation, LossKind};
+
+/// Index of a node in its graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub usize);
+
+/// What a node computes. Shapes are row-major `[rows, cols]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    /// Data fed each step (features, labels, masks).
+    Input,
+    /// A learnable tensor: index into [`Graph::params`].
+    Param(usize),
+    /// `y = act(x·wᵀ + b)`, x [B, in], w [out, in] (nn.Linear's layout), b [out].
+    Linear {
+        /// Input.
+        x: NodeId,
+        /// Weight.
+        w: NodeId,
+        /// Bias.
+        b: Option<NodeId>,
+        /// Activation.
+        act: Activation,
+    },
+    /// `y = act(x)`.
+    Act {
+        /// Input.
+        x: NodeId,
+        /// Activation.
+        act: Activation,
+    },
+    /// `y = a + b` (same shapes).
+    Add {
+        /// Left.
+        a: NodeId,
+        /// Right.
+        b: NodeId,
+    },
+    /// Task `task`'s mean loss over rows with a label ([1]); its gradient seeds the backward
+    /// pass, scaled by the task's weight.
+    Loss {
+        /// Logits [B, outputs].
+        logits: NodeId,
+        /// Labels [B].
+        labels: NodeId,
+        /// Label mask [B] (0: missing).
+        mask: NodeId,
+        /// Loss kind.
+        kind: LossKind,
+        /// Task index (slot in the loss and weight buffers).
+        task: usize,
+    },
+}
+
+/// A node: its op and output shape.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The op.
+    pub op: Op,
+    /// Output shape.
+    pub shape: Vec<usize>,
+    /// A name for messages and checkpoints (inputs and params).
+    pub name: String,
+}
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Uniform in [−bound, bound].
+    Uniform(f32),
+    /// Every value the same.
+    Constant(f32),
+}
+
+/// A learnable tensor.
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    /// Name (checkpoint key), e.g. `trunk.0.weight`.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Initialisation.
+    pub init: Init,
+    /// The node that holds it.
+    pub node: NodeId,
+}
+
+/// A computation graph built once, for a fixed batch size.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// Nodes in creation (topological) order.
+    pub nodes: Vec<Node>,
+    /// Learnable tensors in creation order.
+    pub params: Vec<ParamInfo>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, op: Op, shape: Vec<usize>, name: String) -> NodeId {
+        self.nodes.push(Node { op, shape, name });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// The shape of a node's output.
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        &self.nodes[id.0].shape
+    }
+
+    fn get(&self, id: NodeId, op: &'static str) -> Result<&Node> {
+        self.nodes
+            .get(id.0)
+            .ok_or_else(|| Error::shape(op, format!("no node {}", id.0)))
+    }
+
+    /// A data input of `shape`.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> NodeId {
+        self.push(Op::Input, shape.to_vec(), name.to_string())
+    }
+
+    /// A learnable tensor.
+    pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> NodeId {
+        let idx = self.params.len();
+        let node = self.push(Op::Param(idx), shape.to_vec(), name.to_string());
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            init,
+            node,
+        });
+        node
+    }
+
+    /// `act(x·wᵀ + b)`.
+    pub fn linear(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        b: Option<NodeId>,
+        act: Activation,
+    ) -> Result<NodeId> {
+        act.check()?;
+        let xs = self.get(x, "linear")?.shape.clone();
+        let ws = self.get(w, "linear")?.shape.clone();
+        if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+            return Err(Error::shape(
+                "linear",
+                format!("x {xs:?} with weight {ws:?} (weight is [out, in])"),
+            ));
+        }
+        if let Some(b) = b {
+            let bs = &self.get(b, "linear")?.shape;
+            if bs.as_slice() != [ws[0]] {
+                return Err(Error::shape(
+                    "linear",
+                    format!("bias {bs:?} for {} outputs", ws[0]),
+                ));
+            }
+        }
+        Ok(self.push(
+            Op::Linear { x, w, b, act },
+            vec![xs[0], ws[0]],
+            String::new(),
+        ))
+    }
+
+    /// `act(x)`.
+    pub fn act(&mut self, x: NodeId, act: Activation) -> Result<NodeId> {
+        act.check()?;
+        let s = self.get(x, "act")?.shape.clone();
+        Ok(self.push(Op::Act { x, act }, s, String::new()))
+    }
+
+    /// `a + b`.
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (sa, sb) = (
+            self.get(a, "add")?.shape.clone(),
+            self.get(b, "add")?.shape.clone(),
+        );
+        if sa != sb {
+            return Err(Error::shape("add", format!("{sa:?} + {sb:?}")));
+        }
+        Ok(self.push(Op::Add { a, b }, sa, String::new()))
+    }
+
+    /// Task `task`'s loss of `logits` against `labels` where `mask` is non-zero.
+    pub fn loss(
+        &mut self,
+        logits: NodeId,
+        labels: NodeId,
+        mask: NodeId,
+        kind: LossKind,
+        task: usize,
+    ) -> Result<NodeId> {
+        kind.check()?;
+        let ls = self.get(logits, "loss")?.shape.clone();
+        if ls.len() != 2 || ls[1] != kind.outputs() {
+            return Err(Error::shape("loss", format!("logits {ls:?} for {kind:?}")));
+        }
+        for (what, id) in [("labels", labels), ("mask", mask)] {
+            let s = &self.get(id, "loss")?.shape;
+            if s.as_slice() != [ls[0]] {
+                return Err(Error::shape(
+                    "loss",
+                    format!("{what} {s:?} for batch {}", ls[0]),
+                ));
+            }
+        }
+        if self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Loss { task: t, .. } if t == task))
+        {
+            return Err(Error::invalid(
+                "loss",
+                format!("task {task} already has a loss"),
+            ));
+        }
+        Ok(self.push(
+            Op::Loss {
+                logits,
+                labels,
+                mask,
+                kind,
+                task,
+            },
+            vec![1],
+            String::new(),
+        ))
+    }
+
+    /// Number of task slots (largest loss task index + 1).
+    pub fn tasks(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                if let Op::Loss { task, .. } = n.op {
+                    Some(task + 1)
+                } else {
+                    None
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The input nodes, in creation order.
+    pub fn inputs(&self) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].op == Op::Input)
+            .map(NodeId)
+            .collect()
+    }
+
+    /// The nodes each node reads.
+    pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
+        match self.nodes[id.0].op {
+            Op::Input | Op::Param(_) => vec![],
+            Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
+            Op::Act { x, .. } => vec![x],
+            Op::Add { a, b } => vec![a, b],
+            Op::Loss {
+                logits,
+                labels,
+                mask,
+                ..
+            } => vec![logits, labels, mask],
+        }
+    }
+
+    /// Which nodes need a gradient: parameters, and anything computed from one.
+    pub fn needs_grad(&self) -> Vec<bool> {
+        let mut need = vec![false; self.nodes.len()];
+        for i in 0..self.nodes.len() {
+            need[i] = match self.nodes[i].op {
+                Op::Param(_) => true,
+                Op::Input | Op::Loss { .. } => false,
+                _ => self.operands(NodeId(i)).iter().any(|o| need[o.0]),
+            };
+        }
+        need
+    }
+
+    /// Initial parameter values from a seed, in [`Graph::params`] order.
+    pub fn init_params(&self, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = Rng::new(seed);
+        self.params
+            .iter()
+            .map(|p| {
+                let n: usize = p.shape.iter().product();
+                match p.init {
+                    Init::Uniform(b) => rng.vec_f32(n, -f64::from(b), f64::from(b)),
+                    Init::Constant(c) => vec![c; n],
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,323 @@
+//! The autograd graph: finite-difference checks of every op and a 3-layer MLP (f64 CPU
+//! reference), GPU backward against CPU backward on awkward shapes, 20 optimizer steps on
+//! the GPU against the CPU, and the replayed step's submits, readbacks and allocations.
+
+mod common;
+
+use common::{assert_close, ctx, to64};
+use hydra::autograd::{cpu as gcpu, GpuGraph, Graph, Init, NodeId};
+use hydra::cpu::Rng;
+use hydra::nn::Mlp;
+use hydra::{Activation, LossKind, Optimizer};
+
+/// A multi-task MLP: trunk sizes[0] → … (activated), then per task a linear head.
+struct Net {
+    graph: Graph,
+    inputs: Vec<Vec<f32>>,
+}
+
+fn net(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind], seed: u64) -> Net {
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, trunk[0]]);
+    let t = Mlp::new(&mut g, "trunk", trunk, act, true);
+    let z = t.forward(&mut g, x).unwrap();
+    let mut rng = Rng::new(seed);
+    let mut inputs = vec![rng.vec_f32(batch * trunk[0], -1.0, 1.0)];
+    for (k, &kind) in heads.iter().enumerate() {
+        let h = Mlp::new(
+            &mut g,
+            &format!("heads.t{k}"),
+            &[*trunk.last().unwrap(), kind.outputs()],
+            act,
+            false,
+        );
+        let logits = h.forward(&mut g, z).unwrap();
+        let y = g.input(&format!("y{k}"), &[batch]);
+        let m = g.input(&format!("m{k}"), &[batch]);
+        g.loss(logits, y, m, kind, k).unwrap();
+        inputs.push(match kind {
+            LossKind::Bce => (0..batch).map(|_| rng.below(2) as f32).collect(),
+            LossKind::CrossEntropy { classes } => {
+                (0..batch).map(|_| rng.below(classes) as f32).collect()
+            }
+            _ => rng.vec_f32(batch, -1.0, 1.0),
+        });
+        inputs.push(
+            (0..batch)
+                .map(|i| if i % 5 == 3 { 0.0 } else { 1.0 })
+                .collect(),
+        );
+    }
+    Net { graph: g, inputs }
+}
+
+/// Checks every parameter gradient of Σ_t w_t·L_t against central differences, in f64.
+fn fd_check(g: &Graph, inputs: &[Vec<f32>], seed: u64, what: &str) {
+    let params: Vec<Vec<f64>> = g.init_params(seed).iter().map(|p| to64(p)).collect();
+    let inputs: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
+    let w: Vec<f64> = (0..g.tasks()).map(|t| 0.5 + t as f64).collect();
+    let run = gcpu::run(g, &params, &inputs, &w, true).unwrap();
+    let grads = run.param_grads(g);
+    let h = 1e-6;
+    let total = |p: &[Vec<f64>]| gcpu::run(g, p, &inputs, &w, false).unwrap().total(&w);
+    for (pi, p) in params.iter().enumerate() {
+        for i in (0..p.len()).step_by(1 + p.len() / 7) {
+            let mut up = params.clone();
+            up[pi][i] += h;
+            let mut dn = params.clone();
+            dn[pi][i] -= h;
+            let fd = (total(&up) - total(&dn)) / (2.0 * h);
+            let an = grads[pi][i];
+            assert!(
+                (fd - an).abs() <= 1e-6 + 1e-5 * an.abs(),
+                "{what}: d/d {}[{i}]: finite difference {fd} vs backward {an}",
+                g.params[pi].name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_op_passes_finite_difference_gradient_checks() {
+    // Linear with each activation, each loss.
+    for act in Activation::ALL {
+        let n = net(
+            5,
+            &[3, 4],
+            act,
+            &[LossKind::Mse, LossKind::CrossEntropy { classes: 3 }],
+            1,
+        );
+        fd_check(&n.graph, &n.inputs, 2, &format!("linear {act:?}"));
+    }
+    for kind in [LossKind::L1, LossKind::Huber { delta: 1.0 }, LossKind::Bce] {
+        let n = net(6, &[3, 5], Activation::Tanh, &[kind], 3);
+        fd_check(&n.graph, &n.inputs, 4, &format!("loss {kind:?}"));
+    }
+    // Act and Add between parameters; a value used twice (z feeds both branches).
+    let b = 4;
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, 3]);
+    let w = g.param("w", &[3, 3], Init::Uniform(0.8));
+    let z = g.linear(x, w, None, Activation::Identity).unwrap();
+    let a1 = g.act(z, Activation::Sigmoid).unwrap();
+    let a2 = g.act(z, Activation::Gelu).unwrap();
+    let s = g.add(a1, a2).unwrap();
+    let s2 = g.add(s, z).unwrap();
+    let w2 = g.param("w2", &[1, 3], Init::Uniform(0.8));
+    let out = g.linear(s2, w2, None, Activation::Identity).unwrap();
+    let y = g.input("y", &[b]);
+    let m = g.input("m", &[b]);
+    g.loss(out, y, m, LossKind::Mse, 0).unwrap();
+    let mut rng = Rng::new(9);
+    let inputs = vec![
+        rng.vec_f32(b * 3, -1.0, 1.0),
+        rng.vec_f32(b, -1.0, 1.0),
+        vec![1.0; b],
+    ];
+    fd_check(&g, &inputs, 5, "act + add + reuse");
+}
+
+#[test]
+fn three_layer_mlp_passes_finite_difference_gradient_check() {
+    let n = net(
+        7,
+        &[4, 6, 5, 3],
+        Activation::Tanh,
+        &[
+            LossKind::Mse,
+            LossKind::Bce,
+            LossKind::CrossEntropy { classes: 4 },
+        ],
+        11,
+    );
+    fd_check(&n.graph, &n.inputs, 12, "3-layer mlp");
+}
+
+/// Compares GPU gradients (and losses) with the f64 CPU reference.
+fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind]) {
+    let n = net(batch, trunk, act, heads, 21);
+    let init = n.graph.init_params(22);
+    let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, None).unwrap();
+    let w: Vec<f32> = (0..heads.len()).map(|t| 1.0 + 0.25 * t as f32).collect();
+    gg.set_task_weights(&w).unwrap();
+    let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+    gg.feed(&refs).unwrap();
+    gg.forward_backward().unwrap();
+    let got = gg.read_grads().unwrap();
+    let got_losses = gg.losses().unwrap();
+
+    let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+    let i64: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
+    let w64 = to64(&w);
+    let run = gcpu::run(&n.graph, &p64, &i64, &w64, true).unwrap();
+    let what = format!("batch {batch} trunk {trunk:?} {act:?}");
+    let ltol: Vec<f64> = run.losses.iter().map(|l| 1e-4 * (1.0 + l.abs())).collect();
+    assert_close(&format!("{what} losses"), &got_losses, &run.losses, &ltol);
+    for (pi, want) in run.param_grads(&n.graph).iter().enumerate() {
+        let scale = want.iter().fold(0f64, |a, v| a.max(v.abs()));
+        // f32 sums of up to `batch`·width terms: 1e-4 of the tensor's largest gradient.
+        let tol = vec![1e-6 + 1e-4 * scale; want.len()];
+        assert_close(
+            &format!("{what} grad {}", n.graph.params[pi].name),
+            &got[pi],
+            want,
+            &tol,
+        );
+    }
+}
+
+#[test]
+fn gpu_backward_equals_cpu_backward_on_awkward_shapes() {
+    let heads = [
+        LossKind::Mse,
+        LossKind::Huber { delta: 1.0 },
+        LossKind::CrossEntropy { classes: 10 },
+    ];
+    gpu_vs_cpu(1, &[3, 17], Activation::Relu, &heads);
+    gpu_vs_cpu(17, &[63, 65, 3], Activation::Tanh, &heads);
+    gpu_vs_cpu(65, &[17, 64, 63], Activation::Gelu, &heads[..2]);
+    gpu_vs_cpu(
+        257,
+        &[3, 65],
+        Activation::LeakyRelu(0.01),
+        &[LossKind::Bce, LossKind::L1],
+    );
+    gpu_vs_cpu(63, &[5, 9], Activation::Sigmoid, &[LossKind::Mse]);
+}
+
+fn train_compare(opt: Optimizer, steps: usize) {
+    let heads = [LossKind::Mse, LossKind::CrossEntropy { classes: 3 }];
+    let n = net(33, &[5, 17, 9], Activation::Tanh, &heads, 31);
+    let init = n.graph.init_params(32);
+    let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, Some(opt)).unwrap();
+    let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+    gg.feed(&refs).unwrap();
+    for _ in 0..steps {
+        gg.step().unwrap();
+    }
+    let got = gg.read_params().unwrap();
+
+    let mut p: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut v = m.clone();
+    let inputs: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
+    for s in 1..=steps {
+        let run = gcpu::run(&n.graph, &p, &inputs, &[1.0, 1.0], true).unwrap();
+        let g = run.param_grads(&n.graph);
+        for i in 0..p.len() {
+            opt.cpu_step(s as u64, &mut p[i], &g[i], &mut m[i], &mut v[i]);
+        }
+    }
+    for (i, want) in p.iter().enumerate() {
+        // After 20 steps of lr 1e-2, f32 rounding of the updates stays well below 1e-4.
+        assert_close(
+            &format!("{opt:?} {}", n.graph.params[i].name),
+            &got[i],
+            want,
+            &vec![1e-4; want.len()],
+        );
+    }
+}
+
+#[test]
+fn twenty_steps_of_sgd_momentum_match_the_cpu() {
+    train_compare(
+        Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 1e-3,
+        },
+        20,
+    );
+    train_compare(
+        Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        },
+        20,
+    );
+    train_compare(Optimizer::sgd(0.1), 20);
+}
+
+#[test]
+fn twenty_steps_of_adam_and_adamw_match_the_cpu() {
+    train_compare(Optimizer::adam(1e-2), 20);
+    train_compare(
+        Optimizer::Adam {
+            lr: 1e-2,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+        },
+        20,
+    );
+    train_compare(
+        Optimizer::AdamW {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        20,
+    );
+}
+
+#[test]
+fn replayed_steps_submit_once_each_and_never_read_back_or_allocate() {
+    let heads = [
+        LossKind::Mse,
+        LossKind::Mse,
+        LossKind::CrossEntropy { classes: 10 },
+    ];
+    let n = net(64, &[16, 32, 32], Activation::Relu, &heads, 41);
+    let init = n.graph.init_params(42);
+    let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+    let steps = 25;
+    // A context of its own: the shared one counts other tests' work running in parallel.
+    let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let mut gg = GpuGraph::new(
+        own.clone(),
+        n.graph.clone(),
+        &init,
+        Some(Optimizer::adam(1e-3)),
+    )
+    .unwrap();
+    gg.feed(&refs).unwrap();
+    gg.step().unwrap();
+    own.sync().unwrap();
+    let before = own.counters();
+    for _ in 0..steps {
+        gg.feed(&refs).unwrap();
+        gg.step().unwrap();
+    }
+    let after = own.counters();
+    assert_eq!(
+        after.submits - before.submits,
+        steps as u64,
+        "one submit per step"
+    );
+    assert_eq!(
+        after.readbacks - before.readbacks,
+        0,
+        "no readback inside steps"
+    );
+    assert_eq!(
+        after.allocations - before.allocations,
+        0,
+        "no allocation after the first step"
+    );
+    assert_eq!(
+        after.dispatches - before.dispatches,
+        (steps * gg.dispatches_per_step()) as u64
+    );
+    // Losses stay on the GPU until asked for: one readback then.
+    let l = gg.losses().unwrap();
+    assert_eq!(own.counters().readbacks - after.readbacks, 1);
+    assert!(l.iter().all(|v| v.is_finite()));
+}

@@ -190,3 +190,100 @@ pub fn autotune_matmul(
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(out)
 }
+
+/// The peer model of ../shared/PEERS.md: `inputs → trunk (ReLU) → heads 1 (MSE), 1 (MSE),
+/// 10 (cross-entropy)`.
+pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
+    use crate::kernels::LossKind;
+    use crate::nn::{ModelSpec, TaskSpec};
+    let task = |name: &str, loss| TaskSpec {
+        name: name.into(),
+        loss,
+    };
+    ModelSpec {
+        inputs,
+        trunk: trunk.to_vec(),
+        head: vec![],
+        activation: Activation::Relu,
+        tasks: vec![
+            task("a", LossKind::Mse),
+            task("b", LossKind::Mse),
+            task("c", LossKind::CrossEntropy { classes: 10 }),
+        ],
+    }
+}
+
+/// One training step (upload a batch, forward, backward, Adam; one submit) of `spec` at
+/// `batch`, with a device sync before the clock stops: 10 warm-up steps, then the median of
+/// up to `reps` steps within `budget_s`.
+pub fn bench_train_step(
+    ctx: &std::sync::Arc<Context>,
+    spec: &crate::nn::ModelSpec,
+    batch: usize,
+    reps: usize,
+    budget_s: f64,
+) -> Result<BenchRecord> {
+    use crate::autograd::GpuGraph;
+    use crate::nn::MultiTaskModel;
+    use crate::optim::Optimizer;
+    let model = MultiTaskModel::build(spec, batch)?;
+    let init = model.graph.init_params(0);
+    let mut gg = GpuGraph::new(
+        ctx.clone(),
+        model.graph.clone(),
+        &init,
+        Some(Optimizer::adam(1e-3)),
+    )?;
+    let mut rng = Rng::new(5);
+    let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
+    for t in &spec.tasks {
+        let k = t.loss.outputs();
+        inputs.push(
+            (0..batch)
+                .map(|_| {
+                    if k > 1 {
+                        rng.below(k) as f32
+                    } else {
+                        rng.range(-1.0, 1.0) as f32
+                    }
+                })
+                .collect(),
+        );
+        inputs.push(vec![1.0; batch]);
+    }
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    for _ in 0..10 {
+        gg.feed(&refs)?;
+        gg.step()?;
+    }
+    ctx.sync()?;
+    let (_, peak0) = ctx.memory();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (times.len() < reps && start.elapsed().as_secs_f64() < budget_s) {
+        let t = Instant::now();
+        gg.feed(&refs)?;
+        gg.step()?;
+        ctx.sync()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let ms = median(&mut times);
+    let mut dm = dims(&[
+        ("batch", batch),
+        ("inputs", spec.inputs),
+        ("dispatches", gg.dispatches_per_step()),
+    ]);
+    dm.insert("trunk".into(), serde_json::Value::from(spec.trunk.clone()));
+    dm.insert(
+        "peak_mib".into(),
+        serde_json::Value::from((peak0 as f64 / (1 << 20) as f64 * 100.0).round() / 100.0),
+    );
+    Ok(BenchRecord {
+        bench: "train_step".into(),
+        dims: dm,
+        ms,
+        gflops: None,
+        gbps: None,
+        adapter: ctx.adapter().name.clone(),
+    })
+}

@@ -28,7 +28,7 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
-        /// Run only this benchmark: matmul, act_forward, col_sum, sum.
+        /// Run only this benchmark: matmul, act_forward, col_sum, sum, train_step.
         #[arg(long)]
         only: Option<String>,
         /// Square matmul sizes.
@@ -134,10 +134,10 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
     let ctx = Context::new()?;
     let want = |name: &str| only.is_none_or(|o| o == name);
     if let Some(o) = only {
-        if !["matmul", "act_forward", "col_sum", "sum"].contains(&o) {
+        if !["matmul", "act_forward", "col_sum", "sum", "train_step"].contains(&o) {
             return Err(hydra::Error::invalid(
                 "--only",
-                format!("{o:?} (expected matmul, act_forward, col_sum or sum)"),
+                format!("{o:?} (expected matmul, act_forward, col_sum, sum or train_step)"),
             ));
         }
     }
@@ -148,7 +148,7 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
             ctx.adapter().backend
         );
         println!(
-            "{:<12} {:<28} {:>10} {:>10} {:>8}",
+            "{:<12} {:<40} {:>10} {:>10} {:>8}",
             "bench", "shape", "ms", "GFLOP/s", "GB/s"
         );
     }
@@ -168,9 +168,9 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
                 .join(" ");
             let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
             println!(
-                "{:<12} {:<28} {:>10.3} {:>10} {:>8}",
+                "{:<12} {:<40} {:>10.3} {:>10} {:>8}",
                 r.bench,
-                shape.chars().take(28).collect::<String>(),
+                shape.chars().take(40).collect::<String>(),
                 r.ms,
                 f(r.gflops),
                 f(r.gbps)
@@ -198,6 +198,15 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
     }
     if want("sum") {
         emit(bench::bench_sum(&ctx, 1 << 20, budget)?)?;
+    }
+    if want("train_step") {
+        emit(bench::bench_train_step(
+            &ctx,
+            &bench::peer_model(64, &[256, 256]),
+            256,
+            50,
+            budget.max(1.0) * 5.0,
+        )?)?;
     }
     Ok(())
 }

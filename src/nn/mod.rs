@@ -1,6 +1,10 @@
 //! Layers built on the autograd graph: [`Linear`] (PyTorch's nn.Linear layout and init) and
 //! [`Mlp`].
 
+pub mod model;
+
+pub use model::{ModelSpec, MultiTaskModel, TaskSpec};
+
 use crate::autograd::{Graph, Init, NodeId};
 use crate::error::Result;
 use crate::kernels::Activation;

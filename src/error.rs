@@ -76,6 +76,28 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// Bad data in an input file.
+    #[error("{file}{}{}: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column {c:?}")).unwrap_or_default())]
+    Data {
+        /// The file.
+        file: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// Column name, when known.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A bad configuration value.
+    #[error("{file}: {key}: {message}")]
+    Config {
+        /// The config file.
+        file: String,
+        /// The key (dotted path), e.g. `train.lr` or `task[1].classes`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// File input/output failed.
     #[error("{path}: {source}")]
     Io {

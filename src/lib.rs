@@ -21,13 +21,16 @@
 pub mod autograd;
 pub mod bench;
 pub mod cpu;
+pub mod data;
 mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod mtl;
 pub mod nn;
 pub mod optim;
 pub mod shaders;
 mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Context, Counters, DeviceKind};

@@ -1,0 +1,10 @@
+//! Data: CSV tables, datasets with per-task labels and masks, splits and standardisation,
+//! and the built-in datasets.
+
+pub mod dataset;
+pub mod split;
+pub mod table;
+
+pub use dataset::Dataset;
+pub use split::{split_rows, Standardizer};
+pub use table::Table;

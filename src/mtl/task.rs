@@ -1,0 +1,97 @@
+//! A task: what it predicts (kind), from which column, with which loss.
+
+use crate::error::{Error, Result};
+use crate::kernels::LossKind;
+
+/// What a task predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A real value (one output).
+    Regression,
+    /// A 0/1 label (one logit).
+    Binary,
+    /// One of `classes` integer labels 0..classes-1.
+    Multiclass,
+}
+
+/// A task as the data layer and the trainer see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskDef {
+    /// Unique name.
+    pub name: String,
+    /// The CSV column holding its labels (empty cell: label missing).
+    pub target: String,
+    /// What it predicts.
+    pub kind: TaskKind,
+    /// Its loss (fixes the outputs: 1, or the number of classes).
+    pub loss: LossKind,
+    /// Static weight (used by weighting "static").
+    pub weight: f32,
+}
+
+impl TaskDef {
+    /// A regression task with MSE loss.
+    pub fn regression(name: &str, target: &str) -> TaskDef {
+        TaskDef {
+            name: name.into(),
+            target: target.into(),
+            kind: TaskKind::Regression,
+            loss: LossKind::Mse,
+            weight: 1.0,
+        }
+    }
+    /// A binary task with BCE on the logit.
+    pub fn binary(name: &str, target: &str) -> TaskDef {
+        TaskDef {
+            name: name.into(),
+            target: target.into(),
+            kind: TaskKind::Binary,
+            loss: LossKind::Bce,
+            weight: 1.0,
+        }
+    }
+    /// A multiclass task with softmax cross-entropy.
+    pub fn multiclass(name: &str, target: &str, classes: usize) -> TaskDef {
+        TaskDef {
+            name: name.into(),
+            target: target.into(),
+            kind: TaskKind::Multiclass,
+            loss: LossKind::CrossEntropy { classes },
+            weight: 1.0,
+        }
+    }
+
+    /// Checks that kind and loss agree.
+    pub fn check(&self) -> Result<()> {
+        let ok = matches!(
+            (self.kind, self.loss),
+            (
+                TaskKind::Regression,
+                LossKind::Mse | LossKind::L1 | LossKind::Huber { .. }
+            ) | (TaskKind::Binary, LossKind::Bce)
+                | (TaskKind::Multiclass, LossKind::CrossEntropy { .. })
+        );
+        if !ok {
+            return Err(Error::invalid(
+                format!("task {:?} loss", self.name),
+                format!("{:?} does not fit a {:?} task", self.loss, self.kind),
+            ));
+        }
+        if !(self.weight.is_finite() && self.weight >= 0.0) {
+            return Err(Error::invalid(
+                format!("task {:?} weight", self.name),
+                format!("{} (must be finite and >= 0)", self.weight),
+            ));
+        }
+        self.loss.check()
+    }
+
+    /// Number of classes (multiclass), else 0.
+    pub fn classes(&self) -> usize {
+        match self.loss {
+            LossKind::CrossEntropy { classes } => classes,
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The training loop: batches from a seeded shuffle (or file order), one recorded GPU step
+//! per batch, evaluation on the validation and test splits after each epoch, early stopping
+//! on the validation loss with the best parameters kept, and single-task baselines.
+
+use std::sync::Arc;
+
+use crate::autograd::GpuGraph;
+use crate::cpu::{self, Rng};
+use crate::data::split::shuffle;
+use crate::data::{Dataset, Standardizer};
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::mtl::metrics::{self, Metrics};
+use crate::mtl::{TaskDef, TaskKind};
+use crate::nn::{ModelSpec, MultiTaskModel, TaskSpec};
+use crate::optim::Optimizer;
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainSettings {
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Passes over the training rows (ignored when `steps` is set).
+    pub epochs: usize,
+    /// Exactly this many optimizer steps, when set.
+    pub steps: Option<usize>,
+    /// Shuffle the training rows each epoch (else: file order, last batch partial).
+    pub shuffle: bool,
+    /// Seed of the shuffles and of the initial parameters.
+    pub seed: u64,
+    /// Stop after this many evaluations without a better validation loss (0: never).
+    pub patience: usize,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            optimizer: Optimizer::adam(1e-3),
+            batch_size: 256,
+            epochs: 100,
+            steps: None,
+            shuffle: true,
+            seed: 0,
+            patience: 20,
+        }
+    }
+}
+
+/// The three splits, already standardised.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// Training rows.
+    pub train: Dataset,
+    /// Validation rows (may be empty).
+    pub val: Dataset,
+    /// Test rows (may be empty).
+    pub test: Dataset,
+}
+
+/// Statistics that map raw inputs to what the model sees, and its outputs back.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scaling {
+    /// Feature z-scores (identity when not standardising).
+    pub features: Standardizer,
+    /// Per task: regression targets' z-score (identity for other kinds).
+    pub targets: Standardizer,
+}
+
+impl Scaling {
+    /// Fits on the training split: features when `standardize`, regression targets always.
+    pub fn fit(train: &Dataset, tasks: &[TaskDef], standardize: bool) -> Scaling {
+        let features = if standardize {
+            Standardizer::fit_features(train)
+        } else {
+            Standardizer::identity(train.width())
+        };
+        let mut targets = Standardizer::fit_labels(train);
+        for (t, task) in tasks.iter().enumerate() {
+            if task.kind != TaskKind::Regression {
+                targets.mean[t] = 0.0;
+                targets.std[t] = 1.0;
+            }
+        }
+        Scaling { features, targets }
+    }
+
+    /// Applies the scaling to a dataset (features and regression labels).
+    pub fn apply(&self, d: &Dataset) -> Dataset {
+        let mut out = d.clone();
+        self.features.apply(&mut out.features);
+        for (t, l) in out.labels.iter_mut().enumerate() {
+            let (m, s) = (self.targets.mean[t], self.targets.std[t]);
+            for (v, &mk) in l.iter_mut().zip(&d.masks[t]) {
+                if mk != 0.0 {
+                    *v = (*v - m) / s;
+                }
+            }
+        }
+        out
+    }
+
+    /// Maps task t's outputs back to original units (regression only).
+    pub fn unscale_outputs(&self, t: usize, out: &mut [f32]) {
+        let (m, s) = (self.targets.mean[t], self.targets.std[t]);
+        out.iter_mut().for_each(|v| *v = *v * s + m);
+    }
+}
+
+/// One evaluation, after an epoch (or the equivalent number of steps).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalRecord {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Per task, training loss (a full pass over the training split).
+    pub train_loss: Vec<f64>,
+    /// Per task, validation loss (empty without a validation split).
+    pub val_loss: Vec<f64>,
+    /// Per task, validation metrics.
+    pub val_metrics: Vec<Metrics>,
+    /// The task weights used.
+    pub weights: Vec<f32>,
+}
+
+/// What training produced.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// Every evaluation.
+    pub history: Vec<EvalRecord>,
+    /// The epoch whose parameters were kept.
+    pub best_epoch: usize,
+    /// Per task, metrics on each split: [train, val, test] (empty maps for empty splits).
+    pub metrics: Vec<[Metrics; 3]>,
+    /// The kept parameters, in graph order.
+    pub params: Vec<Vec<f32>>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+}
+
+/// Trains a multi-task model on the GPU.
+pub struct Trainer {
+    ctx: Arc<Context>,
+    tasks: Vec<TaskDef>,
+    model: MultiTaskModel,
+    graph: GpuGraph,
+    eval: Option<(usize, GpuGraph)>,
+    settings: TrainSettings,
+    scaling: Scaling,
+    weights: Vec<f32>,
+}
+
+/// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
+/// every label masked out. Returns x, then per task labels and mask.
+pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
+    let w = d.width();
+    let mut x = vec![0.0; batch * w];
+    for (k, &r) in rows.iter().enumerate() {
+        x[k * w..(k + 1) * w].copy_from_slice(&d.features[r * w..(r + 1) * w]);
+    }
+    let mut out = vec![x];
+    for t in 0..d.labels.len() {
+        let mut l = vec![0.0; batch];
+        let mut m = vec![0.0; batch];
+        for (k, &r) in rows.iter().enumerate() {
+            l[k] = d.labels[t][r];
+            m[k] = d.masks[t][r];
+        }
+        out.push(l);
+        out.push(m);
+    }
+    out
+}
+
+impl Trainer {
+    /// A trainer for `spec` (its tasks must match `tasks`), with parameters from `init` or,
+    /// when None, initialised from the seed.
+    pub fn new(
+        ctx: Arc<Context>,
+        spec: &ModelSpec,
+        tasks: &[TaskDef],
+        settings: TrainSettings,
+        scaling: Scaling,
+        init: Option<Vec<Vec<f32>>>,
+    ) -> Result<Trainer> {
+        for t in tasks {
+            t.check()?;
+        }
+        if settings.batch_size == 0 {
+            return Err(Error::invalid("train.batch_size", "must be at least 1"));
+        }
+        let model = MultiTaskModel::build(spec, settings.batch_size)?;
+        let init = init.unwrap_or_else(|| model.graph.init_params(settings.seed));
+        let graph = GpuGraph::new(
+            ctx.clone(),
+            model.graph.clone(),
+            &init,
+            Some(settings.optimizer),
+        )?;
+        let weights: Vec<f32> = vec![1.0; tasks.len()];
+        Ok(Trainer {
+            ctx,
+            tasks: tasks.to_vec(),
+            model,
+            graph,
+            eval: None,
+            settings,
+            scaling,
+            weights,
+        })
+    }
+
+    /// The model spec of a task list: one head per task.
+    pub fn spec_for(
+        inputs: usize,
+        trunk: &[usize],
+        head: &[usize],
+        activation: crate::Activation,
+        tasks: &[TaskDef],
+    ) -> ModelSpec {
+        ModelSpec {
+            inputs,
+            trunk: trunk.to_vec(),
+            head: head.to_vec(),
+            activation,
+            tasks: tasks
+                .iter()
+                .map(|t| TaskSpec {
+                    name: t.name.clone(),
+                    loss: t.loss,
+                })
+                .collect(),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &MultiTaskModel {
+        &self.model
+    }
+
+    /// The scaling in use.
+    pub fn scaling(&self) -> &Scaling {
+        &self.scaling
+    }
+
+    /// Sets the task weights w_t of Σ_t w_t·L_t.
+    pub fn set_weights(&mut self, w: &[f32]) -> Result<()> {
+        if w.len() != self.tasks.len() {
+            return Err(Error::shape(
+                "weights",
+                format!("{} weights for {} tasks", w.len(), self.tasks.len()),
+            ));
+        }
+        self.graph.set_task_weights(w)?;
+        self.weights = w.to_vec();
+        Ok(())
+    }
+
+    /// Current parameters (one readback).
+    pub fn params(&self) -> Result<Vec<Vec<f32>>> {
+        self.graph.read_params()
+    }
+
+    /// Runs the model on every row of `d` (already scaled) and returns per task the raw
+    /// outputs [rows, outputs] (standardised units for regression).
+    pub fn outputs(&mut self, d: &Dataset) -> Result<Vec<Vec<f32>>> {
+        let n = d.rows();
+        let mut outs: Vec<Vec<f32>> = self
+            .tasks
+            .iter()
+            .map(|t| Vec::with_capacity(n * t.loss.outputs()))
+            .collect();
+        if n == 0 {
+            return Ok(outs);
+        }
+        let params = self.graph.read_params()?;
+        let batch = n.min(1024);
+        let rebuild = !matches!(&self.eval, Some((b, _)) if *b == batch);
+        if rebuild {
+            let m = MultiTaskModel::build(&self.model.spec, batch)?;
+            self.eval = Some((
+                batch,
+                GpuGraph::new(self.ctx.clone(), m.graph, &params, None)?,
+            ));
+        }
+        let Some((_, eg)) = self.eval.as_mut() else {
+            unreachable!("eval graph just built")
+        };
+        if !rebuild {
+            eg.write_params(&params)?;
+        }
+        let rows: Vec<usize> = (0..n).collect();
+        for chunk in rows.chunks(batch) {
+            let inputs = gather(d, chunk, batch);
+            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            eg.feed(&refs)?;
+            eg.forward()?;
+            for (t, &id) in self.model.logits.iter().enumerate() {
+                let k = self.tasks[t].loss.outputs();
+                let v = eg.read_value(id)?;
+                outs[t].extend_from_slice(&v[..chunk.len() * k]);
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled).
+    pub fn evaluate(&mut self, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
+        if d.rows() == 0 {
+            return Ok((vec![], vec![]));
+        }
+        let outs = self.outputs(d)?;
+        let mut losses = Vec::new();
+        let mut mets = Vec::new();
+        for (t, task) in self.tasks.iter().enumerate() {
+            let o64: Vec<f64> = outs[t].iter().map(|&v| f64::from(v)).collect();
+            let l64: Vec<f64> = d.labels[t].iter().map(|&v| f64::from(v)).collect();
+            let m64: Vec<f64> = d.masks[t].iter().map(|&v| f64::from(v)).collect();
+            let mut scratch = vec![0.0; o64.len()];
+            let loss = cpu::task_loss(task.loss, &o64, &l64, &m64, 1.0, &mut scratch);
+            if !loss.is_finite() {
+                return Err(Error::invalid(
+                    "training",
+                    format!(
+                        "diverged: task {:?} has loss {loss} at step {}",
+                        task.name,
+                        self.graph.steps()
+                    ),
+                ));
+            }
+            losses.push(loss);
+            let mut out = outs[t].clone();
+            let mut labels = d.labels[t].clone();
+            if task.kind == TaskKind::Regression {
+                self.scaling.unscale_outputs(t, &mut out);
+                self.scaling.unscale_outputs(t, &mut labels);
+            }
+            mets.push(metrics::task_metrics(
+                task.kind,
+                &out,
+                task.loss.outputs(),
+                &labels,
+                &d.masks[t],
+            ));
+        }
+        Ok((losses, mets))
+    }
+
+    /// Trains on `splits`, calling `on_eval` after each evaluation.
+    pub fn fit(
+        &mut self,
+        splits: &Splits,
+        on_eval: &mut dyn FnMut(&EvalRecord),
+    ) -> Result<TrainReport> {
+        let s = self.settings.clone();
+        let n = splits.train.rows();
+        if n == 0 {
+            return Err(Error::invalid("data", "the training split has no rows"));
+        }
+        let b = s.batch_size;
+        let per_epoch = n.div_ceil(b);
+        let total_steps = s.steps.unwrap_or(per_epoch * s.epochs);
+        let mut rng = Rng::new(s.seed ^ 0x5EED);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut history = Vec::new();
+        let mut best: Option<(f64, usize, Vec<Vec<f32>>)> = None;
+        let mut since_best = 0;
+        let mut step = 0usize;
+        let mut epoch = 0usize;
+        while step < total_steps {
+            if s.shuffle {
+                shuffle(&mut order, &mut rng);
+            }
+            for chunk in order.chunks(b) {
+                if step >= total_steps {
+                    break;
+                }
+                let inputs = gather(&splits.train, chunk, b);
+                let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+                self.graph.feed(&refs)?;
+                self.graph.step()?;
+                step += 1;
+            }
+            epoch += 1;
+            let (train_loss, _) = self.evaluate(&splits.train)?;
+            let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
+            let rec = EvalRecord {
+                epoch,
+                step: self.graph.steps(),
+                train_loss,
+                val_loss: val_loss.clone(),
+                val_metrics,
+                weights: self.weights.clone(),
+            };
+            on_eval(&rec);
+            history.push(rec);
+            if !val_loss.is_empty() {
+                let v: f64 = val_loss.iter().sum();
+                if best.as_ref().is_none_or(|(bv, _, _)| v < *bv) {
+                    best = Some((v, epoch, self.graph.read_params()?));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if s.patience > 0 && since_best >= s.patience {
+                        break;
+                    }
+                }
+            }
+        }
+        let (best_epoch, params) = match best {
+            Some((_, e, p)) => {
+                self.graph.write_params(&p)?;
+                (e, p)
+            }
+            None => (epoch, self.graph.read_params()?),
+        };
+        let mut per_split: Vec<Vec<Metrics>> = Vec::new();
+        for d in [&splits.train, &splits.val, &splits.test] {
+            let (_, m) = self.evaluate(d)?;
+            per_split.push(if m.is_empty() {
+                vec![Metrics::new(); self.tasks.len()]
+            } else {
+                m
+            });
+        }
+        let metrics = (0..self.tasks.len())
+            .map(|t| {
+                [
+                    per_split[0][t].clone(),
+                    per_split[1][t].clone(),
+                    per_split[2][t].clone(),
+                ]
+            })
+            .collect();
+        Ok(TrainReport {
+            history,
+            best_epoch,
+            metrics,
+            params,
+            steps: self.graph.steps(),
+        })
+    }
+}
+
+/// Trains one single-task model per task (same architecture and settings, one head) and
+/// returns each task's metrics on [train, val, test].
+pub fn single_task_baselines(
+    ctx: &Arc<Context>,
+    spec: &ModelSpec,
+    tasks: &[TaskDef],
+    settings: &TrainSettings,
+    scaling: &Scaling,
+    splits: &Splits,
+) -> Result<Vec<[Metrics; 3]>> {
+    let mut out = Vec::new();
+    for t in 0..tasks.len() {
+        let one = [tasks[t].clone()];
+        let mut s1 = spec.clone();
+        s1.tasks = vec![spec.tasks[t].clone()];
+        let sc = Scaling {
+            features: scaling.features.clone(),
+            targets: Standardizer {
+                mean: vec![scaling.targets.mean[t]],
+                std: vec![scaling.targets.std[t]],
+            },
+        };
+        let sp = Splits {
+            train: splits.train.select_tasks(&[t]),
+            val: splits.val.select_tasks(&[t]),
+            test: splits.test.select_tasks(&[t]),
+        };
+        let mut tr = Trainer::new(ctx.clone(), &s1, &one, settings.clone(), sc, None)?;
+        let rep = tr.fit(&sp, &mut |_| {})?;
+        out.push(rep.metrics[0].clone());
+    }
+    Ok(out)
+}

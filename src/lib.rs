@@ -20,9 +20,11 @@
 
 pub mod autograd;
 pub mod bench;
+pub mod config;
 pub mod cpu;
 pub mod data;
 mod error;
+pub mod experiment;
 pub mod gpu;
 pub mod kernels;
 pub mod mtl;

@@ -1,12 +1,15 @@
-//! The `hydra` command: info and kernel benchmarks (training commands come with the trainer).
+//! The `hydra` command: train, info and bench. A thin layer over the library.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hydra::bench::{self, BenchRecord};
+use hydra::config::Config;
 use hydra::cpu::{self, Rng};
 use hydra::kernels::{self, Activation, MatmulShape, MatmulSpec};
-use hydra::Context;
+use hydra::{experiment, Context};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +24,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a multi-task model from a config (default: the built-in energy example, with
+    /// single-task baselines and the multi-task gain).
+    Train {
+        /// The TOML config (default: examples/energy.toml, compiled in).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also train one single-task model per task and report Δm% (on by default without --config).
+        #[arg(long)]
+        baselines: bool,
+        /// Write the final metrics as JSON.
+        #[arg(long)]
+        metrics_json: Option<PathBuf>,
+        /// Write one JSON line per evaluation.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Print nothing but the final table.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
     /// Benchmark the kernels on this adapter and print a table (or JSON lines).
@@ -43,6 +65,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train {
+            config,
+            baselines,
+            metrics_json,
+            log,
+            quiet,
+        } => train(config, baselines, metrics_json, log, quiet),
         Command::Info => info(),
         Command::Bench {
             json,
@@ -58,6 +87,174 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+const DEFAULT_CONFIG: &str = include_str!("../../examples/energy.toml");
+
+fn write_file(path: &PathBuf, text: &str) -> hydra::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|source| hydra::Error::Io {
+            path: path.clone(),
+            source,
+        })
+}
+
+fn train(
+    config: Option<PathBuf>,
+    baselines: bool,
+    metrics_json: Option<PathBuf>,
+    log: Option<PathBuf>,
+    quiet: bool,
+) -> hydra::Result<()> {
+    let (cfg, baselines) = match &config {
+        Some(p) => (Config::load(p)?, baselines),
+        None => (
+            Config::parse(
+                "<built-in examples/energy.toml>",
+                DEFAULT_CONFIG,
+                PathBuf::from("."),
+            )?,
+            true,
+        ),
+    };
+    // Every input is read and checked before the GPU is touched.
+    let prepared = experiment::prepare(&cfg)?;
+    let ctx = Context::new()?;
+    let names: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
+    if !quiet {
+        eprintln!(
+            "hydra: {} on {} | {} train / {} val / {} test rows | adapter {}",
+            cfg.file,
+            names.join(", "),
+            prepared.splits.train.rows(),
+            prepared.splits.val.rows(),
+            prepared.splits.test.rows(),
+            ctx.adapter().name
+        );
+    }
+    let mut log_file = match &log {
+        Some(p) => Some(std::fs::File::create(p).map_err(|source| hydra::Error::Io {
+            path: p.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let start = std::time::Instant::now();
+    let mut log_err = None;
+    let mut on_eval = |r: &hydra::train::EvalRecord| {
+        if let Some(f) = log_file.as_mut() {
+            let by_task =
+                |v: Vec<serde_json::Value>| -> serde_json::Map<String, serde_json::Value> {
+                    names.iter().cloned().zip(v).collect()
+                };
+            let line = serde_json::json!({
+                "epoch": r.epoch, "step": r.step,
+                "train_loss": by_task(r.train_loss.iter().map(|&v| v.into()).collect()),
+                "val_loss": by_task(r.val_loss.iter().map(|&v| v.into()).collect()),
+                "val_metrics": by_task(r.val_metrics.iter().map(|m| serde_json::json!(m)).collect()),
+                "weights": by_task(r.weights.iter().map(|&v| v.into()).collect()),
+            });
+            if let Err(e) = writeln!(f, "{line}") {
+                log_err.get_or_insert(e);
+            }
+        }
+        if !quiet && (r.epoch % 10 == 0 || r.epoch == 1) {
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            eprintln!(
+                "epoch {:>4} step {:>6}  train loss [{}]  val loss [{}]",
+                r.epoch,
+                r.step,
+                fmt(&r.train_loss),
+                fmt(&r.val_loss)
+            );
+        }
+    };
+    let out = experiment::run(&ctx, &cfg, &prepared, None, baselines, &mut on_eval)?;
+    if let (Some(e), Some(p)) = (log_err, &log) {
+        return Err(hydra::Error::Io {
+            path: p.clone(),
+            source: e,
+        });
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rep = &out.report;
+    println!(
+        "trained {} steps in {secs:.1} s; kept the parameters of epoch {}",
+        rep.steps, rep.best_epoch
+    );
+    let split = if prepared.splits.test.rows() > 0 {
+        (2, "test")
+    } else {
+        (1, "val")
+    };
+    println!(
+        "{:<12} {:<14} {:>12} {:>12} {:>9}",
+        "task",
+        format!("{} metric", split.1),
+        "multi-task",
+        "single-task",
+        "Δ%"
+    );
+    for (t, task) in cfg.tasks.iter().enumerate() {
+        for (k, (name, _)) in hydra::mtl::metrics::delta_metrics(task.kind)
+            .iter()
+            .enumerate()
+        {
+            let m = rep.metrics[t][split.0]
+                .get(*name)
+                .copied()
+                .unwrap_or(f64::NAN);
+            let b = out
+                .baselines
+                .as_ref()
+                .map(|b| b[t][split.0].get(*name).copied().unwrap_or(f64::NAN));
+            let d = out.delta.as_ref().map(|d| d.0[t]);
+            println!(
+                "{:<12} {:<14} {:>12.4} {:>12} {:>9}",
+                if k == 0 { task.name.as_str() } else { "" },
+                name,
+                m,
+                b.map_or("-".into(), |v| format!("{v:.4}")),
+                if k == 0 {
+                    d.map_or("-".into(), |v| format!("{v:+.2}"))
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some((_, dm)) = &out.delta {
+        println!("Δm% (multi-task vs single-task, {}): {dm:+.2}", split.1);
+    }
+    if let Some(p) = &metrics_json {
+        let splits = ["train", "val", "test"];
+        let mut tasks = serde_json::Map::new();
+        for (t, task) in cfg.tasks.iter().enumerate() {
+            let mut per = serde_json::Map::new();
+            for (s, name) in splits.iter().enumerate() {
+                if !rep.metrics[t][s].is_empty() {
+                    per.insert((*name).into(), serde_json::json!(rep.metrics[t][s]));
+                }
+            }
+            if let Some(b) = &out.baselines {
+                per.insert(
+                    "single_task".into(),
+                    serde_json::json!({ splits[split.0]: b[t][split.0] }),
+                );
+            }
+            tasks.insert(task.name.clone(), serde_json::Value::Object(per));
+        }
+        let doc = serde_json::json!({ "tasks": tasks, "delta_m": out.delta.as_ref().map(|d| d.1), "steps": rep.steps, "best_epoch": rep.best_epoch, "seconds": secs });
+        write_file(p, &format!("{doc:#}\n"))?;
+    }
+    Ok(())
 }
 
 fn info() -> hydra::Result<()> {

@@ -1,6 +1,7 @@
 //! Data: CSV tables, datasets with per-task labels and masks, splits and standardisation,
 //! and the built-in datasets.
 
+pub mod builtin;
 pub mod dataset;
 pub mod split;
 pub mod table;

@@ -40,9 +40,7 @@ fn activation_and_reduction(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("memory-bound [{}]", ctx.adapter().name));
     g.sample_size(20);
     let n = 1 << 22;
-    let x = ctx
-        .upload(&Rng::new(2).vec_f32(n, -1.0, 1.0), &[n])
-        .unwrap();
+    let x = ctx.upload(&Rng::new(2).vec_f32(n, -1.0, 1.0), &[n]).unwrap();
     let y = ctx.empty(&[n]).unwrap();
     let relu = kernels::act_forward(&ctx, Activation::Relu, &x, &y).unwrap();
     g.throughput(Throughput::Bytes(8 * n as u64));

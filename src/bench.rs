@@ -30,12 +30,7 @@ pub struct BenchRecord {
 
 /// Median wall-clock milliseconds of `dispatches` run and synced, after one warm-up run,
 /// repeated until `budget_s` seconds or `max_reps` runs (at least 3).
-pub fn time_dispatches(
-    ctx: &Context,
-    dispatches: &[&Dispatch],
-    budget_s: f64,
-    max_reps: usize,
-) -> Result<f64> {
+pub fn time_dispatches(ctx: &Context, dispatches: &[&Dispatch], budget_s: f64, max_reps: usize) -> Result<f64> {
     ctx.run(dispatches)?;
     ctx.sync()?;
     let mut times = Vec::new();
@@ -61,10 +56,7 @@ pub fn median(v: &mut [f64]) -> f64 {
 }
 
 fn dims(pairs: &[(&str, usize)]) -> serde_json::Map<String, serde_json::Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v)))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v))).collect()
 }
 
 /// `C = A·B` (or with transposes) of m×k by k×n, with the given variant (None: the adapter's).
@@ -77,14 +69,8 @@ pub fn bench_matmul(
     budget_s: f64,
 ) -> Result<BenchRecord> {
     let mut rng = Rng::new(1);
-    let a = ctx.upload(
-        &rng.vec_f32(m * k, -1.0, 1.0),
-        &if spec.trans_a { [k, m] } else { [m, k] },
-    )?;
-    let b = ctx.upload(
-        &rng.vec_f32(k * n, -1.0, 1.0),
-        &if spec.trans_b { [n, k] } else { [k, n] },
-    )?;
+    let a = ctx.upload(&rng.vec_f32(m * k, -1.0, 1.0), &if spec.trans_a { [k, m] } else { [m, k] })?;
+    let b = ctx.upload(&rng.vec_f32(k * n, -1.0, 1.0), &if spec.trans_b { [n, k] } else { [k, n] })?;
     let c = ctx.empty(&[m, n])?;
     let d = kernels::matmul(ctx, &a, &b, None, &c, &spec)?;
     let ms = time_dispatches(ctx, &[&d], budget_s, 50)?;
@@ -125,12 +111,7 @@ pub fn bench_activation(ctx: &Context, n: usize, budget_s: f64) -> Result<BenchR
 }
 
 /// Column sums of a rows×cols matrix (bias gradients; reads 4 bytes per value).
-pub fn bench_col_sum(
-    ctx: &Context,
-    rows: usize,
-    cols: usize,
-    budget_s: f64,
-) -> Result<BenchRecord> {
+pub fn bench_col_sum(ctx: &Context, rows: usize, cols: usize, budget_s: f64) -> Result<BenchRecord> {
     let x = ctx.upload(&Rng::new(3).vec_f32(rows * cols, -1.0, 1.0), &[rows, cols])?;
     let out = ctx.empty(&[cols])?;
     let d = kernels::col_sum(ctx, &x, &out, false)?;
@@ -173,17 +154,10 @@ pub const MATMUL_CANDIDATES: &[MatmulVariant] = &[
 
 /// Times every candidate of [`MATMUL_CANDIDATES`] on an n×n×n product and returns them
 /// fastest first. Results never depend on the choice: every variant computes the same sums.
-pub fn autotune_matmul(
-    ctx: &Context,
-    n: usize,
-    budget_s: f64,
-) -> Result<Vec<(MatmulVariant, f64)>> {
+pub fn autotune_matmul(ctx: &Context, n: usize, budget_s: f64) -> Result<Vec<(MatmulVariant, f64)>> {
     let mut out = Vec::new();
     for &v in MATMUL_CANDIDATES {
-        let spec = MatmulSpec {
-            variant: Some(v),
-            ..Default::default()
-        };
+        let spec = MatmulSpec { variant: Some(v), ..Default::default() };
         let r = bench_matmul(ctx, n, n, n, spec, budget_s)?;
         out.push((v, r.gflops.unwrap_or(0.0)));
     }
@@ -196,10 +170,7 @@ pub fn autotune_matmul(
 pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
     use crate::kernels::LossKind;
     use crate::nn::{ModelSpec, TaskSpec};
-    let task = |name: &str, loss| TaskSpec {
-        name: name.into(),
-        loss,
-    };
+    let task = |name: &str, loss| TaskSpec { name: name.into(), loss };
     ModelSpec {
         inputs,
         trunk: trunk.to_vec(),
@@ -228,27 +199,13 @@ pub fn bench_train_step(
     use crate::optim::Optimizer;
     let model = MultiTaskModel::build(spec, batch)?;
     let init = model.graph.init_params(0);
-    let mut gg = GpuGraph::new(
-        ctx.clone(),
-        model.graph.clone(),
-        &init,
-        Some(Optimizer::adam(1e-3)),
-    )?;
+    let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-3)))?;
     let mut rng = Rng::new(5);
     let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
     for t in &spec.tasks {
         let k = t.loss.outputs();
-        inputs.push(
-            (0..batch)
-                .map(|_| {
-                    if k > 1 {
-                        rng.below(k) as f32
-                    } else {
-                        rng.range(-1.0, 1.0) as f32
-                    }
-                })
-                .collect(),
-        );
+        inputs
+            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
         inputs.push(vec![1.0; batch]);
     }
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
@@ -268,16 +225,9 @@ pub fn bench_train_step(
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let ms = median(&mut times);
-    let mut dm = dims(&[
-        ("batch", batch),
-        ("inputs", spec.inputs),
-        ("dispatches", gg.dispatches_per_step()),
-    ]);
+    let mut dm = dims(&[("batch", batch), ("inputs", spec.inputs), ("dispatches", gg.dispatches_per_step())]);
     dm.insert("trunk".into(), serde_json::Value::from(spec.trunk.clone()));
-    dm.insert(
-        "peak_mib".into(),
-        serde_json::Value::from((peak0 as f64 / (1 << 20) as f64 * 100.0).round() / 100.0),
-    );
+    dm.insert("peak_mib".into(), serde_json::Value::from((peak0 as f64 / (1 << 20) as f64 * 100.0).round() / 100.0));
     Ok(BenchRecord {
         bench: "train_step".into(),
         dims: dm,

@@ -92,12 +92,7 @@ fn default_activation() -> String {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection {
-            arch: default_arch(),
-            trunk: default_trunk(),
-            head: vec![],
-            activation: default_activation(),
-        }
+        ModelSection { arch: default_arch(), trunk: default_trunk(), head: vec![], activation: default_activation() }
     }
 }
 
@@ -148,9 +143,7 @@ fn default_method() -> String {
 
 impl Default for WeightingSection {
     fn default() -> Self {
-        WeightingSection {
-            method: default_method(),
-        }
+        WeightingSection { method: default_method() }
     }
 }
 
@@ -211,20 +204,13 @@ pub struct Config {
 }
 
 fn cfg_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {
-    Error::Config {
-        file: file.to_string(),
-        key: key.into(),
-        message: message.into(),
-    }
+    Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
 }
 
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&path.display().to_string(), &text, base)
     }
@@ -238,11 +224,7 @@ impl Config {
                 let col = upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1;
                 format!("line {line}, column {col}")
             });
-            cfg_err(
-                file,
-                key.unwrap_or_else(|| "?".into()),
-                e.message().to_string(),
-            )
+            cfg_err(file, key.unwrap_or_else(|| "?".into()), e.message().to_string())
         })?;
         Self::validate(file, raw, base)
     }
@@ -251,30 +233,20 @@ impl Config {
         let e = |key: &str, msg: String| cfg_err(file, key, msg);
         // Data source.
         let d = &raw.data;
-        let sources = usize::from(d.path.is_some())
-            + usize::from(d.dataset.is_some())
-            + usize::from(d.train.is_some());
+        let sources = usize::from(d.path.is_some()) + usize::from(d.dataset.is_some()) + usize::from(d.train.is_some());
         if sources != 1 {
-            return Err(e(
-                "data",
-                "give exactly one of path, dataset, or train (+ val, test)".into(),
-            ));
+            return Err(e("data", "give exactly one of path, dataset, or train (+ val, test)".into()));
         }
         if let Some(split) = d.split {
             let sum: f64 = split.iter().sum();
             if split.iter().any(|f| !(0.0..=1.0).contains(f)) || (sum - 1.0).abs() > 1e-6 {
                 return Err(e(
                     "data.split",
-                    format!(
-                        "{split:?}: three fractions in [0, 1] that sum to 1 (they sum to {sum})"
-                    ),
+                    format!("{split:?}: three fractions in [0, 1] that sum to 1 (they sum to {sum})"),
                 ));
             }
             if split[0] == 0.0 {
-                return Err(e(
-                    "data.split",
-                    "the training fraction must be above 0".into(),
-                ));
+                return Err(e("data.split", "the training fraction must be above 0".into()));
             }
         }
         if let Some(p) = d.correlation {
@@ -296,30 +268,19 @@ impl Config {
                 "regression" => TaskKind::Regression,
                 "binary" => TaskKind::Binary,
                 "multiclass" => TaskKind::Multiclass,
-                other => {
-                    return Err(e(
-                        &key("kind"),
-                        format!("{other:?} (expected regression, binary or multiclass)"),
-                    ))
-                }
+                other => return Err(e(&key("kind"), format!("{other:?} (expected regression, binary or multiclass)"))),
             };
             if t.classes.is_some() && kind != TaskKind::Multiclass {
-                return Err(e(
-                    &key("classes"),
-                    "only multiclass tasks have classes".into(),
-                ));
+                return Err(e(&key("classes"), "only multiclass tasks have classes".into()));
             }
             let loss = match (kind, t.loss.as_deref()) {
                 (TaskKind::Regression, None | Some("mse")) => LossKind::Mse,
                 (TaskKind::Regression, Some("l1")) => LossKind::L1,
-                (TaskKind::Regression, Some("huber")) => LossKind::Huber {
-                    delta: t.delta.unwrap_or(1.0),
-                },
+                (TaskKind::Regression, Some("huber")) => LossKind::Huber { delta: t.delta.unwrap_or(1.0) },
                 (TaskKind::Binary, None | Some("bce")) => LossKind::Bce,
                 (TaskKind::Multiclass, None | Some("cross_entropy")) => {
-                    let classes = t.classes.ok_or_else(|| {
-                        e(&key("classes"), "multiclass tasks need classes".into())
-                    })?;
+                    let classes =
+                        t.classes.ok_or_else(|| e(&key("classes"), "multiclass tasks need classes".into()))?;
                     if classes < 2 {
                         return Err(e(&key("classes"), format!("{classes} (at least 2)")));
                     }
@@ -331,10 +292,7 @@ impl Config {
                         TaskKind::Binary => "bce",
                         TaskKind::Multiclass => "cross_entropy",
                     };
-                    return Err(e(
-                        &key("loss"),
-                        format!("{l:?} does not fit a {} task (expected {allowed})", t.kind),
-                    ));
+                    return Err(e(&key("loss"), format!("{l:?} does not fit a {} task (expected {allowed})", t.kind)));
                 }
             };
             if let (Some(dl), LossKind::Huber { .. }) = (t.delta, loss) {
@@ -346,10 +304,7 @@ impl Config {
             }
             let weight = t.weight.unwrap_or(1.0);
             if !(weight.is_finite() && weight >= 0.0) {
-                return Err(e(
-                    &key("weight"),
-                    format!("{weight} (must be finite and >= 0)"),
-                ));
+                return Err(e(&key("weight"), format!("{weight} (must be finite and >= 0)")));
             }
             tasks.push(TaskDef {
                 name: t.name.clone(),
@@ -368,19 +323,12 @@ impl Config {
             return Err(e("model.arch", format!("{:?} (expected hps)", m.arch)));
         }
         if let Some(i) = m.trunk.iter().position(|&s| s == 0 || s > 65_536) {
-            return Err(e(
-                &format!("model.trunk[{i}]"),
-                format!("{} (a layer needs 1 to 65536 units)", m.trunk[i]),
-            ));
+            return Err(e(&format!("model.trunk[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.trunk[i])));
         }
         if let Some(i) = m.head.iter().position(|&s| s == 0 || s > 65_536) {
-            return Err(e(
-                &format!("model.head[{i}]"),
-                format!("{} (a layer needs 1 to 65536 units)", m.head[i]),
-            ));
+            return Err(e(&format!("model.head[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.head[i])));
         }
-        let activation = Activation::parse(&m.activation)
-            .map_err(|err| e("model.activation", err.to_string()))?;
+        let activation = Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))?;
         // Training.
         let t = &raw.train;
         let lr = t.lr.unwrap_or(1e-3);
@@ -394,41 +342,19 @@ impl Config {
             },
             name @ ("adam" | "adamw") => {
                 if t.momentum.is_some() || t.nesterov.is_some() {
-                    return Err(e(
-                        "train.momentum",
-                        format!("{name} has no momentum or nesterov (use betas)"),
-                    ));
+                    return Err(e("train.momentum", format!("{name} has no momentum or nesterov (use betas)")));
                 }
                 let [beta1, beta2] = t.betas.unwrap_or([0.9, 0.999]);
                 let eps = t.eps.unwrap_or(1e-8);
                 if name == "adam" {
-                    Optimizer::Adam {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay: wd.unwrap_or(0.0),
-                    }
+                    Optimizer::Adam { lr, beta1, beta2, eps, weight_decay: wd.unwrap_or(0.0) }
                 } else {
-                    Optimizer::AdamW {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay: wd.unwrap_or(0.01),
-                    }
+                    Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay: wd.unwrap_or(0.01) }
                 }
             }
-            other => {
-                return Err(e(
-                    "train.optimizer",
-                    format!("{other:?} (expected sgd, adam or adamw)"),
-                ))
-            }
+            other => return Err(e("train.optimizer", format!("{other:?} (expected sgd, adam or adamw)"))),
         };
-        optimizer
-            .check()
-            .map_err(|err| e("train", err.to_string()))?;
+        optimizer.check().map_err(|err| e("train", err.to_string()))?;
         let batch_size = t.batch_size.unwrap_or(256);
         if batch_size == 0 {
             return Err(e("train.batch_size", "must be at least 1".into()));
@@ -451,12 +377,7 @@ impl Config {
         let weighting = match raw.weighting.method.as_str() {
             "ew" => Weighting::Ew,
             "static" => Weighting::Static,
-            other => {
-                return Err(e(
-                    "weighting.method",
-                    format!("{other:?} (expected ew or static)"),
-                ))
-            }
+            other => return Err(e("weighting.method", format!("{other:?} (expected ew or static)"))),
         };
         Ok(Config {
             file: file.to_string(),

@@ -114,16 +114,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A shape error.
     pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
-        Error::Shape {
-            op,
-            message: message.into(),
-        }
+        Error::Shape { op, message: message.into() }
     }
     /// An invalid-value error.
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            what: what.into(),
-            message: message.into(),
-        }
+        Error::Invalid { what: what.into(), message: message.into() }
     }
 }

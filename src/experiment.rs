@@ -32,15 +32,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
     let d = &cfg.raw.data;
     let split = d.split.unwrap_or([0.8, 0.1, 0.1]);
     let seed = cfg.train.seed;
-    let to_ds = |t: &Table| {
-        Dataset::from_table(
-            t,
-            d.features.as_deref(),
-            &d.ignore,
-            &cfg.tasks,
-            d.group.as_deref(),
-        )
-    };
+    let to_ds = |t: &Table| Dataset::from_table(t, d.features.as_deref(), &d.ignore, &cfg.tasks, d.group.as_deref());
     let raw: [Dataset; 3] = if let Some(train) = &d.train {
         let tr = to_ds(&read_table(cfg, train)?)?;
         let load = |p: &Option<String>| -> Result<Dataset> {
@@ -63,9 +55,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
     } else {
         let source = match (&d.path, &d.dataset) {
             (Some(p), _) => Source::One(read_table(cfg, p)?),
-            (None, Some(name)) => {
-                builtin::load(name, split, seed, d.correlation.unwrap_or(0.5), d.rows)?
-            }
+            (None, Some(name)) => builtin::load(name, split, seed, d.correlation.unwrap_or(0.5), d.rows)?,
             (None, None) => {
                 return Err(Error::Config {
                     file: cfg.file.clone(),
@@ -87,16 +77,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         }
     };
     let scaling = Scaling::fit(&raw[0], &cfg.tasks, cfg.standardize);
-    let splits = Splits {
-        train: scaling.apply(&raw[0]),
-        val: scaling.apply(&raw[1]),
-        test: scaling.apply(&raw[2]),
-    };
-    Ok(Prepared {
-        raw,
-        splits,
-        scaling,
-    })
+    let splits = Splits { train: scaling.apply(&raw[0]), val: scaling.apply(&raw[1]), test: scaling.apply(&raw[2]) };
+    Ok(Prepared { raw, splits, scaling })
 }
 
 /// The model a config describes, for `inputs` features.
@@ -123,53 +105,261 @@ pub fn run(
     ctx: &Arc<Context>,
     cfg: &Config,
     prepared: &Prepared,
-    init: Option<Vec<Vec<f32>>>,
+    init: Option<&std::path::Path>,
     baselines: bool,
     on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
-) -> Result<Outcome> {
+    on_note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, Trainer)> {
     let spec = model_spec(cfg, prepared.splits.train.width());
-    let mut tr = Trainer::new(
-        ctx.clone(),
-        &spec,
-        &cfg.tasks,
-        cfg.train.clone(),
-        prepared.scaling.clone(),
-        init,
-    )?;
+    let mut tr = match init {
+        None => Trainer::new(ctx.clone(), &spec, &cfg.tasks, cfg.train.clone(), prepared.scaling.clone(), None)?,
+        Some(path) => {
+            let ck = crate::checkpoint::Checkpoint::load(path)?;
+            let info = checkpoint_info(&ck, path)?;
+            if info.features != prepared.splits.train.feature_names {
+                return Err(Error::Data {
+                    file: path.display().to_string(),
+                    line: None,
+                    column: None,
+                    message: format!(
+                        "trained on features {:?}, the config gives {:?}",
+                        info.features, prepared.splits.train.feature_names
+                    ),
+                });
+            }
+            let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
+            let fresh_params = fresh.graph.init_params(cfg.train.seed);
+            let (params, optim, step, notes) =
+                init_from_checkpoint(&ck, path, &fresh.graph, &cfg.tasks, &fresh_params, &cfg.train.optimizer)?;
+            for n in &notes {
+                on_note(n);
+            }
+            let mut tr = Trainer::new(
+                ctx.clone(),
+                &spec,
+                &cfg.tasks,
+                cfg.train.clone(),
+                prepared.scaling.clone(),
+                Some(params),
+            )?;
+            if let Some(state) = optim {
+                tr.graph_mut().write_optim_state(&state, step)?;
+            }
+            tr
+        }
+    };
     tr.set_weights(&cfg.initial_weights())?;
     let report = tr.fit(&prepared.splits, on_eval)?;
     let (baselines, delta) = if baselines {
-        let b = single_task_baselines(
-            ctx,
-            &spec,
-            &cfg.tasks,
-            &cfg.train,
-            &prepared.scaling,
-            &prepared.splits,
-        )?;
-        let split = if prepared.splits.test.rows() > 0 {
-            2
-        } else {
-            1
-        };
+        let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
+        let split = if prepared.splits.test.rows() > 0 { 2 } else { 1 };
         let per: Vec<f64> = cfg
             .tasks
             .iter()
             .enumerate()
-            .map(|(t, task)| {
-                metrics::task_delta(task.kind, &report.metrics[t][split], &b[t][split])
-            })
+            .map(|(t, task)| metrics::task_delta(task.kind, &report.metrics[t][split], &b[t][split]))
             .collect();
         let dm = metrics::delta_m(&per);
         (Some(b), Some((per, dm)))
     } else {
         (None, None)
     };
-    Ok(Outcome {
-        report,
-        baselines,
-        delta,
-        scaling: prepared.scaling.clone(),
-        spec,
+    Ok((Outcome { report, baselines, delta, scaling: prepared.scaling.clone(), spec }, tr))
+}
+
+/// The checkpoint of a finished run: the kept parameters, the optimizer state of the last step.
+pub fn outcome_checkpoint(
+    cfg: &Config,
+    prepared: &Prepared,
+    out: &Outcome,
+    tr: &Trainer,
+) -> Result<crate::checkpoint::Checkpoint> {
+    let state = tr.graph().read_optim_state()?;
+    make_checkpoint(
+        cfg,
+        &out.spec,
+        &out.scaling,
+        &prepared.splits.train.feature_names,
+        &tr.model().graph,
+        &out.report.params,
+        Some((&cfg.train.optimizer, &state, tr.graph().steps())),
+    )
+}
+
+/// Names of optimizer state tensors, per state buffer.
+pub fn optim_state_names(opt: &crate::optim::Optimizer) -> &'static [&'static str] {
+    match opt {
+        crate::optim::Optimizer::Sgd { momentum, .. } if *momentum != 0.0 => &["momentum_buffer"],
+        crate::optim::Optimizer::Sgd { .. } => &[],
+        _ => &["exp_avg", "exp_avg_sq"],
+    }
+}
+
+/// A checkpoint of a trained model: parameters, optional optimizer state and step, and the
+/// metadata `predict` and `eval` need (config, model, tasks, scaling, feature names).
+pub fn make_checkpoint(
+    cfg: &Config,
+    spec: &ModelSpec,
+    scaling: &Scaling,
+    feature_names: &[String],
+    graph: &crate::autograd::Graph,
+    params: &[Vec<f32>],
+    optim: Option<(&crate::optim::Optimizer, &[Vec<Vec<f32>>], u64)>,
+) -> Result<crate::checkpoint::Checkpoint> {
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut ck = crate::checkpoint::Checkpoint::default();
+    for (p, v) in graph.params.iter().zip(params) {
+        ck.insert(&p.name, &p.shape, v.clone());
+    }
+    if let Some((opt, state, step)) = optim {
+        for (name, per_param) in optim_state_names(opt).iter().zip(state) {
+            for (p, v) in graph.params.iter().zip(per_param) {
+                ck.insert(&format!("optim.{name}.{}", p.name), &p.shape, v.clone());
+            }
+        }
+        ck.metadata.insert("step".into(), step.to_string());
+        ck.metadata.insert("optimizer".into(), json(opt)?);
+    }
+    ck.metadata.insert("format".into(), "hydra-mtl 1".into());
+    ck.metadata.insert("config".into(), json(&cfg.raw)?);
+    ck.metadata.insert("model".into(), json(spec)?);
+    ck.metadata.insert("tasks".into(), json(&cfg.tasks)?);
+    ck.metadata.insert("scaling".into(), json(scaling)?);
+    ck.metadata.insert("features".into(), json(&feature_names.to_vec())?);
+    Ok(ck)
+}
+
+mod erased {
+    /// Serializes anything serde can, as a JSON string.
+    pub trait Json {
+        fn to_json(&self) -> crate::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> crate::Result<String> {
+            serde_json::to_string(self).map_err(|e| crate::Error::invalid("checkpoint metadata", e.to_string()))
+        }
+    }
+}
+
+fn meta_json<T: serde::de::DeserializeOwned>(
+    ck: &crate::checkpoint::Checkpoint,
+    path: &std::path::Path,
+    key: &str,
+) -> Result<T> {
+    serde_json::from_str(ck.meta(path, key)?).map_err(|e| Error::Data {
+        file: path.display().to_string(),
+        line: None,
+        column: None,
+        message: format!("metadata {key:?} is unreadable: {e}"),
     })
+}
+
+/// What a checkpoint says about its model.
+pub struct CheckpointInfo {
+    /// The model.
+    pub spec: ModelSpec,
+    /// Its tasks.
+    pub tasks: Vec<crate::mtl::TaskDef>,
+    /// The scaling of its inputs and targets.
+    pub scaling: Scaling,
+    /// Feature names, in model input order.
+    pub features: Vec<String>,
+}
+
+/// Reads the model description stored in a checkpoint.
+pub fn checkpoint_info(ck: &crate::checkpoint::Checkpoint, path: &std::path::Path) -> Result<CheckpointInfo> {
+    Ok(CheckpointInfo {
+        spec: meta_json(ck, path, "model")?,
+        tasks: meta_json(ck, path, "tasks")?,
+        scaling: meta_json(ck, path, "scaling")?,
+        features: meta_json(ck, path, "features")?,
+    })
+}
+
+/// Initial parameters for `graph` from a checkpoint, by name. Parameters of heads of tasks
+/// the checkpoint does not have start from `fresh` (a new task: transfer); every other
+/// parameter must be present with its shape. Returns the parameters, the optimizer state
+/// when the checkpoint has all of it for this optimizer, the step, and notes for the user.
+pub fn init_from_checkpoint(
+    ck: &crate::checkpoint::Checkpoint,
+    path: &std::path::Path,
+    graph: &crate::autograd::Graph,
+    tasks: &[crate::mtl::TaskDef],
+    fresh: &[Vec<f32>],
+    optimizer: &crate::optim::Optimizer,
+) -> Result<(Vec<Vec<f32>>, Option<Vec<Vec<Vec<f32>>>>, u64, Vec<String>)> {
+    let known: Vec<crate::mtl::TaskDef> = meta_json(ck, path, "tasks")?;
+    let is_known = |name: &str| known.iter().any(|t| t.name == name);
+    let mut notes = Vec::new();
+    let mut names = Vec::new();
+    let mut shapes = Vec::new();
+    let mut from_ck = Vec::new();
+    for (i, p) in graph.params.iter().enumerate() {
+        let new_head = tasks.iter().any(|t| !is_known(&t.name) && p.name.starts_with(&format!("heads.{}.", t.name)));
+        from_ck.push(!new_head);
+        if !new_head {
+            names.push(p.name.clone());
+            shapes.push(p.shape.clone());
+        }
+        let _ = i;
+    }
+    for t in tasks.iter().filter(|t| !is_known(&t.name)) {
+        notes.push(format!("heads.{} starts fresh (task not in the checkpoint)", t.name));
+    }
+    let loaded = ck.take(path, &names, &shapes)?;
+    // Tensors nobody uses: heads of tasks the config dropped are noted; anything else is an error.
+    let used: std::collections::BTreeSet<&String> = names.iter().collect();
+    let mut unexpected = Vec::new();
+    for name in ck.tensors.keys() {
+        if used.contains(name) || name.starts_with("optim.") || name.starts_with("weighting.") {
+            continue;
+        }
+        match name.strip_prefix("heads.").and_then(|r| r.split('.').next()) {
+            Some(task) if !tasks.iter().any(|t| t.name == task) => {
+                notes.push(format!("{name} ignored (task not in the config)"))
+            }
+            _ => unexpected.push(name.clone()),
+        }
+    }
+    if !unexpected.is_empty() {
+        return Err(Error::Data {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            message: format!("unexpected tensors for this model: {}", unexpected.join(", ")),
+        });
+    }
+    let mut it = loaded.into_iter();
+    let params: Vec<Vec<f32>> =
+        from_ck.iter().zip(fresh).map(|(&c, f)| if c { it.next().unwrap_or_default() } else { f.clone() }).collect();
+    // Optimizer state: only when complete for this optimizer and every parameter.
+    let state_names = optim_state_names(optimizer);
+    let mut state = Vec::new();
+    for s in state_names {
+        let per: Option<Vec<Vec<f32>>> = graph
+            .params
+            .iter()
+            .map(|p| {
+                ck.tensors
+                    .get(&format!("optim.{s}.{}", p.name))
+                    .filter(|(sh, _)| *sh == p.shape)
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        match per {
+            Some(v) => state.push(v),
+            None => break,
+        }
+    }
+    let same_opt = ck
+        .metadata
+        .get("optimizer")
+        .and_then(|o| serde_json::from_str::<crate::optim::Optimizer>(o).ok())
+        .is_some_and(|o| std::mem::discriminant(&o) == std::mem::discriminant(optimizer));
+    let step = ck.metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let optim = (same_opt && !state_names.is_empty() && state.len() == state_names.len()).then_some(state);
+    if optim.is_none() && !state_names.is_empty() {
+        notes.push("optimizer state starts fresh".into());
+    }
+    Ok((params, optim, if same_opt { step } else { 0 }, notes))
 }

@@ -20,6 +20,7 @@
 
 pub mod autograd;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod data;

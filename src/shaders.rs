@@ -27,14 +27,8 @@ const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 
 impl Shader {
     /// Every shader file.
-    pub const ALL: &'static [Shader] = &[
-        Shader::Activation,
-        Shader::Matmul,
-        Shader::Elementwise,
-        Shader::Reduce,
-        Shader::Loss,
-        Shader::Optim,
-    ];
+    pub const ALL: &'static [Shader] =
+        &[Shader::Activation, Shader::Matmul, Shader::Elementwise, Shader::Reduce, Shader::Loss, Shader::Optim];
 
     /// The file name under `shaders/`.
     pub fn file(self) -> &'static str {
@@ -63,19 +57,11 @@ impl Shader {
     /// Parses and validates the source with naga, without a device.
     pub fn validate(self) -> crate::Result<()> {
         let src = self.source();
-        let module = naga::front::wgsl::parse_str(&src).map_err(|e| crate::Error::Shader {
-            file: self.file(),
-            message: e.emit_to_string(&src),
-        })?;
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .map_err(|e| crate::Error::Shader {
-            file: self.file(),
-            message: e.emit_to_string(&src),
-        })?;
+        let module = naga::front::wgsl::parse_str(&src)
+            .map_err(|e| crate::Error::Shader { file: self.file(), message: e.emit_to_string(&src) })?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .map_err(|e| crate::Error::Shader { file: self.file(), message: e.emit_to_string(&src) })?;
         Ok(())
     }
 }
@@ -97,16 +83,9 @@ mod tests {
     fn every_wgsl_file_in_the_folder_is_registered() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
         for entry in std::fs::read_dir(dir).expect("shaders folder") {
-            let name = entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .to_string();
+            let name = entry.expect("entry").file_name().to_string_lossy().to_string();
             if name.ends_with(".wgsl") {
-                assert!(
-                    Shader::ALL.iter().any(|s| s.file() == name),
-                    "{name} is not in Shader::ALL"
-                );
+                assert!(Shader::ALL.iter().any(|s| s.file() == name), "{name} is not in Shader::ALL");
             }
         }
     }

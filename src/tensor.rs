@@ -54,32 +54,18 @@ impl Tensor {
     /// The same storage seen with another shape of the same length.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != self.len() {
-            return Err(Error::shape(
-                "reshape",
-                format!("{:?} into {shape:?}", self.shape),
-            ));
+            return Err(Error::shape("reshape", format!("{:?} into {shape:?}", self.shape)));
         }
-        Ok(Tensor {
-            buf: self.buf.clone(),
-            offset: self.offset,
-            shape: shape.to_vec(),
-        })
+        Ok(Tensor { buf: self.buf.clone(), offset: self.offset, shape: shape.to_vec() })
     }
     /// A view of `shape` starting `offset` elements into this tensor's storage. The byte offset
     /// must meet the adapter's storage-offset alignment when the view is bound to a kernel.
     pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         if offset + n > self.len() {
-            return Err(Error::shape(
-                "view",
-                format!("{offset}+{n} elements past {:?}", self.shape),
-            ));
+            return Err(Error::shape("view", format!("{offset}+{n} elements past {:?}", self.shape)));
         }
-        Ok(Tensor {
-            buf: self.buf.clone(),
-            offset: self.offset + offset as u64 * 4,
-            shape: shape.to_vec(),
-        })
+        Ok(Tensor { buf: self.buf.clone(), offset: self.offset + offset as u64 * 4, shape: shape.to_vec() })
     }
     pub(crate) fn buffer(&self) -> &Arc<GpuBuffer> {
         &self.buf
@@ -115,11 +101,7 @@ impl Context {
             });
         }
         let buf = self.pool.get(BufferKind::Storage, bytes)?;
-        Ok(Tensor {
-            buf: Arc::new(buf),
-            offset: 0,
-            shape: shape.to_vec(),
-        })
+        Ok(Tensor { buf: Arc::new(buf), offset: 0, shape: shape.to_vec() })
     }
 
     /// A tensor of zeros.
@@ -139,13 +121,9 @@ impl Context {
     /// Overwrites a tensor's contents. Ordered on the queue: lands before any later submit.
     pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
         if data.len() != t.len() {
-            return Err(Error::shape(
-                "write",
-                format!("{} values into {:?}", data.len(), t.shape),
-            ));
+            return Err(Error::shape("write", format!("{} values into {:?}", data.len(), t.shape)));
         }
-        self.queue
-            .write_buffer(t.buf.raw(), t.offset, bytemuck::cast_slice(data));
+        self.queue.write_buffer(t.buf.raw(), t.offset, bytemuck::cast_slice(data));
         AtomicCounters::bump(&self.counters.uploads, 1);
         Ok(())
     }
@@ -155,11 +133,8 @@ impl Context {
         let bytes = t.bytes();
         let staging = self.pool.get(BufferKind::Readback, bytes)?;
         self.scoped("reading a tensor back", || {
-            let mut enc = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("readback"),
-                });
+            let mut enc =
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
             enc.copy_buffer_to_buffer(t.buf.raw(), t.offset, staging.raw(), 0, bytes);
             self.submit(enc.finish());
         })?;
@@ -176,9 +151,7 @@ impl Context {
             Err(_) => return Err(Error::DeviceLost("readback callback never ran".into())),
         }
         let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?;
+            let view = slice.get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.raw().unmap();

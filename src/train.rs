@@ -71,11 +71,8 @@ pub struct Scaling {
 impl Scaling {
     /// Fits on the training split: features when `standardize`, regression targets always.
     pub fn fit(train: &Dataset, tasks: &[TaskDef], standardize: bool) -> Scaling {
-        let features = if standardize {
-            Standardizer::fit_features(train)
-        } else {
-            Standardizer::identity(train.width())
-        };
+        let features =
+            if standardize { Standardizer::fit_features(train) } else { Standardizer::identity(train.width()) };
         let mut targets = Standardizer::fit_labels(train);
         for (t, task) in tasks.iter().enumerate() {
             if task.kind != TaskKind::Regression {
@@ -146,7 +143,7 @@ pub struct Trainer {
     tasks: Vec<TaskDef>,
     model: MultiTaskModel,
     graph: GpuGraph,
-    eval: Option<(usize, GpuGraph)>,
+    evaluator: Evaluator,
     settings: TrainSettings,
     scaling: Scaling,
     weights: Vec<f32>,
@@ -193,23 +190,10 @@ impl Trainer {
         }
         let model = MultiTaskModel::build(spec, settings.batch_size)?;
         let init = init.unwrap_or_else(|| model.graph.init_params(settings.seed));
-        let graph = GpuGraph::new(
-            ctx.clone(),
-            model.graph.clone(),
-            &init,
-            Some(settings.optimizer),
-        )?;
+        let graph = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer))?;
         let weights: Vec<f32> = vec![1.0; tasks.len()];
-        Ok(Trainer {
-            ctx,
-            tasks: tasks.to_vec(),
-            model,
-            graph,
-            eval: None,
-            settings,
-            scaling,
-            weights,
-        })
+        let evaluator = Evaluator::new(ctx.clone(), spec, tasks, scaling.clone());
+        Ok(Trainer { ctx, tasks: tasks.to_vec(), model, graph, evaluator, settings, scaling, weights })
     }
 
     /// The model spec of a task list: one head per task.
@@ -225,14 +209,23 @@ impl Trainer {
             trunk: trunk.to_vec(),
             head: head.to_vec(),
             activation,
-            tasks: tasks
-                .iter()
-                .map(|t| TaskSpec {
-                    name: t.name.clone(),
-                    loss: t.loss,
-                })
-                .collect(),
+            tasks: tasks.iter().map(|t| TaskSpec { name: t.name.clone(), loss: t.loss }).collect(),
         }
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// The compiled training graph (parameters, optimizer state).
+    pub fn graph(&self) -> &GpuGraph {
+        &self.graph
+    }
+
+    /// The compiled training graph, mutably (to restore optimizer state).
+    pub fn graph_mut(&mut self) -> &mut GpuGraph {
+        &mut self.graph
     }
 
     /// The model.
@@ -248,10 +241,7 @@ impl Trainer {
     /// Sets the task weights w_t of Σ_t w_t·L_t.
     pub fn set_weights(&mut self, w: &[f32]) -> Result<()> {
         if w.len() != self.tasks.len() {
-            return Err(Error::shape(
-                "weights",
-                format!("{} weights for {} tasks", w.len(), self.tasks.len()),
-            ));
+            return Err(Error::shape("weights", format!("{} weights for {} tasks", w.len(), self.tasks.len())));
         }
         self.graph.set_task_weights(w)?;
         self.weights = w.to_vec();
@@ -263,97 +253,25 @@ impl Trainer {
         self.graph.read_params()
     }
 
-    /// Runs the model on every row of `d` (already scaled) and returns per task the raw
-    /// outputs [rows, outputs] (standardised units for regression).
-    pub fn outputs(&mut self, d: &Dataset) -> Result<Vec<Vec<f32>>> {
-        let n = d.rows();
-        let mut outs: Vec<Vec<f32>> = self
-            .tasks
-            .iter()
-            .map(|t| Vec::with_capacity(n * t.loss.outputs()))
-            .collect();
-        if n == 0 {
-            return Ok(outs);
-        }
-        let params = self.graph.read_params()?;
-        let batch = n.min(1024);
-        let rebuild = !matches!(&self.eval, Some((b, _)) if *b == batch);
-        if rebuild {
-            let m = MultiTaskModel::build(&self.model.spec, batch)?;
-            self.eval = Some((
-                batch,
-                GpuGraph::new(self.ctx.clone(), m.graph, &params, None)?,
-            ));
-        }
-        let Some((_, eg)) = self.eval.as_mut() else {
-            unreachable!("eval graph just built")
-        };
-        if !rebuild {
-            eg.write_params(&params)?;
-        }
-        let rows: Vec<usize> = (0..n).collect();
-        for chunk in rows.chunks(batch) {
-            let inputs = gather(d, chunk, batch);
-            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-            eg.feed(&refs)?;
-            eg.forward()?;
-            for (t, &id) in self.model.logits.iter().enumerate() {
-                let k = self.tasks[t].loss.outputs();
-                let v = eg.read_value(id)?;
-                outs[t].extend_from_slice(&v[..chunk.len() * k]);
-            }
-        }
-        Ok(outs)
-    }
-
-    /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled).
+    /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled),
+    /// with the current parameters.
     pub fn evaluate(&mut self, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
-        let outs = self.outputs(d)?;
-        let mut losses = Vec::new();
-        let mut mets = Vec::new();
-        for (t, task) in self.tasks.iter().enumerate() {
-            let o64: Vec<f64> = outs[t].iter().map(|&v| f64::from(v)).collect();
-            let l64: Vec<f64> = d.labels[t].iter().map(|&v| f64::from(v)).collect();
-            let m64: Vec<f64> = d.masks[t].iter().map(|&v| f64::from(v)).collect();
-            let mut scratch = vec![0.0; o64.len()];
-            let loss = cpu::task_loss(task.loss, &o64, &l64, &m64, 1.0, &mut scratch);
-            if !loss.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!(
-                        "diverged: task {:?} has loss {loss} at step {}",
-                        task.name,
-                        self.graph.steps()
-                    ),
-                ));
-            }
-            losses.push(loss);
-            let mut out = outs[t].clone();
-            let mut labels = d.labels[t].clone();
-            if task.kind == TaskKind::Regression {
-                self.scaling.unscale_outputs(t, &mut out);
-                self.scaling.unscale_outputs(t, &mut labels);
-            }
-            mets.push(metrics::task_metrics(
-                task.kind,
-                &out,
-                task.loss.outputs(),
-                &labels,
-                &d.masks[t],
+        let params = self.graph.read_params()?;
+        let (losses, mets) = self.evaluator.evaluate(&params, d)?;
+        if let Some((t, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+            return Err(Error::invalid(
+                "training",
+                format!("diverged: task {:?} has loss {l} at step {}", self.tasks[t].name, self.graph.steps()),
             ));
         }
         Ok((losses, mets))
     }
 
     /// Trains on `splits`, calling `on_eval` after each evaluation.
-    pub fn fit(
-        &mut self,
-        splits: &Splits,
-        on_eval: &mut dyn FnMut(&EvalRecord),
-    ) -> Result<TrainReport> {
+    pub fn fit(&mut self, splits: &Splits, on_eval: &mut dyn FnMut(&EvalRecord)) -> Result<TrainReport> {
         let s = self.settings.clone();
         let n = splits.train.rows();
         if n == 0 {
@@ -419,28 +337,133 @@ impl Trainer {
         let mut per_split: Vec<Vec<Metrics>> = Vec::new();
         for d in [&splits.train, &splits.val, &splits.test] {
             let (_, m) = self.evaluate(d)?;
-            per_split.push(if m.is_empty() {
-                vec![Metrics::new(); self.tasks.len()]
-            } else {
-                m
-            });
+            per_split.push(if m.is_empty() { vec![Metrics::new(); self.tasks.len()] } else { m });
         }
         let metrics = (0..self.tasks.len())
-            .map(|t| {
-                [
-                    per_split[0][t].clone(),
-                    per_split[1][t].clone(),
-                    per_split[2][t].clone(),
-                ]
-            })
+            .map(|t| [per_split[0][t].clone(), per_split[1][t].clone(), per_split[2][t].clone()])
             .collect();
-        Ok(TrainReport {
-            history,
-            best_epoch,
-            metrics,
-            params,
-            steps: self.graph.steps(),
-        })
+        Ok(TrainReport { history, best_epoch, metrics, params, steps: self.graph.steps() })
+    }
+}
+
+/// Runs a model's forward pass over whole datasets (in batches of up to 1024 rows, the last
+/// padded) for evaluation and prediction; needs no optimizer.
+pub struct Evaluator {
+    ctx: Arc<Context>,
+    spec: ModelSpec,
+    tasks: Vec<TaskDef>,
+    scaling: Scaling,
+    cache: Option<(MultiTaskModel, GpuGraph)>,
+}
+
+impl Evaluator {
+    /// An evaluator for `spec` with `tasks` and the scaling its inputs were trained with.
+    pub fn new(ctx: Arc<Context>, spec: &ModelSpec, tasks: &[TaskDef], scaling: Scaling) -> Evaluator {
+        Evaluator { ctx, spec: spec.clone(), tasks: tasks.to_vec(), scaling, cache: None }
+    }
+
+    /// The scaling.
+    pub fn scaling(&self) -> &Scaling {
+        &self.scaling
+    }
+
+    /// Per task, the raw outputs [rows, outputs] for every row of `d` (already scaled).
+    pub fn outputs(&mut self, params: &[Vec<f32>], d: &Dataset) -> Result<Vec<Vec<f32>>> {
+        let n = d.rows();
+        let mut outs: Vec<Vec<f32>> = self.tasks.iter().map(|t| Vec::with_capacity(n * t.loss.outputs())).collect();
+        if n == 0 {
+            return Ok(outs);
+        }
+        if d.width() != self.spec.inputs {
+            return Err(Error::shape(
+                "evaluate",
+                format!("{} features, the model takes {}", d.width(), self.spec.inputs),
+            ));
+        }
+        let batch = n.min(1024);
+        let rebuild = !matches!(&self.cache, Some((m, _)) if m.batch == batch);
+        if rebuild {
+            let m = MultiTaskModel::build(&self.spec, batch)?;
+            let g = GpuGraph::new(self.ctx.clone(), m.graph.clone(), params, None)?;
+            self.cache = Some((m, g));
+        }
+        let Some((model, eg)) = self.cache.as_mut() else { unreachable!("evaluation graph just built") };
+        if !rebuild {
+            eg.write_params(params)?;
+        }
+        let rows: Vec<usize> = (0..n).collect();
+        for chunk in rows.chunks(batch) {
+            let mut inputs = gather(d, chunk, batch);
+            // Prediction data may carry no labels: feed empty (masked) ones.
+            while inputs.len() < 1 + 2 * self.tasks.len() {
+                inputs.push(vec![0.0; batch]);
+            }
+            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            eg.feed(&refs)?;
+            eg.forward()?;
+            for (t, &id) in model.logits.iter().enumerate() {
+                let k = self.tasks[t].loss.outputs();
+                let v = eg.read_value(id)?;
+                outs[t].extend_from_slice(&v[..chunk.len() * k]);
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled).
+    pub fn evaluate(&mut self, params: &[Vec<f32>], d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
+        if d.rows() == 0 {
+            return Ok((vec![], vec![]));
+        }
+        let outs = self.outputs(params, d)?;
+        let mut losses = Vec::new();
+        let mut mets = Vec::new();
+        for (t, task) in self.tasks.iter().enumerate() {
+            let o64: Vec<f64> = outs[t].iter().map(|&v| f64::from(v)).collect();
+            let l64: Vec<f64> = d.labels[t].iter().map(|&v| f64::from(v)).collect();
+            let m64: Vec<f64> = d.masks[t].iter().map(|&v| f64::from(v)).collect();
+            let mut scratch = vec![0.0; o64.len()];
+            losses.push(cpu::task_loss(task.loss, &o64, &l64, &m64, 1.0, &mut scratch));
+            let mut out = outs[t].clone();
+            let mut labels = d.labels[t].clone();
+            if task.kind == TaskKind::Regression {
+                self.scaling.unscale_outputs(t, &mut out);
+                self.scaling.unscale_outputs(t, &mut labels);
+            }
+            mets.push(metrics::task_metrics(task.kind, &out, task.loss.outputs(), &labels, &d.masks[t]));
+        }
+        Ok((losses, mets))
+    }
+
+    /// Predictions in the user's units for raw (unscaled) feature rows: regression values,
+    /// binary probabilities of 1, multiclass class indices. One vector per task.
+    pub fn predict(&mut self, params: &[Vec<f32>], raw: &Dataset) -> Result<Vec<Vec<f32>>> {
+        let mut d = raw.clone();
+        self.scaling.features.apply(&mut d.features);
+        let outs = self.outputs(params, &d)?;
+        let mut preds = Vec::new();
+        for (t, task) in self.tasks.iter().enumerate() {
+            let mut o = outs[t].clone();
+            preds.push(match task.kind {
+                TaskKind::Regression => {
+                    self.scaling.unscale_outputs(t, &mut o);
+                    o
+                }
+                TaskKind::Binary => o.iter().map(|&x| cpu::stable_sigmoid(x)).collect(),
+                TaskKind::Multiclass => {
+                    let k = task.classes();
+                    o.chunks(k)
+                        .map(|row| {
+                            row.iter()
+                                .enumerate()
+                                .fold((0, f32::NEG_INFINITY), |(a, m), (i, &v)| if v > m { (i, v) } else { (a, m) })
+                                .0 as f32
+                        })
+                        .collect()
+                }
+            });
+        }
+        Ok(preds)
     }
 }
 
@@ -461,10 +484,7 @@ pub fn single_task_baselines(
         s1.tasks = vec![spec.tasks[t].clone()];
         let sc = Scaling {
             features: scaling.features.clone(),
-            targets: Standardizer {
-                mean: vec![scaling.targets.mean[t]],
-                std: vec![scaling.targets.std[t]],
-            },
+            targets: Standardizer { mean: vec![scaling.targets.mean[t]], std: vec![scaling.targets.std[t]] },
         };
         let sp = Splits {
             train: splits.train.select_tasks(&[t]),

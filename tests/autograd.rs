@@ -24,29 +24,17 @@ fn net(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind], seed:
     let mut rng = Rng::new(seed);
     let mut inputs = vec![rng.vec_f32(batch * trunk[0], -1.0, 1.0)];
     for (k, &kind) in heads.iter().enumerate() {
-        let h = Mlp::new(
-            &mut g,
-            &format!("heads.t{k}"),
-            &[*trunk.last().unwrap(), kind.outputs()],
-            act,
-            false,
-        );
+        let h = Mlp::new(&mut g, &format!("heads.t{k}"), &[*trunk.last().unwrap(), kind.outputs()], act, false);
         let logits = h.forward(&mut g, z).unwrap();
         let y = g.input(&format!("y{k}"), &[batch]);
         let m = g.input(&format!("m{k}"), &[batch]);
         g.loss(logits, y, m, kind, k).unwrap();
         inputs.push(match kind {
             LossKind::Bce => (0..batch).map(|_| rng.below(2) as f32).collect(),
-            LossKind::CrossEntropy { classes } => {
-                (0..batch).map(|_| rng.below(classes) as f32).collect()
-            }
+            LossKind::CrossEntropy { classes } => (0..batch).map(|_| rng.below(classes) as f32).collect(),
             _ => rng.vec_f32(batch, -1.0, 1.0),
         });
-        inputs.push(
-            (0..batch)
-                .map(|i| if i % 5 == 3 { 0.0 } else { 1.0 })
-                .collect(),
-        );
+        inputs.push((0..batch).map(|i| if i % 5 == 3 { 0.0 } else { 1.0 }).collect());
     }
     Net { graph: g, inputs }
 }
@@ -81,13 +69,7 @@ fn fd_check(g: &Graph, inputs: &[Vec<f32>], seed: u64, what: &str) {
 fn every_op_passes_finite_difference_gradient_checks() {
     // Linear with each activation, each loss.
     for act in Activation::ALL {
-        let n = net(
-            5,
-            &[3, 4],
-            act,
-            &[LossKind::Mse, LossKind::CrossEntropy { classes: 3 }],
-            1,
-        );
+        let n = net(5, &[3, 4], act, &[LossKind::Mse, LossKind::CrossEntropy { classes: 3 }], 1);
         fd_check(&n.graph, &n.inputs, 2, &format!("linear {act:?}"));
     }
     for kind in [LossKind::L1, LossKind::Huber { delta: 1.0 }, LossKind::Bce] {
@@ -110,11 +92,7 @@ fn every_op_passes_finite_difference_gradient_checks() {
     let m = g.input("m", &[b]);
     g.loss(out, y, m, LossKind::Mse, 0).unwrap();
     let mut rng = Rng::new(9);
-    let inputs = vec![
-        rng.vec_f32(b * 3, -1.0, 1.0),
-        rng.vec_f32(b, -1.0, 1.0),
-        vec![1.0; b],
-    ];
+    let inputs = vec![rng.vec_f32(b * 3, -1.0, 1.0), rng.vec_f32(b, -1.0, 1.0), vec![1.0; b]];
     fd_check(&g, &inputs, 5, "act + add + reuse");
 }
 
@@ -124,11 +102,7 @@ fn three_layer_mlp_passes_finite_difference_gradient_check() {
         7,
         &[4, 6, 5, 3],
         Activation::Tanh,
-        &[
-            LossKind::Mse,
-            LossKind::Bce,
-            LossKind::CrossEntropy { classes: 4 },
-        ],
+        &[LossKind::Mse, LossKind::Bce, LossKind::CrossEntropy { classes: 4 }],
         11,
     );
     fd_check(&n.graph, &n.inputs, 12, "3-layer mlp");
@@ -158,31 +132,17 @@ fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind]
         let scale = want.iter().fold(0f64, |a, v| a.max(v.abs()));
         // f32 sums of up to `batch`·width terms: 1e-4 of the tensor's largest gradient.
         let tol = vec![1e-6 + 1e-4 * scale; want.len()];
-        assert_close(
-            &format!("{what} grad {}", n.graph.params[pi].name),
-            &got[pi],
-            want,
-            &tol,
-        );
+        assert_close(&format!("{what} grad {}", n.graph.params[pi].name), &got[pi], want, &tol);
     }
 }
 
 #[test]
 fn gpu_backward_equals_cpu_backward_on_awkward_shapes() {
-    let heads = [
-        LossKind::Mse,
-        LossKind::Huber { delta: 1.0 },
-        LossKind::CrossEntropy { classes: 10 },
-    ];
+    let heads = [LossKind::Mse, LossKind::Huber { delta: 1.0 }, LossKind::CrossEntropy { classes: 10 }];
     gpu_vs_cpu(1, &[3, 17], Activation::Relu, &heads);
     gpu_vs_cpu(17, &[63, 65, 3], Activation::Tanh, &heads);
     gpu_vs_cpu(65, &[17, 64, 63], Activation::Gelu, &heads[..2]);
-    gpu_vs_cpu(
-        257,
-        &[3, 65],
-        Activation::LeakyRelu(0.01),
-        &[LossKind::Bce, LossKind::L1],
-    );
+    gpu_vs_cpu(257, &[3, 65], Activation::LeakyRelu(0.01), &[LossKind::Bce, LossKind::L1]);
     gpu_vs_cpu(63, &[5, 9], Activation::Sigmoid, &[LossKind::Mse]);
 }
 
@@ -211,83 +171,34 @@ fn train_compare(opt: Optimizer, steps: usize) {
     }
     for (i, want) in p.iter().enumerate() {
         // After 20 steps of lr 1e-2, f32 rounding of the updates stays well below 1e-4.
-        assert_close(
-            &format!("{opt:?} {}", n.graph.params[i].name),
-            &got[i],
-            want,
-            &vec![1e-4; want.len()],
-        );
+        assert_close(&format!("{opt:?} {}", n.graph.params[i].name), &got[i], want, &vec![1e-4; want.len()]);
     }
 }
 
 #[test]
 fn twenty_steps_of_sgd_momentum_match_the_cpu() {
-    train_compare(
-        Optimizer::Sgd {
-            lr: 0.05,
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 1e-3,
-        },
-        20,
-    );
-    train_compare(
-        Optimizer::Sgd {
-            lr: 0.05,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 0.0,
-        },
-        20,
-    );
+    train_compare(Optimizer::Sgd { lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 1e-3 }, 20);
+    train_compare(Optimizer::Sgd { lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0 }, 20);
     train_compare(Optimizer::sgd(0.1), 20);
 }
 
 #[test]
 fn twenty_steps_of_adam_and_adamw_match_the_cpu() {
     train_compare(Optimizer::adam(1e-2), 20);
-    train_compare(
-        Optimizer::Adam {
-            lr: 1e-2,
-            beta1: 0.8,
-            beta2: 0.99,
-            eps: 1e-8,
-            weight_decay: 1e-2,
-        },
-        20,
-    );
-    train_compare(
-        Optimizer::AdamW {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        },
-        20,
-    );
+    train_compare(Optimizer::Adam { lr: 1e-2, beta1: 0.8, beta2: 0.99, eps: 1e-8, weight_decay: 1e-2 }, 20);
+    train_compare(Optimizer::AdamW { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 }, 20);
 }
 
 #[test]
 fn replayed_steps_submit_once_each_and_never_read_back_or_allocate() {
-    let heads = [
-        LossKind::Mse,
-        LossKind::Mse,
-        LossKind::CrossEntropy { classes: 10 },
-    ];
+    let heads = [LossKind::Mse, LossKind::Mse, LossKind::CrossEntropy { classes: 10 }];
     let n = net(64, &[16, 32, 32], Activation::Relu, &heads, 41);
     let init = n.graph.init_params(42);
     let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
     let steps = 25;
     // A context of its own: the shared one counts other tests' work running in parallel.
     let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
-    let mut gg = GpuGraph::new(
-        own.clone(),
-        n.graph.clone(),
-        &init,
-        Some(Optimizer::adam(1e-3)),
-    )
-    .unwrap();
+    let mut gg = GpuGraph::new(own.clone(), n.graph.clone(), &init, Some(Optimizer::adam(1e-3))).unwrap();
     gg.feed(&refs).unwrap();
     gg.step().unwrap();
     own.sync().unwrap();
@@ -297,25 +208,10 @@ fn replayed_steps_submit_once_each_and_never_read_back_or_allocate() {
         gg.step().unwrap();
     }
     let after = own.counters();
-    assert_eq!(
-        after.submits - before.submits,
-        steps as u64,
-        "one submit per step"
-    );
-    assert_eq!(
-        after.readbacks - before.readbacks,
-        0,
-        "no readback inside steps"
-    );
-    assert_eq!(
-        after.allocations - before.allocations,
-        0,
-        "no allocation after the first step"
-    );
-    assert_eq!(
-        after.dispatches - before.dispatches,
-        (steps * gg.dispatches_per_step()) as u64
-    );
+    assert_eq!(after.submits - before.submits, steps as u64, "one submit per step");
+    assert_eq!(after.readbacks - before.readbacks, 0, "no readback inside steps");
+    assert_eq!(after.allocations - before.allocations, 0, "no allocation after the first step");
+    assert_eq!(after.dispatches - before.dispatches, (steps * gg.dispatches_per_step()) as u64);
     // Losses stay on the GPU until asked for: one readback then.
     let l = gg.losses().unwrap();
     assert_eq!(own.counters().readbacks - after.readbacks, 1);

@@ -7,15 +7,10 @@ use hydra::{kernels, Context, Error};
 
 #[test]
 fn no_matching_adapter_is_an_error_with_the_install_hint() {
-    let err = Context::with_filter(Some("no-such-adapter-xyz"))
-        .err()
-        .expect("must fail");
+    let err = Context::with_filter(Some("no-such-adapter-xyz")).err().expect("must fail");
     assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("apt-get install -y mesa-vulkan-drivers"),
-        "{msg}"
-    );
+    assert!(msg.contains("apt-get install -y mesa-vulkan-drivers"), "{msg}");
     assert!(msg.contains("no-such-adapter-xyz"), "{msg}");
 }
 
@@ -42,11 +37,7 @@ fn buffer_pool_reuses_freed_buffers_and_tracks_peak() {
     assert!(peak >= 12_345 * 4);
     drop(t);
     let again = ctx.empty(&shape).unwrap();
-    assert_eq!(
-        ctx.counters().allocations,
-        after_first,
-        "a freed buffer of the same class must be reused"
-    );
+    assert_eq!(ctx.counters().allocations, after_first, "a freed buffer of the same class must be reused");
     drop(again);
 }
 
@@ -69,11 +60,7 @@ fn one_run_is_one_submit_and_pipelines_are_cached() {
     let d2 = kernels::scale(&ctx, &x, 2.0).unwrap();
     let n_pipes = ctx.pipelines_compiled();
     let _again = kernels::fill(&ctx, &x, 3.0).unwrap();
-    assert_eq!(
-        ctx.pipelines_compiled(),
-        n_pipes,
-        "same entry and constants must reuse the pipeline"
-    );
+    assert_eq!(ctx.pipelines_compiled(), n_pipes, "same entry and constants must reuse the pipeline");
     let s0 = ctx.counters().submits;
     ctx.run(&[&d1, &d2]).unwrap();
     assert_eq!(ctx.counters().submits, s0 + 1);

@@ -21,8 +21,7 @@ fn act_forward_matches_cpu_including_extreme_inputs() {
             }
             let gx = ctx.upload(&x, &[n]).unwrap();
             let gy = ctx.empty(&[n]).unwrap();
-            ctx.run(&[&kernels::act_forward(&ctx, act, &gx, &gy).unwrap()])
-                .unwrap();
+            ctx.run(&[&kernels::act_forward(&ctx, act, &gx, &gy).unwrap()]).unwrap();
             let got = ctx.read(&gy).unwrap();
             let mut want = vec![0.0; n];
             cpu::act_forward(act, &to64(&x), &mut want);
@@ -51,20 +50,11 @@ fn act_backward_matches_cpu_from_input_and_output_with_accumulation() {
                     let gdy = ctx.upload(&dy, &[n]).unwrap();
                     let gs = ctx.upload(saved, &[n]).unwrap();
                     let gdx = ctx.upload(&dx0, &[n]).unwrap();
-                    let d =
-                        kernels::act_backward(&ctx, act, &gdy, &gs, from_output, &gdx, accumulate)
-                            .unwrap();
+                    let d = kernels::act_backward(&ctx, act, &gdy, &gs, from_output, &gdx, accumulate).unwrap();
                     ctx.run(&[&d]).unwrap();
                     let got = ctx.read(&gdx).unwrap();
                     let mut want = to64(&dx0);
-                    cpu::act_backward(
-                        act,
-                        &to64(&dy),
-                        &to64(saved),
-                        from_output,
-                        &mut want,
-                        accumulate,
-                    );
+                    cpu::act_backward(act, &to64(&dy), &to64(saved), from_output, &mut want, accumulate);
                     let tol: Vec<f64> = want.iter().map(|w| 4e-6 * (1.0 + w.abs())).collect();
                     assert_close(
                         &format!("act_backward {act:?} n={n} out={from_output} acc={accumulate}"),
@@ -82,9 +72,7 @@ fn act_backward_matches_cpu_from_input_and_output_with_accumulation() {
 fn act_gelu_gradient_refuses_the_output_form() {
     let ctx = ctx();
     let t = ctx.zeros(&[4]).unwrap();
-    let err = kernels::act_backward(&ctx, Activation::Gelu, &t, &t, true, &t, false)
-        .err()
-        .expect("must fail");
+    let err = kernels::act_backward(&ctx, Activation::Gelu, &t, &t, true, &t, false).err().expect("must fail");
     assert!(err.to_string().contains("needs its input"), "{err}");
 }
 
@@ -96,16 +84,10 @@ fn activation_derivatives_match_finite_differences_in_f64() {
             let x = -5.0 + 0.05 * f64::from(i) + 0.0123; // avoids the kink at 0
             let fd = (cpu::act_apply(act, x + h) - cpu::act_apply(act, x - h)) / (2.0 * h);
             let g = cpu::act_grad_from_input(act, x);
-            assert!(
-                (fd - g).abs() < 1e-6,
-                "{act:?} at {x}: fd {fd} vs analytic {g}"
-            );
+            assert!((fd - g).abs() < 1e-6, "{act:?} at {x}: fd {fd} vs analytic {g}");
             if act.grad_from_output() {
                 let go = cpu::act_grad_from_output(act, cpu::act_apply(act, x));
-                assert!(
-                    (go - g).abs() < 1e-9,
-                    "{act:?} at {x}: from output {go} vs from input {g}"
-                );
+                assert!((go - g).abs() < 1e-9, "{act:?} at {x}: from output {go} vs from input {g}");
             }
         }
     }
@@ -121,31 +103,22 @@ fn fill_scale_axpy_add_match_cpu() {
         let gx = ctx.upload(&x, &[n]).unwrap();
         let gy = ctx.upload(&y, &[n]).unwrap();
         let gz = ctx.empty(&[n]).unwrap();
-        ctx.run(&[&kernels::add(&ctx, &gx, &gy, &gz).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::add(&ctx, &gx, &gy, &gz).unwrap()]).unwrap();
         let mut want = vec![0.0; n];
         cpu::add(&to64(&x), &to64(&y), &mut want);
         assert_close_all(&format!("add n={n}"), &ctx.read(&gz).unwrap(), &want, 1e-6);
 
-        ctx.run(&[&kernels::axpy(&ctx, -0.75, &gx, &gy).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::axpy(&ctx, -0.75, &gx, &gy).unwrap()]).unwrap();
         let mut want = to64(&y);
         cpu::axpy(-0.75, &to64(&x), &mut want);
         assert_close_all(&format!("axpy n={n}"), &ctx.read(&gy).unwrap(), &want, 1e-6);
 
-        ctx.run(&[&kernels::scale(&ctx, &gx, 3.5).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::scale(&ctx, &gx, 3.5).unwrap()]).unwrap();
         let mut want = to64(&x);
         cpu::scale(&mut want, 3.5);
-        assert_close_all(
-            &format!("scale n={n}"),
-            &ctx.read(&gx).unwrap(),
-            &want,
-            1e-6,
-        );
+        assert_close_all(&format!("scale n={n}"), &ctx.read(&gx).unwrap(), &want, 1e-6);
 
-        ctx.run(&[&kernels::fill(&ctx, &gx, -1.25).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::fill(&ctx, &gx, -1.25).unwrap()]).unwrap();
         let mut want = vec![0.0; n];
         cpu::fill(&mut want, -1.25);
         assert_close_all(&format!("fill n={n}"), &ctx.read(&gx).unwrap(), &want, 0.0);
@@ -160,10 +133,7 @@ fn elementwise_grid_covers_more_than_one_grid_row() {
     let x = ctx.zeros(&[n]).unwrap();
     ctx.run(&[&kernels::fill(&ctx, &x, 2.0).unwrap()]).unwrap();
     let got = ctx.read(&x).unwrap();
-    assert!(
-        got.iter().all(|&v| v == 2.0),
-        "some of {n} values were not written"
-    );
+    assert!(got.iter().all(|&v| v == 2.0), "some of {n} values were not written");
 }
 
 #[test]
@@ -179,67 +149,37 @@ fn reductions_match_cpu() {
         let gy = ctx.upload(&y, &[r, c]).unwrap();
         let (x64, y64) = (to64(&x), to64(&y));
         // Rounding bound of an n-term sum of magnitude ≤ Σ|terms|.
-        let bound =
-            |mag: f64, terms: usize| 2.0 * terms as f64 * f64::from(f32::EPSILON) * mag + 1e-7;
+        let bound = |mag: f64, terms: usize| 2.0 * terms as f64 * f64::from(f32::EPSILON) * mag + 1e-7;
 
         for accumulate in [false, true] {
             let start = rng.vec_f32(c, -1.0, 1.0);
             let out = ctx.upload(&start, &[c]).unwrap();
-            ctx.run(&[&kernels::col_sum(&ctx, &gx, &out, accumulate).unwrap()])
-                .unwrap();
+            ctx.run(&[&kernels::col_sum(&ctx, &gx, &out, accumulate).unwrap()]).unwrap();
             let mut want = to64(&start);
             cpu::col_sum(&x64, r, c, &mut want, accumulate);
-            let mut mag = if accumulate {
-                start.iter().map(|v| f64::from(v.abs())).collect()
-            } else {
-                vec![0.0; c]
-            };
+            let mut mag = if accumulate { start.iter().map(|v| f64::from(v.abs())).collect() } else { vec![0.0; c] };
             let xa: Vec<f64> = x64.iter().map(|v| v.abs()).collect();
             cpu::col_sum(&xa, r, c, &mut mag, accumulate);
             let tol: Vec<f64> = mag.iter().map(|m| bound(*m, r + 1)).collect();
-            assert_close(
-                &format!("col_sum {r}x{c} acc={accumulate}"),
-                &ctx.read(&out).unwrap(),
-                &want,
-                &tol,
-            );
+            assert_close(&format!("col_sum {r}x{c} acc={accumulate}"), &ctx.read(&out).unwrap(), &want, &tol);
         }
 
         let abs_sum: f64 = x64.iter().map(|v| v.abs()).sum();
         let one = ctx.zeros(&[1]).unwrap();
-        ctx.run(&[&kernels::sum(&ctx, &gx, &one, false).unwrap()])
-            .unwrap();
-        assert_close_all(
-            &format!("sum {n}"),
-            &ctx.read(&one).unwrap(),
-            &[cpu::sum(&x64)],
-            bound(abs_sum, n),
-        );
+        ctx.run(&[&kernels::sum(&ctx, &gx, &one, false).unwrap()]).unwrap();
+        assert_close_all(&format!("sum {n}"), &ctx.read(&one).unwrap(), &[cpu::sum(&x64)], bound(abs_sum, n));
 
-        ctx.run(&[&kernels::sq_norm(&ctx, &gx, &one, false).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::sq_norm(&ctx, &gx, &one, false).unwrap()]).unwrap();
         let sq = cpu::sq_norm(&x64);
-        assert_close_all(
-            &format!("sq_norm {n}"),
-            &ctx.read(&one).unwrap(),
-            &[sq],
-            bound(sq, n),
-        );
+        assert_close_all(&format!("sq_norm {n}"), &ctx.read(&one).unwrap(), &[sq], bound(sq, n));
 
-        ctx.run(&[&kernels::dot(&ctx, &gx, &gy, &one, false).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::dot(&ctx, &gx, &gy, &one, false).unwrap()]).unwrap();
         let dmag: f64 = x64.iter().zip(&y64).map(|(a, b)| (a * b).abs()).sum();
-        assert_close_all(
-            &format!("dot {n}"),
-            &ctx.read(&one).unwrap(),
-            &[cpu::dot(&x64, &y64)],
-            bound(dmag, n),
-        );
+        assert_close_all(&format!("dot {n}"), &ctx.read(&one).unwrap(), &[cpu::dot(&x64, &y64)], bound(dmag, n));
 
         // Accumulating adds to what is there.
         ctx.write(&one, &[10.0]).unwrap();
-        ctx.run(&[&kernels::sum(&ctx, &gx, &one, true).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::sum(&ctx, &gx, &one, true).unwrap()]).unwrap();
         assert_close_all(
             &format!("sum+= {n}"),
             &ctx.read(&one).unwrap(),

@@ -41,24 +41,12 @@ fn check(kind: LossKind, logits: &[f32], labels: &[f32], mask: &[f32], w: f32) {
     let got_grad = ctx.read(&grad).unwrap();
 
     let mut want_grad = vec![0.0f64; b * c];
-    let want = cpu::task_loss(
-        kind,
-        &to64(logits),
-        &to64(labels),
-        &to64(mask),
-        f64::from(w),
-        &mut want_grad,
-    );
+    let want = cpu::task_loss(kind, &to64(logits), &to64(labels), &to64(mask), f64::from(w), &mut want_grad);
     let what = format!("{kind:?} b={b}");
     assert_eq!(got_loss[0], 9.0, "{what}: another task's slot was written");
     assert_eq!(got_loss[2], 9.0, "{what}: another task's slot was written");
     // Loss: a mean of per-row terms each within a few ulps; gradient: per-element rounding.
-    assert_close(
-        &format!("{what} loss"),
-        &got_loss[1..2],
-        &[want],
-        &[1e-5 * (1.0 + want.abs())],
-    );
+    assert_close(&format!("{what} loss"), &got_loss[1..2], &[want], &[1e-5 * (1.0 + want.abs())]);
     let tol: Vec<f64> = want_grad.iter().map(|g| 1e-6 + 1e-5 * g.abs()).collect();
     assert_close(&format!("{what} grad"), &got_grad, &want_grad, &tol);
 }
@@ -70,9 +58,7 @@ fn fused_losses_match_cpu_with_masks_on_odd_batches() {
             let mut rng = Rng::new(b as u64 * 31);
             let logits = rng.vec_f32(b * kind.outputs(), -4.0, 4.0);
             let labels = labels_for(kind, &mut rng, b);
-            let mut mask: Vec<f32> = (0..b)
-                .map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 })
-                .collect();
+            let mut mask: Vec<f32> = (0..b).map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 }).collect();
             mask[0] = 1.0;
             check(kind, &logits, &labels, &mask, 1.5);
         }
@@ -85,9 +71,7 @@ fn fused_losses_are_finite_and_exact_for_logits_of_plus_minus_100() {
         let b = 8;
         let mut rng = Rng::new(5);
         let c = kind.outputs();
-        let logits: Vec<f32> = (0..b * c)
-            .map(|i| if i % 2 == 0 { 100.0 } else { -100.0 })
-            .collect();
+        let logits: Vec<f32> = (0..b * c).map(|i| if i % 2 == 0 { 100.0 } else { -100.0 }).collect();
         let labels = labels_for(kind, &mut rng, b);
         check(kind, &logits, &labels, &[1.0; 8], 1.0);
     }
@@ -105,13 +89,9 @@ fn a_batch_without_labels_gives_zero_loss_and_zero_gradient() {
         let gw = ctx.upload(&[1.0], &[1]).unwrap();
         let grad = ctx.upload(&vec![3.0; b * c], &[b, c]).unwrap();
         let losses = ctx.upload(&[5.0], &[1]).unwrap();
-        ctx.run(&[&kernels::task_loss(&ctx, kind, &gl, &gy, &gm, &gw, 0, &grad, &losses).unwrap()])
-            .unwrap();
+        ctx.run(&[&kernels::task_loss(&ctx, kind, &gl, &gy, &gm, &gw, 0, &grad, &losses).unwrap()]).unwrap();
         assert_eq!(ctx.read(&losses).unwrap(), vec![0.0], "{kind:?}");
-        assert!(
-            ctx.read(&grad).unwrap().iter().all(|&g| g == 0.0),
-            "{kind:?}"
-        );
+        assert!(ctx.read(&grad).unwrap().iter().all(|&g| g == 0.0), "{kind:?}");
     }
 }
 
@@ -136,11 +116,7 @@ fn loss_gradients_match_finite_differences_in_f64() {
             let fd = (cpu::task_loss(kind, &up, &labels, &mask, 1.0, &mut scratch)
                 - cpu::task_loss(kind, &dn, &labels, &mask, 1.0, &mut scratch))
                 / (2.0 * h);
-            assert!(
-                (fd - grad[i]).abs() < 1e-6,
-                "{kind:?} logit {i}: fd {fd} vs {}",
-                grad[i]
-            );
+            assert!((fd - grad[i]).abs() < 1e-6, "{kind:?} logit {i}: fd {fd} vs {}", grad[i]);
         }
     }
 }

@@ -18,10 +18,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (8, 8, 4096), // K-dominant
 ];
 
-const VARIANTS: [MatmulVariant; 2] = [
-    MatmulVariant::Registers { wg_x: 8, wg_y: 8 },
-    MatmulVariant::Tiled { wg_x: 16, wg_y: 16 },
-];
+const VARIANTS: [MatmulVariant; 2] =
+    [MatmulVariant::Registers { wg_x: 8, wg_y: 8 }, MatmulVariant::Tiled { wg_x: 16, wg_y: 16 }];
 
 /// One product on the GPU against the f64 reference. Tolerance: the f32 rounding bound of a
 /// K-term dot product, 2·K·ε·Σ|a||b| (+|bias|), then the activation's Lipschitz factor (≤ 1.2),
@@ -46,24 +44,10 @@ fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: 
     let s = MatmulShape { m, n, k };
     let mut want = to64(&c0);
     let b64 = to64(&bias);
-    cpu::matmul(
-        &to64(&a),
-        &to64(&b),
-        with_bias.then_some(&b64[..]),
-        &mut want,
-        s,
-        ta,
-        tb,
-        spec.act,
-        spec.accumulate,
-    );
+    cpu::matmul(&to64(&a), &to64(&b), with_bias.then_some(&b64[..]), &mut want, s, ta, tb, spec.act, spec.accumulate);
     // Σ|a||b| per output, through the same reference with |a|, |b|.
     let abs = |v: &[f32]| v.iter().map(|x| f64::from(x.abs())).collect::<Vec<_>>();
-    let mut mag = if spec.accumulate {
-        abs(&c0)
-    } else {
-        vec![0.0; m * n]
-    };
+    let mut mag = if spec.accumulate { abs(&c0) } else { vec![0.0; m * n] };
     let bias_abs = abs(&bias);
     cpu::matmul(
         &abs(&a),
@@ -77,17 +61,9 @@ fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: 
         spec.accumulate,
     );
     let eps = f64::from(f32::EPSILON);
-    let tol: Vec<f64> = mag
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| 1.2 * 2.0 * (k as f64 + 2.0) * eps * g + 1e-6 * (1.0 + w.abs()))
-        .collect();
-    assert_close(
-        &format!("matmul {shape:?} {spec:?} bias={with_bias}"),
-        &got,
-        &want,
-        &tol,
-    );
+    let tol: Vec<f64> =
+        mag.iter().zip(&want).map(|(g, w)| 1.2 * 2.0 * (k as f64 + 2.0) * eps * g + 1e-6 * (1.0 + w.abs())).collect();
+    assert_close(&format!("matmul {shape:?} {spec:?} bias={with_bias}"), &got, &want, &tol);
 }
 
 #[test]
@@ -98,13 +74,8 @@ fn matmul_matches_cpu_on_odd_shapes_every_transpose_bias_and_activation() {
             for tb in [false, true] {
                 for with_bias in [false, true] {
                     for act in Activation::ALL {
-                        let spec = MatmulSpec {
-                            trans_a: ta,
-                            trans_b: tb,
-                            act,
-                            accumulate: false,
-                            variant: Some(variant),
-                        };
+                        let spec =
+                            MatmulSpec { trans_a: ta, trans_b: tb, act, accumulate: false, variant: Some(variant) };
                         for &shape in SHAPES {
                             seed += 1;
                             check(shape, spec, with_bias, seed);
@@ -146,20 +117,10 @@ fn matmul_rejects_mismatched_shapes() {
     let a = ctx.zeros(&[3, 4]).unwrap();
     let b = ctx.zeros(&[5, 6]).unwrap();
     let c = ctx.zeros(&[3, 6]).unwrap();
-    let err = kernels::matmul(&ctx, &a, &b, None, &c, &MatmulSpec::default())
-        .err()
-        .expect("must fail");
-    assert!(
-        err.to_string().contains("op(A) is 3x4 but op(B) is 5x6"),
-        "{err}"
-    );
+    let err = kernels::matmul(&ctx, &a, &b, None, &c, &MatmulSpec::default()).err().expect("must fail");
+    assert!(err.to_string().contains("op(A) is 3x4 but op(B) is 5x6"), "{err}");
     let b = ctx.zeros(&[4, 6]).unwrap();
     let bad_bias = ctx.zeros(&[5]).unwrap();
-    let err = kernels::matmul(&ctx, &a, &b, Some(&bad_bias), &c, &MatmulSpec::default())
-        .err()
-        .expect("must fail");
-    assert!(
-        err.to_string().contains("bias has 5 elements, expected 6"),
-        "{err}"
-    );
+    let err = kernels::matmul(&ctx, &a, &b, Some(&bad_bias), &c, &MatmulSpec::default()).err().expect("must fail");
+    assert!(err.to_string().contains("bias has 5 elements, expected 6"), "{err}");
 }

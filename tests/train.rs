@@ -16,28 +16,15 @@ use hydra::{Activation, Optimizer};
 fn energy() -> (Dataset, Vec<TaskDef>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/energy_efficiency.csv");
     let table = Table::read(&path).unwrap();
-    let tasks = vec![
-        TaskDef::regression("heating", "heating_load"),
-        TaskDef::regression("cooling", "cooling_load"),
-    ];
-    (
-        Dataset::from_table(&table, None, &[], &tasks, None).unwrap(),
-        tasks,
-    )
+    let tasks = vec![TaskDef::regression("heating", "heating_load"), TaskDef::regression("cooling", "cooling_load")];
+    (Dataset::from_table(&table, None, &[], &tasks, None).unwrap(), tasks)
 }
 
 fn splits_of(d: &Dataset, tasks: &[TaskDef], seed: u64) -> (Splits, Scaling) {
     let [tr, va, te] = split_rows(d.rows(), [0.8, 0.1, 0.1], seed, None).unwrap();
     let (train, val, test) = (d.subset(&tr), d.subset(&va), d.subset(&te));
     let scaling = Scaling::fit(&train, tasks, true);
-    (
-        Splits {
-            train: scaling.apply(&train),
-            val: scaling.apply(&val),
-            test: scaling.apply(&test),
-        },
-        scaling,
-    )
+    (Splits { train: scaling.apply(&train), val: scaling.apply(&val), test: scaling.apply(&test) }, scaling)
 }
 
 #[test]
@@ -58,17 +45,10 @@ fn energy_multi_task_test_rmse_is_far_below_predicting_the_mean() {
         // Predicting the training mean, on the test rows, in original units.
         let mean = scaling.targets.mean[t] as f64;
         let std = scaling.targets.std[t] as f64;
-        let y: Vec<f64> = splits.test.labels[t]
-            .iter()
-            .map(|&v| v as f64 * std + mean)
-            .collect();
+        let y: Vec<f64> = splits.test.labels[t].iter().map(|&v| v as f64 * std + mean).collect();
         let mean_rmse = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
         let rmse = rep.metrics[t][2]["rmse"];
-        assert!(
-            rmse < 0.25 * mean_rmse,
-            "{}: test RMSE {rmse:.3} vs predict-the-mean {mean_rmse:.3}",
-            task.name
-        );
+        assert!(rmse < 0.25 * mean_rmse, "{}: test RMSE {rmse:.3} vs predict-the-mean {mean_rmse:.3}", task.name);
     }
 }
 
@@ -78,18 +58,8 @@ fn both_losses_fall_on_a_synthetic_two_task_problem() {
     let f = 6;
     let mut rng = Rng::new(3);
     let x = rng.vec_f32(n * f, -1.0, 1.0);
-    let y1: Vec<f32> = (0..n)
-        .map(|r| x[r * f] + 0.5 * x[r * f + 1] * x[r * f + 2])
-        .collect();
-    let y2: Vec<f32> = (0..n)
-        .map(|r| {
-            if x[r * f] - x[r * f + 3] > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let y1: Vec<f32> = (0..n).map(|r| x[r * f] + 0.5 * x[r * f + 1] * x[r * f + 2]).collect();
+    let y2: Vec<f32> = (0..n).map(|r| if x[r * f] - x[r * f + 3] > 0.0 { 1.0 } else { 0.0 }).collect();
     let names = (0..f).map(|i| format!("x{i}")).collect();
     let d = Dataset::from_slices(names, x, vec![y1, y2], vec![vec![1.0; n], vec![1.0; n]]).unwrap();
     let tasks = vec![TaskDef::regression("a", "a"), TaskDef::binary("b", "b")];
@@ -107,18 +77,9 @@ fn both_losses_fall_on_a_synthetic_two_task_problem() {
     let first = &rep.history[0].train_loss;
     let last = &rep.history.last().unwrap().train_loss;
     for t in 0..2 {
-        assert!(
-            last[t] < 0.5 * first[t],
-            "task {t}: loss {} -> {}",
-            first[t],
-            last[t]
-        );
+        assert!(last[t] < 0.5 * first[t], "task {t}: loss {} -> {}", first[t], last[t]);
     }
-    assert!(
-        rep.metrics[1][2]["accuracy"] > 0.85,
-        "{:?}",
-        rep.metrics[1][2]
-    );
+    assert!(rep.metrics[1][2]["accuracy"] > 0.85, "{:?}", rep.metrics[1][2]);
 }
 
 #[test]
@@ -145,12 +106,6 @@ fn missing_labels_and_a_partial_last_batch_train_without_nan_in_file_order() {
     let rep = tr.fit(&splits, &mut |_| {}).unwrap();
     assert_eq!(rep.steps, 21);
     for h in &rep.history {
-        assert!(
-            h.train_loss
-                .iter()
-                .chain(&h.val_loss)
-                .all(|v| v.is_finite()),
-            "{h:?}"
-        );
+        assert!(h.train_loss.iter().chain(&h.val_loss).all(|v| v.is_finite()), "{h:?}");
     }
 }

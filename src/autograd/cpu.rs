@@ -23,17 +23,11 @@ pub struct CpuRun<T> {
 impl<T: Real> CpuRun<T> {
     /// Gradients of the parameters, in [`Graph::params`] order.
     pub fn param_grads(&self, g: &Graph) -> Vec<Vec<T>> {
-        g.params
-            .iter()
-            .map(|p| self.grads[p.node.0].clone())
-            .collect()
+        g.params.iter().map(|p| self.grads[p.node.0].clone()).collect()
     }
     /// Σ_t w_t·L_t.
     pub fn total(&self, weights: &[T]) -> T {
-        self.losses
-            .iter()
-            .zip(weights)
-            .fold(T::of(0.0), |s, (&l, &w)| s + w * l)
+        self.losses.iter().zip(weights).fold(T::of(0.0), |s, (&l, &w)| s + w * l)
     }
 }
 
@@ -54,14 +48,8 @@ pub fn run<T: Real>(
 ) -> Result<CpuRun<T>> {
     let n = g.nodes.len();
     let input_ids = g.inputs();
-    if inputs.len() != input_ids.len()
-        || params.len() != g.params.len()
-        || weights.len() < g.tasks()
-    {
-        return Err(Error::shape(
-            "graph run",
-            "wrong number of inputs, parameters or weights",
-        ));
+    if inputs.len() != input_ids.len() || params.len() != g.params.len() || weights.len() < g.tasks() {
+        return Err(Error::shape("graph run", "wrong number of inputs, parameters or weights"));
     }
     let mut values: Vec<Vec<T>> = vec![Vec::new(); n];
     let mut pre: Vec<Vec<T>> = vec![Vec::new(); n];
@@ -76,10 +64,7 @@ pub fn run<T: Real>(
         match g.nodes[i].op {
             Op::Input => {
                 if values[i].len() != len {
-                    return Err(Error::shape(
-                        "graph run",
-                        format!("input {} needs {len} values", g.nodes[i].name),
-                    ));
+                    return Err(Error::shape("graph run", format!("input {} needs {len} values", g.nodes[i].name)));
                 }
             }
             Op::Param(p) => values[i] = params[p].clone(),
@@ -88,17 +73,7 @@ pub fn run<T: Real>(
                 let s = MatmulShape { m, n: shape[1], k };
                 let mut z = vec![T::of(0.0); len];
                 let bias = b.map(|b| values[b.0].as_slice());
-                cpu::matmul(
-                    &values[x.0],
-                    &values[w.0],
-                    bias,
-                    &mut z,
-                    s,
-                    false,
-                    true,
-                    Activation::Identity,
-                    false,
-                );
+                cpu::matmul(&values[x.0], &values[w.0], bias, &mut z, s, false, true, Activation::Identity, false);
                 let mut y = vec![T::of(0.0); len];
                 cpu::act_forward(act, &z, &mut y);
                 pre[i] = z;
@@ -114,13 +89,7 @@ pub fn run<T: Real>(
                 cpu::add(&values[a.0], &values[b.0], &mut y);
                 values[i] = y;
             }
-            Op::Loss {
-                logits,
-                labels,
-                mask,
-                kind,
-                task,
-            } => {
+            Op::Loss { logits, labels, mask, kind, task } => {
                 let mut grad = vec![T::of(0.0); values[logits.0].len()];
                 let l = cpu::task_loss(
                     kind,
@@ -215,17 +184,10 @@ pub fn run<T: Real>(
             }
         }
     }
-    Ok(CpuRun {
-        values,
-        pre,
-        grads,
-        losses,
-    })
+    Ok(CpuRun { values, pre, grads, losses })
 }
 
 /// The node ids of a run's inputs, for callers that build input vectors by name.
 pub fn input_index(g: &Graph, name: &str) -> Option<usize> {
-    g.inputs()
-        .iter()
-        .position(|id: &NodeId| g.nodes[id.0].name == name)
+    g.inputs().iter().position(|id: &NodeId| g.nodes[id.0].name == name)
 }

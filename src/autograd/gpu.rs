@@ -27,7 +27,7 @@ pub fn flat_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
 struct GpuOptim {
     opt: Optimizer,
     dispatch: Dispatch,
-    _state: Vec<Tensor>,
+    state: Vec<Tensor>,
     step: u64,
 }
 
@@ -58,20 +58,11 @@ fn node_len(g: &Graph, id: NodeId) -> usize {
 impl GpuGraph {
     /// Compiles `graph` with initial parameters `init` (in [`Graph::params`] order) and an
     /// optional optimizer. Every task weight starts at 1.
-    pub fn new(
-        ctx: Arc<Context>,
-        graph: Graph,
-        init: &[Vec<f32>],
-        optimizer: Option<Optimizer>,
-    ) -> Result<GpuGraph> {
+    pub fn new(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>], optimizer: Option<Optimizer>) -> Result<GpuGraph> {
         if init.len() != graph.params.len() {
             return Err(Error::shape(
                 "compile",
-                format!(
-                    "{} initial tensors for {} parameters",
-                    init.len(),
-                    graph.params.len()
-                ),
+                format!("{} initial tensors for {} parameters", init.len(), graph.params.len()),
             ));
         }
         let align = (ctx.adapter().storage_offset_alignment as usize / 4).max(1);
@@ -79,35 +70,24 @@ impl GpuGraph {
         let tasks = graph.tasks().max(1);
 
         // Parameters and gradients: one flat buffer each.
-        let lens: Vec<usize> = graph
-            .params
-            .iter()
-            .map(|p| p.shape.iter().product())
-            .collect();
+        let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
         let (offsets, total) = flat_layout(&lens, align);
         let mut host = vec![0f32; total];
         for (i, v) in init.iter().enumerate() {
             if v.len() != lens[i] {
                 return Err(Error::shape(
                     "compile",
-                    format!(
-                        "parameter {} needs {} values, got {}",
-                        graph.params[i].name,
-                        lens[i],
-                        v.len()
-                    ),
+                    format!("parameter {} needs {} values, got {}", graph.params[i].name, lens[i], v.len()),
                 ));
             }
             host[offsets[i]..offsets[i] + lens[i]].copy_from_slice(v);
         }
         let params = ctx.upload(&host, &[total])?;
         let grads = ctx.zeros(&[total])?;
-        let param_views = (0..lens.len())
-            .map(|i| params.view(offsets[i], &graph.params[i].shape))
-            .collect::<Result<Vec<_>>>()?;
-        let grad_views = (0..lens.len())
-            .map(|i| grads.view(offsets[i], &graph.params[i].shape))
-            .collect::<Result<Vec<_>>>()?;
+        let param_views =
+            (0..lens.len()).map(|i| params.view(offsets[i], &graph.params[i].shape)).collect::<Result<Vec<_>>>()?;
+        let grad_views =
+            (0..lens.len()).map(|i| grads.view(offsets[i], &graph.params[i].shape)).collect::<Result<Vec<_>>>()?;
 
         // Inputs: one flat batch buffer, written once per step.
         let inputs = graph.inputs();
@@ -125,10 +105,7 @@ impl GpuGraph {
             let shape = graph.nodes[i].shape.clone();
             values[i] = match graph.nodes[i].op {
                 Op::Input => {
-                    let k = inputs
-                        .iter()
-                        .position(|&id| id.0 == i)
-                        .expect("input listed");
+                    let k = inputs.iter().position(|&id| id.0 == i).expect("input listed");
                     Some(batch.view(input_offsets[k], &shape)?)
                 }
                 Op::Param(p) => Some(param_views[p].clone()),
@@ -157,14 +134,10 @@ impl GpuGraph {
         }
 
         let v = |id: NodeId| -> Result<&Tensor> {
-            values[id.0]
-                .as_ref()
-                .ok_or_else(|| Error::shape("compile", format!("node {} has no value", id.0)))
+            values[id.0].as_ref().ok_or_else(|| Error::shape("compile", format!("node {} has no value", id.0)))
         };
         let gr = |id: NodeId| -> Result<&Tensor> {
-            node_grads[id.0]
-                .as_ref()
-                .ok_or_else(|| Error::shape("compile", format!("node {} has no gradient", id.0)))
+            node_grads[id.0].as_ref().ok_or_else(|| Error::shape("compile", format!("node {} has no gradient", id.0)))
         };
 
         // Forward.
@@ -179,30 +152,17 @@ impl GpuGraph {
                         None => None,
                     };
                     if let Some(z) = &pre[i] {
-                        let spec = MatmulSpec {
-                            trans_b: true,
-                            ..Default::default()
-                        };
+                        let spec = MatmulSpec { trans_b: true, ..Default::default() };
                         forward.push(kernels::matmul(&ctx, v(x)?, v(w)?, bias, z, &spec)?);
                         forward.push(kernels::act_forward(&ctx, act, z, v(id)?)?);
                     } else {
-                        let spec = MatmulSpec {
-                            trans_b: true,
-                            act,
-                            ..Default::default()
-                        };
+                        let spec = MatmulSpec { trans_b: true, act, ..Default::default() };
                         forward.push(kernels::matmul(&ctx, v(x)?, v(w)?, bias, v(id)?, &spec)?);
                     }
                 }
                 Op::Act { x, act } => forward.push(kernels::act_forward(&ctx, act, v(x)?, v(id)?)?),
                 Op::Add { a, b } => forward.push(kernels::add(&ctx, v(a)?, v(b)?, v(id)?)?),
-                Op::Loss {
-                    logits,
-                    labels,
-                    mask,
-                    kind,
-                    task,
-                } => {
+                Op::Loss { logits, labels, mask, kind, task } => {
                     // The fused kernel also writes the (weighted) gradient of the logits; when
                     // nothing upstream learns, it goes to a scratch buffer.
                     let scratch;
@@ -238,10 +198,7 @@ impl GpuGraph {
                 Op::Loss { logits, .. } => {
                     if need[logits.0] {
                         if written[logits.0] {
-                            return Err(Error::invalid(
-                                "graph",
-                                "logits that feed a loss must feed nothing else",
-                            ));
+                            return Err(Error::invalid("graph", "logits that feed a loss must feed nothing else"));
                         }
                         written[logits.0] = true;
                     }
@@ -260,31 +217,16 @@ impl GpuGraph {
                             Some(z) => (z, false),
                             None => (v(id)?, true),
                         };
-                        backward.push(kernels::act_backward(
-                            &ctx,
-                            act,
-                            dy,
-                            saved,
-                            from_output,
-                            &dz_own,
-                            false,
-                        )?);
+                        backward.push(kernels::act_backward(&ctx, act, dy, saved, from_output, &dz_own, false)?);
                         &dz_own
                     };
                     if need[x.0] {
-                        let spec = MatmulSpec {
-                            accumulate: written[x.0],
-                            ..Default::default()
-                        };
+                        let spec = MatmulSpec { accumulate: written[x.0], ..Default::default() };
                         backward.push(kernels::matmul(&ctx, dz, v(w)?, None, gr(x)?, &spec)?);
                         written[x.0] = true;
                     }
                     if need[w.0] {
-                        let spec = MatmulSpec {
-                            trans_a: true,
-                            accumulate: written[w.0],
-                            ..Default::default()
-                        };
+                        let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
                         backward.push(kernels::matmul(&ctx, dz, v(x)?, None, gr(w)?, &spec)?);
                         written[w.0] = true;
                     }
@@ -297,15 +239,7 @@ impl GpuGraph {
                 }
                 Op::Act { x, act } => {
                     if need[i] && written[i] && need[x.0] {
-                        backward.push(kernels::act_backward(
-                            &ctx,
-                            act,
-                            gr(id)?,
-                            v(x)?,
-                            false,
-                            gr(x)?,
-                            written[x.0],
-                        )?);
+                        backward.push(kernels::act_backward(&ctx, act, gr(id)?, v(x)?, false, gr(x)?, written[x.0])?);
                         written[x.0] = true;
                     }
                 }
@@ -318,12 +252,7 @@ impl GpuGraph {
                             if written[o.0] {
                                 backward.push(kernels::axpy(&ctx, 1.0, gr(id)?, gr(o)?)?);
                             } else {
-                                backward.push(kernels::act_forward(
-                                    &ctx,
-                                    Activation::Identity,
-                                    gr(id)?,
-                                    gr(o)?,
-                                )?);
+                                backward.push(kernels::act_forward(&ctx, Activation::Identity, gr(id)?, gr(o)?)?);
                             }
                             written[o.0] = true;
                         }
@@ -341,19 +270,10 @@ impl GpuGraph {
                     state.push(ctx.zeros(&[total])?);
                 }
                 let dispatch = match opt {
-                    Optimizer::Sgd {
-                        momentum, nesterov, ..
-                    } => kernels::sgd(
-                        &ctx,
-                        &params,
-                        &grads,
-                        &state[0],
-                        nesterov,
-                        momentum != 0.0,
-                        opt.uniform(1),
-                    )?,
-                    Optimizer::Adam { beta1, beta2, .. }
-                    | Optimizer::AdamW { beta1, beta2, .. } => {
+                    Optimizer::Sgd { momentum, nesterov, .. } => {
+                        kernels::sgd(&ctx, &params, &grads, &state[0], nesterov, momentum != 0.0, opt.uniform(1))?
+                    }
+                    Optimizer::Adam { beta1, beta2, .. } | Optimizer::AdamW { beta1, beta2, .. } => {
                         let decoupled = matches!(opt, Optimizer::AdamW { .. });
                         kernels::adam(
                             &ctx,
@@ -367,12 +287,7 @@ impl GpuGraph {
                         )?
                     }
                 };
-                Some(GpuOptim {
-                    opt,
-                    dispatch,
-                    _state: state,
-                    step: 0,
-                })
+                Some(GpuOptim { opt, dispatch, state, step: 0 })
             }
         };
 
@@ -410,22 +325,15 @@ impl GpuGraph {
     pub fn feed(&mut self, inputs: &[&[f32]]) -> Result<()> {
         let ids = self.graph.inputs();
         if inputs.len() != ids.len() {
-            return Err(Error::shape(
-                "feed",
-                format!("{} inputs for {} input nodes", inputs.len(), ids.len()),
-            ));
+            return Err(Error::shape("feed", format!("{} inputs for {} input nodes", inputs.len(), ids.len())));
         }
         for (k, id) in ids.iter().enumerate() {
             let len = node_len(&self.graph, *id);
             if inputs[k].len() != len {
                 let name = &self.graph.nodes[id.0].name;
-                return Err(Error::shape(
-                    "feed",
-                    format!("input {name} needs {len} values, got {}", inputs[k].len()),
-                ));
+                return Err(Error::shape("feed", format!("input {name} needs {len} values, got {}", inputs[k].len())));
             }
-            self.staging[self.input_offsets[k]..self.input_offsets[k] + len]
-                .copy_from_slice(inputs[k]);
+            self.staging[self.input_offsets[k]..self.input_offsets[k] + len].copy_from_slice(inputs[k]);
         }
         self.ctx.write(&self.batch, &self.staging)
     }
@@ -451,24 +359,53 @@ impl GpuGraph {
     /// submit, nothing read back.
     pub fn step(&mut self) -> Result<()> {
         let Some(opt) = self.optim.as_mut() else {
-            return Err(Error::invalid(
-                "step",
-                "the graph was compiled without an optimizer",
-            ));
+            return Err(Error::invalid("step", "the graph was compiled without an optimizer"));
         };
         opt.step += 1;
-        opt.dispatch.set_params(
-            &self.ctx,
-            [self.params.len() as u32, 0, 0, 0],
-            opt.opt.uniform(opt.step),
-        );
-        let d: Vec<&Dispatch> = self
-            .forward
-            .iter()
-            .chain(&self.backward)
-            .chain(std::iter::once(&opt.dispatch))
-            .collect();
+        opt.dispatch.set_params(&self.ctx, [self.params.len() as u32, 0, 0, 0], opt.opt.uniform(opt.step));
+        let d: Vec<&Dispatch> =
+            self.forward.iter().chain(&self.backward).chain(std::iter::once(&opt.dispatch)).collect();
         self.ctx.run(&d)
+    }
+
+    /// The optimizer's state tensors, each split per parameter (one readback each): SGD's
+    /// momentum buffer, or Adam's exp_avg and exp_avg_sq. Empty without an optimizer.
+    pub fn read_optim_state(&self) -> Result<Vec<Vec<Vec<f32>>>> {
+        let Some(o) = &self.optim else { return Ok(vec![]) };
+        let n = o.opt.state_buffers();
+        o.state[..n].iter().map(|t| self.split(&self.ctx.read(t)?, &self.param_views)).collect()
+    }
+
+    /// Restores optimizer state (as [`GpuGraph::read_optim_state`] returns it) and the step count.
+    pub fn write_optim_state(&mut self, state: &[Vec<Vec<f32>>], steps: u64) -> Result<()> {
+        let base = self.param_views.first().map_or(0, Tensor::offset_bytes);
+        let offsets: Vec<usize> = self.param_views.iter().map(|t| ((t.offset_bytes() - base) / 4) as usize).collect();
+        let total = self.params.len();
+        let Some(o) = self.optim.as_mut() else {
+            return Err(Error::invalid("optimizer state", "the graph has no optimizer"));
+        };
+        if state.len() != o.opt.state_buffers() {
+            return Err(Error::invalid(
+                "optimizer state",
+                format!("{} tensors per parameter, the optimizer keeps {}", state.len(), o.opt.state_buffers()),
+            ));
+        }
+        for (buf, per_param) in o.state.iter().zip(state) {
+            let mut flat = vec![0f32; total];
+            for (i, v) in per_param.iter().enumerate() {
+                let len = self.param_views[i].len();
+                if v.len() != len {
+                    return Err(Error::shape(
+                        "optimizer state",
+                        format!("{} values for a parameter of {len}", v.len()),
+                    ));
+                }
+                flat[offsets[i]..offsets[i] + len].copy_from_slice(v);
+            }
+            self.ctx.write(buf, &flat)?;
+        }
+        o.step = steps;
+        Ok(())
     }
 
     /// Optimizer steps taken.

@@ -117,9 +117,7 @@ impl Graph {
     }
 
     fn get(&self, id: NodeId, op: &'static str) -> Result<&Node> {
-        self.nodes
-            .get(id.0)
-            .ok_or_else(|| Error::shape(op, format!("no node {}", id.0)))
+        self.nodes.get(id.0).ok_or_else(|| Error::shape(op, format!("no node {}", id.0)))
     }
 
     /// A data input of `shape`.
@@ -131,46 +129,25 @@ impl Graph {
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> NodeId {
         let idx = self.params.len();
         let node = self.push(Op::Param(idx), shape.to_vec(), name.to_string());
-        self.params.push(ParamInfo {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            init,
-            node,
-        });
+        self.params.push(ParamInfo { name: name.to_string(), shape: shape.to_vec(), init, node });
         node
     }
 
     /// `act(x·wᵀ + b)`.
-    pub fn linear(
-        &mut self,
-        x: NodeId,
-        w: NodeId,
-        b: Option<NodeId>,
-        act: Activation,
-    ) -> Result<NodeId> {
+    pub fn linear(&mut self, x: NodeId, w: NodeId, b: Option<NodeId>, act: Activation) -> Result<NodeId> {
         act.check()?;
         let xs = self.get(x, "linear")?.shape.clone();
         let ws = self.get(w, "linear")?.shape.clone();
         if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
-            return Err(Error::shape(
-                "linear",
-                format!("x {xs:?} with weight {ws:?} (weight is [out, in])"),
-            ));
+            return Err(Error::shape("linear", format!("x {xs:?} with weight {ws:?} (weight is [out, in])")));
         }
         if let Some(b) = b {
             let bs = &self.get(b, "linear")?.shape;
             if bs.as_slice() != [ws[0]] {
-                return Err(Error::shape(
-                    "linear",
-                    format!("bias {bs:?} for {} outputs", ws[0]),
-                ));
+                return Err(Error::shape("linear", format!("bias {bs:?} for {} outputs", ws[0])));
             }
         }
-        Ok(self.push(
-            Op::Linear { x, w, b, act },
-            vec![xs[0], ws[0]],
-            String::new(),
-        ))
+        Ok(self.push(Op::Linear { x, w, b, act }, vec![xs[0], ws[0]], String::new()))
     }
 
     /// `act(x)`.
@@ -182,10 +159,7 @@ impl Graph {
 
     /// `a + b`.
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let (sa, sb) = (
-            self.get(a, "add")?.shape.clone(),
-            self.get(b, "add")?.shape.clone(),
-        );
+        let (sa, sb) = (self.get(a, "add")?.shape.clone(), self.get(b, "add")?.shape.clone());
         if sa != sb {
             return Err(Error::shape("add", format!("{sa:?} + {sb:?}")));
         }
@@ -209,56 +183,27 @@ impl Graph {
         for (what, id) in [("labels", labels), ("mask", mask)] {
             let s = &self.get(id, "loss")?.shape;
             if s.as_slice() != [ls[0]] {
-                return Err(Error::shape(
-                    "loss",
-                    format!("{what} {s:?} for batch {}", ls[0]),
-                ));
+                return Err(Error::shape("loss", format!("{what} {s:?} for batch {}", ls[0])));
             }
         }
-        if self
-            .nodes
-            .iter()
-            .any(|n| matches!(n.op, Op::Loss { task: t, .. } if t == task))
-        {
-            return Err(Error::invalid(
-                "loss",
-                format!("task {task} already has a loss"),
-            ));
+        if self.nodes.iter().any(|n| matches!(n.op, Op::Loss { task: t, .. } if t == task)) {
+            return Err(Error::invalid("loss", format!("task {task} already has a loss")));
         }
-        Ok(self.push(
-            Op::Loss {
-                logits,
-                labels,
-                mask,
-                kind,
-                task,
-            },
-            vec![1],
-            String::new(),
-        ))
+        Ok(self.push(Op::Loss { logits, labels, mask, kind, task }, vec![1], String::new()))
     }
 
     /// Number of task slots (largest loss task index + 1).
     pub fn tasks(&self) -> usize {
         self.nodes
             .iter()
-            .filter_map(|n| {
-                if let Op::Loss { task, .. } = n.op {
-                    Some(task + 1)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|n| if let Op::Loss { task, .. } = n.op { Some(task + 1) } else { None })
             .max()
             .unwrap_or(0)
     }
 
     /// The input nodes, in creation order.
     pub fn inputs(&self) -> Vec<NodeId> {
-        (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].op == Op::Input)
-            .map(NodeId)
-            .collect()
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].op == Op::Input).map(NodeId).collect()
     }
 
     /// The nodes each node reads.
@@ -268,12 +213,7 @@ impl Graph {
             Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
             Op::Act { x, .. } => vec![x],
             Op::Add { a, b } => vec![a, b],
-            Op::Loss {
-                logits,
-                labels,
-                mask,
-                ..
-            } => vec![logits, labels, mask],
+            Op::Loss { logits, labels, mask, .. } => vec![logits, labels, mask],
         }
     }
 

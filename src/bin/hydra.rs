@@ -6,17 +6,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hydra::bench::{self, BenchRecord};
+use hydra::checkpoint::Checkpoint;
 use hydra::config::Config;
 use hydra::cpu::{self, Rng};
+use hydra::data::{Dataset, Table};
 use hydra::kernels::{self, Activation, MatmulShape, MatmulSpec};
+use hydra::train::{Evaluator, Scaling};
 use hydra::{experiment, Context};
 
 #[derive(Parser)]
-#[command(
-    name = "hydra",
-    version,
-    about = "Multi-task training on the GPU, in Rust and WGSL"
-)]
+#[command(name = "hydra", version, about = "Multi-task training on the GPU, in Rust and WGSL")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +41,39 @@ enum Command {
         /// Print nothing but the final table.
         #[arg(long, short)]
         quiet: bool,
+        /// Start from this checkpoint's parameters (heads of new tasks start fresh).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Save the trained model here (safetensors, written atomically).
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Evaluate a checkpoint on a split of the config's data.
+    Eval {
+        /// The TOML config whose data to use.
+        #[arg(long)]
+        config: PathBuf,
+        /// The checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// train, val or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict every task for the rows of a CSV file (one output column per task).
+    Predict {
+        /// The checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// CSV with (at least) the feature columns the model was trained on.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions.
+        #[arg(long)]
+        output: PathBuf,
     },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
@@ -65,20 +97,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train {
-            config,
-            baselines,
-            metrics_json,
-            log,
-            quiet,
-        } => train(config, baselines, metrics_json, log, quiet),
+        Command::Train { config, baselines, metrics_json, log, quiet, init, save } => {
+            train(config, baselines, metrics_json, log, quiet, init, save)
+        }
+        Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
+        Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
         Command::Info => info(),
-        Command::Bench {
-            json,
-            only,
-            sizes,
-            budget,
-        } => run_bench(json, only.as_deref(), &sizes, budget),
+        Command::Bench { json, only, sizes, budget } => run_bench(json, only.as_deref(), &sizes, budget),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,29 +120,22 @@ fn write_file(path: &PathBuf, text: &str) -> hydra::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| hydra::Error::Io {
-            path: path.clone(),
-            source,
-        })
+        .map_err(|source| hydra::Error::Io { path: path.clone(), source })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train(
     config: Option<PathBuf>,
     baselines: bool,
     metrics_json: Option<PathBuf>,
     log: Option<PathBuf>,
     quiet: bool,
+    init: Option<PathBuf>,
+    save: Option<PathBuf>,
 ) -> hydra::Result<()> {
     let (cfg, baselines) = match &config {
         Some(p) => (Config::load(p)?, baselines),
-        None => (
-            Config::parse(
-                "<built-in examples/energy.toml>",
-                DEFAULT_CONFIG,
-                PathBuf::from("."),
-            )?,
-            true,
-        ),
+        None => (Config::parse("<built-in examples/energy.toml>", DEFAULT_CONFIG, PathBuf::from("."))?, true),
     };
     // Every input is read and checked before the GPU is touched.
     let prepared = experiment::prepare(&cfg)?;
@@ -135,20 +153,16 @@ fn train(
         );
     }
     let mut log_file = match &log {
-        Some(p) => Some(std::fs::File::create(p).map_err(|source| hydra::Error::Io {
-            path: p.clone(),
-            source,
-        })?),
+        Some(p) => Some(std::fs::File::create(p).map_err(|source| hydra::Error::Io { path: p.clone(), source })?),
         None => None,
     };
     let start = std::time::Instant::now();
     let mut log_err = None;
     let mut on_eval = |r: &hydra::train::EvalRecord| {
         if let Some(f) = log_file.as_mut() {
-            let by_task =
-                |v: Vec<serde_json::Value>| -> serde_json::Map<String, serde_json::Value> {
-                    names.iter().cloned().zip(v).collect()
-                };
+            let by_task = |v: Vec<serde_json::Value>| -> serde_json::Map<String, serde_json::Value> {
+                names.iter().cloned().zip(v).collect()
+            };
             let line = serde_json::json!({
                 "epoch": r.epoch, "step": r.step,
                 "train_loss": by_task(r.train_loss.iter().map(|&v| v.into()).collect()),
@@ -161,12 +175,7 @@ fn train(
             }
         }
         if !quiet && (r.epoch % 10 == 0 || r.epoch == 1) {
-            let fmt = |v: &[f64]| {
-                v.iter()
-                    .map(|x| format!("{x:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
+            let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
             eprintln!(
                 "epoch {:>4} step {:>6}  train loss [{}]  val loss [{}]",
                 r.epoch,
@@ -176,24 +185,22 @@ fn train(
             );
         }
     };
-    let out = experiment::run(&ctx, &cfg, &prepared, None, baselines, &mut on_eval)?;
+    let mut on_note = |n: &str| eprintln!("hydra: {n}");
+    let (out, trainer) =
+        experiment::run(&ctx, &cfg, &prepared, init.as_deref(), baselines, &mut on_eval, &mut on_note)?;
+    if let Some(p) = &save {
+        experiment::outcome_checkpoint(&cfg, &prepared, &out, &trainer)?.save(p)?;
+        if !quiet {
+            eprintln!("hydra: saved {}", p.display());
+        }
+    }
     if let (Some(e), Some(p)) = (log_err, &log) {
-        return Err(hydra::Error::Io {
-            path: p.clone(),
-            source: e,
-        });
+        return Err(hydra::Error::Io { path: p.clone(), source: e });
     }
     let secs = start.elapsed().as_secs_f64();
     let rep = &out.report;
-    println!(
-        "trained {} steps in {secs:.1} s; kept the parameters of epoch {}",
-        rep.steps, rep.best_epoch
-    );
-    let split = if prepared.splits.test.rows() > 0 {
-        (2, "test")
-    } else {
-        (1, "val")
-    };
+    println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
+    let split = if prepared.splits.test.rows() > 0 { (2, "test") } else { (1, "val") };
     println!(
         "{:<12} {:<14} {:>12} {:>12} {:>9}",
         "task",
@@ -203,18 +210,9 @@ fn train(
         "Δ%"
     );
     for (t, task) in cfg.tasks.iter().enumerate() {
-        for (k, (name, _)) in hydra::mtl::metrics::delta_metrics(task.kind)
-            .iter()
-            .enumerate()
-        {
-            let m = rep.metrics[t][split.0]
-                .get(*name)
-                .copied()
-                .unwrap_or(f64::NAN);
-            let b = out
-                .baselines
-                .as_ref()
-                .map(|b| b[t][split.0].get(*name).copied().unwrap_or(f64::NAN));
+        for (k, (name, _)) in hydra::mtl::metrics::delta_metrics(task.kind).iter().enumerate() {
+            let m = rep.metrics[t][split.0].get(*name).copied().unwrap_or(f64::NAN);
+            let b = out.baselines.as_ref().map(|b| b[t][split.0].get(*name).copied().unwrap_or(f64::NAN));
             let d = out.delta.as_ref().map(|d| d.0[t]);
             println!(
                 "{:<12} {:<14} {:>12.4} {:>12} {:>9}",
@@ -222,11 +220,7 @@ fn train(
                 name,
                 m,
                 b.map_or("-".into(), |v| format!("{v:.4}")),
-                if k == 0 {
-                    d.map_or("-".into(), |v| format!("{v:+.2}"))
-                } else {
-                    String::new()
-                }
+                if k == 0 { d.map_or("-".into(), |v| format!("{v:+.2}")) } else { String::new() }
             );
         }
     }
@@ -244,10 +238,7 @@ fn train(
                 }
             }
             if let Some(b) = &out.baselines {
-                per.insert(
-                    "single_task".into(),
-                    serde_json::json!({ splits[split.0]: b[t][split.0] }),
-                );
+                per.insert("single_task".into(), serde_json::json!({ splits[split.0]: b[t][split.0] }));
             }
             tasks.insert(task.name.clone(), serde_json::Value::Object(per));
         }
@@ -255,6 +246,81 @@ fn train(
         write_file(p, &format!("{doc:#}\n"))?;
     }
     Ok(())
+}
+
+fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydra::Result<()> {
+    let s = match split {
+        "train" => 0,
+        "val" => 1,
+        "test" => 2,
+        other => return Err(hydra::Error::invalid("--split", format!("{other:?} (expected train, val or test)"))),
+    };
+    let cfg = Config::load(config)?;
+    let prepared = experiment::prepare(&cfg)?;
+    let ck = Checkpoint::load(checkpoint)?;
+    let info = experiment::checkpoint_info(&ck, checkpoint)?;
+    if info.features != prepared.splits.train.feature_names {
+        return Err(hydra::Error::invalid(
+            "--checkpoint",
+            format!(
+                "trained on features {:?}, the config gives {:?}",
+                info.features, prepared.splits.train.feature_names
+            ),
+        ));
+    }
+    let model = hydra::nn::MultiTaskModel::build(&info.spec, 1)?;
+    let names: Vec<String> = model.graph.params.iter().map(|p| p.name.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.graph.params.iter().map(|p| p.shape.clone()).collect();
+    let params = ck.take(checkpoint, &names, &shapes)?;
+    let ctx = Context::new()?;
+    let mut ev = Evaluator::new(ctx, &info.spec, &info.tasks, info.scaling.clone());
+    let mut data = prepared.raw[s].clone();
+    // The checkpoint's own scaling, applied to the raw split.
+    data = Scaling::apply(&info.scaling, &data);
+    if data.labels.len() != info.tasks.len() {
+        return Err(hydra::Error::invalid("--config", "its tasks differ from the checkpoint's"));
+    }
+    let (losses, mets) = ev.evaluate(&params, &data)?;
+    if json {
+        let tasks: serde_json::Map<String, serde_json::Value> =
+            info.tasks.iter().zip(&mets).map(|(t, m)| (t.name.clone(), serde_json::json!({ split: m }))).collect();
+        println!("{}", serde_json::json!({ "tasks": tasks, "losses": losses }));
+    } else {
+        for ((t, m), l) in info.tasks.iter().zip(&mets).zip(&losses) {
+            let ms = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ");
+            println!("{:<12} {split}: loss {l:.4}  {ms}", t.name);
+        }
+    }
+    Ok(())
+}
+
+fn predict(checkpoint: &PathBuf, input: &PathBuf, output: &PathBuf) -> hydra::Result<()> {
+    let ck = Checkpoint::load(checkpoint)?;
+    let info = experiment::checkpoint_info(&ck, checkpoint)?;
+    let table = Table::read(input)?;
+    let data = Dataset::from_table(&table, Some(&info.features), &[], &[], None)?;
+    let model = hydra::nn::MultiTaskModel::build(&info.spec, 1)?;
+    let names: Vec<String> = model.graph.params.iter().map(|p| p.name.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.graph.params.iter().map(|p| p.shape.clone()).collect();
+    let params = ck.take(checkpoint, &names, &shapes)?;
+    let ctx = Context::new()?;
+    let mut ev = Evaluator::new(ctx, &info.spec, &info.tasks, info.scaling.clone());
+    let preds = ev.predict(&params, &data)?;
+    let mut text = info.tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(",");
+    text.push('\n');
+    for r in 0..data.rows() {
+        let row: Vec<String> = preds
+            .iter()
+            .zip(&info.tasks)
+            .map(|(p, t)| match t.kind {
+                hydra::mtl::TaskKind::Multiclass => format!("{}", p[r] as usize),
+                _ => format!("{}", p[r]),
+            })
+            .collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    write_file(output, &text)
 }
 
 fn info() -> hydra::Result<()> {
@@ -274,54 +340,22 @@ fn info() -> hydra::Result<()> {
         "          {} B workgroup memory, {} invocations/workgroup, offset alignment {} B",
         a.max_workgroup_storage, a.max_invocations_per_workgroup, a.storage_offset_alignment
     );
-    println!(
-        "features  timestamp queries: {}",
-        if a.timestamps { "yes" } else { "no" }
-    );
+    println!("features  timestamp queries: {}", if a.timestamps { "yes" } else { "no" });
     println!("matmul    {:?}", ctx.matmul_variant());
     // Self-check: a product with bias and ReLU against the CPU reference.
     let (m, n, k) = (65, 63, 17);
     let mut rng = Rng::new(42);
-    let (av, bv, biasv) = (
-        rng.vec_f32(m * k, -1.0, 1.0),
-        rng.vec_f32(n * k, -1.0, 1.0),
-        rng.vec_f32(n, -1.0, 1.0),
-    );
-    let spec = MatmulSpec {
-        trans_b: true,
-        act: Activation::Relu,
-        ..Default::default()
-    };
-    let (ga, gb, gbias, gc) = (
-        ctx.upload(&av, &[m, k])?,
-        ctx.upload(&bv, &[n, k])?,
-        ctx.upload(&biasv, &[n])?,
-        ctx.empty(&[m, n])?,
-    );
+    let (av, bv, biasv) = (rng.vec_f32(m * k, -1.0, 1.0), rng.vec_f32(n * k, -1.0, 1.0), rng.vec_f32(n, -1.0, 1.0));
+    let spec = MatmulSpec { trans_b: true, act: Activation::Relu, ..Default::default() };
+    let (ga, gb, gbias, gc) =
+        (ctx.upload(&av, &[m, k])?, ctx.upload(&bv, &[n, k])?, ctx.upload(&biasv, &[n])?, ctx.empty(&[m, n])?);
     ctx.run(&[&kernels::matmul(&ctx, &ga, &gb, Some(&gbias), &gc, &spec)?])?;
     let got = ctx.read(&gc)?;
     let mut want = vec![0f32; m * n];
-    cpu::matmul(
-        &av,
-        &bv,
-        Some(&biasv),
-        &mut want,
-        MatmulShape { m, n, k },
-        false,
-        true,
-        Activation::Relu,
-        false,
-    );
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
+    cpu::matmul(&av, &bv, Some(&biasv), &mut want, MatmulShape { m, n, k }, false, true, Activation::Relu, false);
+    let err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
     if err > 1e-4 {
-        return Err(hydra::Error::invalid(
-            "self-check",
-            format!("matmul 65x63x17 differs from the CPU by {err}"),
-        ));
+        return Err(hydra::Error::invalid("self-check", format!("matmul 65x63x17 differs from the CPU by {err}")));
     }
     println!("self-check matmul {m}x{n}x{k} + bias + relu: max |GPU - CPU| = {err:.2e}  ok");
     Ok(())
@@ -339,23 +373,12 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
         }
     }
     if !json {
-        println!(
-            "adapter: {} ({})",
-            ctx.adapter().name,
-            ctx.adapter().backend
-        );
-        println!(
-            "{:<12} {:<40} {:>10} {:>10} {:>8}",
-            "bench", "shape", "ms", "GFLOP/s", "GB/s"
-        );
+        println!("adapter: {} ({})", ctx.adapter().name, ctx.adapter().backend);
+        println!("{:<12} {:<40} {:>10} {:>10} {:>8}", "bench", "shape", "ms", "GFLOP/s", "GB/s");
     }
     let emit = |r: BenchRecord| -> hydra::Result<()> {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string(&r)
-                    .map_err(|e| hydra::Error::invalid("json", e.to_string()))?
-            );
+            println!("{}", serde_json::to_string(&r).map_err(|e| hydra::Error::invalid("json", e.to_string()))?);
         } else {
             let shape = r
                 .dims
@@ -377,14 +400,7 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
     };
     if want("matmul") {
         for &s in sizes {
-            emit(bench::bench_matmul(
-                &ctx,
-                s,
-                s,
-                s,
-                MatmulSpec::default(),
-                budget,
-            )?)?;
+            emit(bench::bench_matmul(&ctx, s, s, s, MatmulSpec::default(), budget)?)?;
         }
     }
     if want("act_forward") {
@@ -397,13 +413,7 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
         emit(bench::bench_sum(&ctx, 1 << 20, budget)?)?;
     }
     if want("train_step") {
-        emit(bench::bench_train_step(
-            &ctx,
-            &bench::peer_model(64, &[256, 256]),
-            256,
-            50,
-            budget.max(1.0) * 5.0,
-        )?)?;
+        emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), 256, 50, budget.max(1.0) * 5.0)?)?;
     }
     Ok(())
 }

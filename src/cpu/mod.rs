@@ -219,11 +219,7 @@ pub fn act_backward<T: Real>(
     accumulate: bool,
 ) {
     for i in 0..dy.len() {
-        let d = if from_output {
-            act_grad_from_output(act, saved[i])
-        } else {
-            act_grad_from_input(act, saved[i])
-        };
+        let d = if from_output { act_grad_from_output(act, saved[i]) } else { act_grad_from_input(act, saved[i]) };
         let r = dy[i] * d;
         dx[i] = if accumulate { dx[i] + r } else { r };
     }
@@ -337,8 +333,7 @@ pub fn task_loss<T: Real>(
     let nf = T::of(n.max(1) as f64);
     let scale = weight / nf;
     let mut total = zero::<T>();
-    let softplus =
-        |x: T| (if x > zero() { x } else { zero() }) + (one::<T>() + (-x.abs()).exp()).ln();
+    let softplus = |x: T| (if x > zero() { x } else { zero() }) + (one::<T>() + (-x.abs()).exp()).ln();
     let sign = |d: T| {
         if d > zero() {
             one()
@@ -383,10 +378,7 @@ pub fn task_loss<T: Real>(
             }
             L::CrossEntropy { .. } => {
                 let label = y.to_f64() as usize;
-                let mx = row
-                    .iter()
-                    .copied()
-                    .fold(row[0], |a, v| if v > a { v } else { a });
+                let mx = row.iter().copied().fold(row[0], |a, v| if v > a { v } else { a });
                 let s = row.iter().fold(zero::<T>(), |s, &v| s + (v - mx).exp());
                 let lse = mx + s.ln();
                 for (k, gk) in g.iter_mut().enumerate() {

@@ -24,13 +24,7 @@ pub enum Source {
 
 /// Loads a built-in dataset. `split` and `seed` are used by multidigits, `correlation` and
 /// `rows` by mmoe.
-pub fn load(
-    name: &str,
-    split: [f64; 3],
-    seed: u64,
-    correlation: f64,
-    rows: Option<usize>,
-) -> Result<Source> {
+pub fn load(name: &str, split: [f64; 3], seed: u64, correlation: f64, rows: Option<usize>) -> Result<Source> {
     Ok(match name {
         "energy" => Source::One(Table::parse("<built-in energy_efficiency.csv>", ENERGY)?),
         "parkinsons" => Source::One(Table::parse("<built-in parkinsons_updrs.csv>", PARKINSONS)?),
@@ -38,22 +32,14 @@ pub fn load(
         "multidigits" => Source::Three(Box::new(multidigits(split, seed, rows.unwrap_or(1))?)),
         "mmoe" => Source::One(mmoe(100, rows.unwrap_or(4000), correlation, seed)),
         other => {
-            return Err(Error::invalid(
-                "data.dataset",
-                format!("{other:?} (built-in datasets: {})", NAMES.join(", ")),
-            ))
+            return Err(Error::invalid("data.dataset", format!("{other:?} (built-in datasets: {})", NAMES.join(", "))))
         }
     })
 }
 
 fn table(file: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Table {
     let lines = (0..rows.len()).map(|i| i + 2).collect();
-    Table {
-        file: file.to_string(),
-        header,
-        rows,
-        lines,
-    }
+    Table { file: file.to_string(), header, rows, lines }
 }
 
 /// MultiDigits: the digit images are split first; within each split image i is paired with
@@ -85,15 +71,9 @@ pub fn multidigits(split: [f64; 3], seed: u64, pairs_per_image: usize) -> Result
                 rows.push(row);
             }
         }
-        out.push(table(
-            &format!("<built-in multidigits {}>", ["train", "val", "test"][s]),
-            header.clone(),
-            rows,
-        ));
+        out.push(table(&format!("<built-in multidigits {}>", ["train", "val", "test"][s]), header.clone(), rows));
     }
-    let [a, b, c]: [Table; 3] = out
-        .try_into()
-        .map_err(|_| Error::invalid("multidigits", "three splits"))?;
+    let [a, b, c]: [Table; 3] = out.try_into().map_err(|_| Error::invalid("multidigits", "three splits"))?;
     Ok([a, b, c])
 }
 
@@ -123,9 +103,7 @@ pub fn mmoe(d: usize, n: usize, p: f64, seed: u64) -> Table {
         for w in [&w1, &w2] {
             let s: f64 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
             let y = s
-                + (1..=10)
-                    .map(|k| (k as f64 * s + ((k - 1) * (k - 1)) as f64).sin())
-                    .sum::<f64>()
+                + (1..=10).map(|k| (k as f64 * s + ((k - 1) * (k - 1)) as f64).sin()).sum::<f64>()
                 + 0.01 * rng.normal();
             row.push(format!("{y:.6}"));
         }

@@ -22,9 +22,7 @@ pub struct Dataset {
 impl Dataset {
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.labels
-            .first()
-            .map_or_else(|| self.features.len() / self.width().max(1), Vec::len)
+        self.labels.first().map_or_else(|| self.features.len() / self.width().max(1), Vec::len)
     }
 
     /// Number of features.
@@ -42,10 +40,7 @@ impl Dataset {
     ) -> Result<Dataset> {
         let w = names.len();
         if w == 0 || features.len() % w != 0 {
-            return Err(Error::shape(
-                "dataset",
-                format!("{} feature values for {w} columns", features.len()),
-            ));
+            return Err(Error::shape("dataset", format!("{} feature values for {w} columns", features.len())));
         }
         let n = features.len() / w;
         if labels.len() != masks.len() {
@@ -55,32 +50,17 @@ impl Dataset {
             if l.len() != n || m.len() != n {
                 return Err(Error::shape(
                     "dataset",
-                    format!(
-                        "task {t}: {} labels, {} masks for {n} rows",
-                        l.len(),
-                        m.len()
-                    ),
+                    format!("task {t}: {} labels, {} masks for {n} rows", l.len(), m.len()),
                 ));
             }
         }
         if let Some(i) = features.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid(
                 "dataset",
-                format!(
-                    "feature value {} (row {}, column {}) is not finite",
-                    features[i],
-                    i / w,
-                    names[i % w]
-                ),
+                format!("feature value {} (row {}, column {}) is not finite", features[i], i / w, names[i % w]),
             ));
         }
-        Ok(Dataset {
-            feature_names: names,
-            features,
-            labels,
-            masks,
-            groups: None,
-        })
+        Ok(Dataset { feature_names: names, features, labels, masks, groups: None })
     }
 
     /// Reads features and task labels from a table. `features`: the feature columns (None:
@@ -122,11 +102,7 @@ impl Dataset {
                 cols
             }
             None => (0..table.header.len())
-                .filter(|c| {
-                    !target_cols.contains(c)
-                        && Some(*c) != group_col
-                        && !ignore.contains(&table.header[*c])
-                })
+                .filter(|c| !target_cols.contains(c) && Some(*c) != group_col && !ignore.contains(&table.header[*c]))
                 .collect(),
         };
         if feature_cols.is_empty() {
@@ -159,11 +135,7 @@ impl Dataset {
                     TaskKind::Regression => {}
                     TaskKind::Binary => {
                         if v != 0.0 && v != 1.0 {
-                            return Err(table.cell_error(
-                                r,
-                                c,
-                                format!("binary label {v} (expected 0 or 1)"),
-                            ));
+                            return Err(table.cell_error(r, c, format!("binary label {v} (expected 0 or 1)")));
                         }
                     }
                     TaskKind::Multiclass => {
@@ -189,10 +161,7 @@ impl Dataset {
         }
         let groups = group_col.map(|g| table.rows.iter().map(|row| row[g].clone()).collect());
         Ok(Dataset {
-            feature_names: feature_cols
-                .iter()
-                .map(|&c| table.header[c].clone())
-                .collect(),
+            feature_names: feature_cols.iter().map(|&c| table.header[c].clone()).collect(),
             features: feats,
             labels,
             masks,
@@ -210,20 +179,9 @@ impl Dataset {
         Dataset {
             feature_names: self.feature_names.clone(),
             features,
-            labels: self
-                .labels
-                .iter()
-                .map(|l| idx.iter().map(|&i| l[i]).collect())
-                .collect(),
-            masks: self
-                .masks
-                .iter()
-                .map(|m| idx.iter().map(|&i| m[i]).collect())
-                .collect(),
-            groups: self
-                .groups
-                .as_ref()
-                .map(|g| idx.iter().map(|&i| g[i].clone()).collect()),
+            labels: self.labels.iter().map(|l| idx.iter().map(|&i| l[i]).collect()).collect(),
+            masks: self.masks.iter().map(|m| idx.iter().map(|&i| m[i]).collect()).collect(),
+            groups: self.groups.as_ref().map(|g| idx.iter().map(|&i| g[i].clone()).collect()),
         }
     }
 

@@ -15,12 +15,7 @@ pub fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
 
 /// Splits `n` rows by `fractions` (train, val, test; summing to 1) after a seeded shuffle.
 /// With `groups`, whole groups are assigned (shuffled group order, cut by row count).
-pub fn split_rows(
-    n: usize,
-    fractions: [f64; 3],
-    seed: u64,
-    groups: Option<&[String]>,
-) -> Result<[Vec<usize>; 3]> {
+pub fn split_rows(n: usize, fractions: [f64; 3], seed: u64, groups: Option<&[String]>) -> Result<[Vec<usize>; 3]> {
     let sum: f64 = fractions.iter().sum();
     if fractions.iter().any(|f| !(0.0..=1.0).contains(f)) || (sum - 1.0).abs() > 1e-6 {
         return Err(Error::invalid(
@@ -83,9 +78,7 @@ impl Standardizer {
     pub fn fit_features(d: &Dataset) -> Standardizer {
         let w = d.width();
         let n = d.rows().max(1);
-        let cols: Vec<Vec<f64>> = (0..w)
-            .map(|c| (0..n).map(|r| f64::from(d.features[r * w + c])).collect())
-            .collect();
+        let cols: Vec<Vec<f64>> = (0..w).map(|c| (0..n).map(|r| f64::from(d.features[r * w + c])).collect()).collect();
         Self::from_columns(&cols)
     }
 
@@ -95,13 +88,7 @@ impl Standardizer {
             .labels
             .iter()
             .zip(&d.masks)
-            .map(|(l, m)| {
-                l.iter()
-                    .zip(m)
-                    .filter(|(_, &m)| m != 0.0)
-                    .map(|(&v, _)| f64::from(v))
-                    .collect()
-            })
+            .map(|(l, m)| l.iter().zip(m).filter(|(_, &m)| m != 0.0).map(|(&v, _)| f64::from(v)).collect())
             .collect();
         Self::from_columns(&cols)
     }
@@ -121,10 +108,7 @@ impl Standardizer {
 
     /// Identity (mean 0, std 1) for `n` columns.
     pub fn identity(n: usize) -> Standardizer {
-        Standardizer {
-            mean: vec![0.0; n],
-            std: vec![1.0; n],
-        }
+        Standardizer { mean: vec![0.0; n], std: vec![1.0; n] }
     }
 
     /// z-scores a row-major matrix in place.

@@ -18,27 +18,14 @@ pub struct Table {
     pub lines: Vec<usize>,
 }
 
-fn data_err(
-    file: &str,
-    line: Option<usize>,
-    column: Option<&str>,
-    message: impl Into<String>,
-) -> Error {
-    Error::Data {
-        file: file.to_string(),
-        line,
-        column: column.map(str::to_string),
-        message: message.into(),
-    }
+fn data_err(file: &str, line: Option<usize>, column: Option<&str>, message: impl Into<String>) -> Error {
+    Error::Data { file: file.to_string(), line, column: column.map(str::to_string), message: message.into() }
 }
 
 impl Table {
     /// Reads and checks a CSV file.
     pub fn read(path: &Path) -> Result<Table> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Self::parse(&path.display().to_string(), &bytes)
     }
 
@@ -48,31 +35,16 @@ impl Table {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(data_err(file, None, None, "the file is empty"));
         }
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(bytes);
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
         let mut records = rdr.records();
         let header: Vec<String> = match records.next() {
             Some(Ok(r)) => r.iter().map(|s| s.trim().to_string()).collect(),
-            Some(Err(e)) => {
-                return Err(data_err(
-                    file,
-                    Some(1),
-                    None,
-                    format!("unreadable header: {e}"),
-                ))
-            }
+            Some(Err(e)) => return Err(data_err(file, Some(1), None, format!("unreadable header: {e}"))),
             None => return Err(data_err(file, None, None, "the file is empty")),
         };
         for (i, h) in header.iter().enumerate() {
             if h.is_empty() {
-                return Err(data_err(
-                    file,
-                    Some(1),
-                    None,
-                    format!("column {} has no name", i + 1),
-                ));
+                return Err(data_err(file, Some(1), None, format!("column {} has no name", i + 1)));
             }
             if header[..i].contains(h) {
                 return Err(data_err(file, Some(1), Some(h), "duplicate column name"));
@@ -101,19 +73,9 @@ impl Table {
             lines.push(line);
         }
         if rows.is_empty() {
-            return Err(data_err(
-                file,
-                None,
-                None,
-                "the file has a header but no rows",
-            ));
+            return Err(data_err(file, None, None, "the file has a header but no rows"));
         }
-        Ok(Table {
-            file: file.to_string(),
-            header,
-            rows,
-            lines,
-        })
+        Ok(Table { file: file.to_string(), header, rows, lines })
     }
 
     /// Index of a column, or an error naming it and the file.
@@ -123,10 +85,7 @@ impl Table {
                 &self.file,
                 None,
                 Some(name),
-                format!(
-                    "no such column (named by {key}); columns are {}",
-                    self.header.join(", ")
-                ),
+                format!("no such column (named by {key}); columns are {}", self.header.join(", ")),
             )
         })
     }
@@ -135,17 +94,8 @@ impl Table {
     pub fn number(&self, row: usize, col: usize) -> Result<f32> {
         let s = &self.rows[row][col];
         let v: f32 = s.parse().map_err(|_| {
-            let what = if s.is_empty() {
-                "empty cell".to_string()
-            } else {
-                format!("{s:?} is not a number")
-            };
-            data_err(
-                &self.file,
-                Some(self.lines[row]),
-                Some(&self.header[col]),
-                what,
-            )
+            let what = if s.is_empty() { "empty cell".to_string() } else { format!("{s:?} is not a number") };
+            data_err(&self.file, Some(self.lines[row]), Some(&self.header[col]), what)
         })?;
         if !v.is_finite() {
             return Err(data_err(
@@ -160,11 +110,6 @@ impl Table {
 
     /// The error for cell (row, col) with a message.
     pub fn cell_error(&self, row: usize, col: usize, message: impl Into<String>) -> Error {
-        data_err(
-            &self.file,
-            Some(self.lines[row]),
-            Some(&self.header[col]),
-            message,
-        )
+        data_err(&self.file, Some(self.lines[row]), Some(&self.header[col]), message)
     }
 }

@@ -90,24 +90,9 @@ impl Drop for GpuBuffer {
 }
 
 impl BufferPool {
-    pub(crate) fn new(
-        device: wgpu::Device,
-        counters: Arc<AtomicCounters>,
-        max_buffer: u64,
-    ) -> Self {
-        let state = PoolState {
-            free: HashMap::new(),
-            in_use: 0,
-            peak: 0,
-        };
-        BufferPool {
-            shared: Arc::new(PoolShared {
-                device,
-                state: Mutex::new(state),
-                counters,
-            }),
-            max_buffer,
-        }
+    pub(crate) fn new(device: wgpu::Device, counters: Arc<AtomicCounters>, max_buffer: u64) -> Self {
+        let state = PoolState { free: HashMap::new(), in_use: 0, peak: 0 };
+        BufferPool { shared: Arc::new(PoolShared { device, state: Mutex::new(state), counters }), max_buffer }
     }
 
     /// Takes a buffer of at least `bytes` from the free list, or creates one.
@@ -123,10 +108,7 @@ impl BufferPool {
             });
         }
         let sh = &self.shared;
-        let mut st = sh
-            .state
-            .lock()
-            .map_err(|_| crate::Error::DeviceLost("pool lock poisoned".into()))?;
+        let mut st = sh.state.lock().map_err(|_| crate::Error::DeviceLost("pool lock poisoned".into()))?;
         let reused = st.free.get_mut(&(kind, class)).and_then(Vec::pop);
         let buffer = match reused {
             Some(b) => b,
@@ -142,12 +124,7 @@ impl BufferPool {
         };
         st.in_use += class;
         st.peak = st.peak.max(st.in_use);
-        Ok(GpuBuffer {
-            buffer: Some(buffer),
-            kind,
-            class,
-            pool: sh.clone(),
-        })
+        Ok(GpuBuffer { buffer: Some(buffer), kind, class, pool: sh.clone() })
     }
 
     /// (bytes held by live buffers, peak of that).
@@ -177,20 +154,7 @@ mod tests {
 
     #[test]
     fn size_classes_cover_the_request_and_waste_at_most_a_quarter() {
-        for bytes in [
-            1u64,
-            15,
-            16,
-            17,
-            100,
-            4096,
-            4097,
-            5000,
-            65_536,
-            70_000,
-            1 << 20,
-            3_000_001,
-        ] {
+        for bytes in [1u64, 15, 16, 17, 100, 4096, 4097, 5000, 65_536, 70_000, 1 << 20, 3_000_001] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
             if bytes > 4096 {

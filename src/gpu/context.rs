@@ -124,9 +124,7 @@ impl Context {
     /// `HYDRA_ADAPTER=<part of the name>` restricts the choice; wgpu's `WGPU_BACKEND` restricts
     /// the backends. Without any adapter the error says how to install the software driver.
     pub fn new() -> Result<Arc<Context>> {
-        let filter = std::env::var("HYDRA_ADAPTER")
-            .ok()
-            .filter(|s| !s.is_empty());
+        let filter = std::env::var("HYDRA_ADAPTER").ok().filter(|s| !s.is_empty());
         Self::with_filter(filter.as_deref())
     }
 
@@ -183,12 +181,8 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         let fault: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         {
             let fault = fault.clone();
@@ -304,10 +298,7 @@ impl Context {
 
     /// Returns an error reported outside any scope (or a lost device) since the last check.
     pub(crate) fn check_fault(&self) -> Result<()> {
-        let mut slot = self
-            .fault
-            .lock()
-            .map_err(|_| Error::DeviceLost("fault lock poisoned".into()))?;
+        let mut slot = self.fault.lock().map_err(|_| Error::DeviceLost("fault lock poisoned".into()))?;
         match slot.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -316,9 +307,7 @@ impl Context {
 
     /// Blocks until every submitted command has finished.
     pub fn sync(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::DeviceLost(e.to_string()))?;
         self.check_fault()
     }
 
@@ -337,16 +326,12 @@ impl Drop for Context {
 
 pub(crate) fn convert_error(context: &str, e: wgpu::Error) -> Error {
     match e {
-        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
-            context: context.to_string(),
-        },
-        wgpu::Error::Validation { description, .. } => Error::Validation {
-            context: context.to_string(),
-            message: description,
-        },
-        wgpu::Error::Internal { description, .. } => Error::Validation {
-            context: context.to_string(),
-            message: description,
-        },
+        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { context: context.to_string() },
+        wgpu::Error::Validation { description, .. } => {
+            Error::Validation { context: context.to_string(), message: description }
+        }
+        wgpu::Error::Internal { description, .. } => {
+            Error::Validation { context: context.to_string(), message: description }
+        }
     }
 }

@@ -37,8 +37,7 @@ impl Dispatch {
     /// Rewrites the uniform parameters (ordered on the queue before the next submit); used
     /// for values that change per step, such as the optimizer's bias corrections.
     pub fn set_params(&self, ctx: &Context, u: [u32; 4], f: [f32; 4]) {
-        ctx.queue
-            .write_buffer(self._uniform.raw(), 0, bytemuck::bytes_of(&Params { u, f }));
+        ctx.queue.write_buffer(self._uniform.raw(), 0, bytemuck::bytes_of(&Params { u, f }));
         AtomicCounters::bump(&ctx.counters.uploads, 1);
     }
 }
@@ -86,11 +85,8 @@ impl<'a> KernelCall<'a> {
     /// Compiles (or fetches) the pipeline and creates the bind group.
     pub fn build(self, ctx: &Context) -> Result<Dispatch> {
         let label = self.key.entry;
-        let uniform = ctx
-            .pool
-            .get(BufferKind::Uniform, std::mem::size_of::<Params>() as u64)?;
-        ctx.queue
-            .write_buffer(uniform.raw(), 0, bytemuck::bytes_of(&self.params));
+        let uniform = ctx.pool.get(BufferKind::Uniform, std::mem::size_of::<Params>() as u64)?;
+        ctx.queue.write_buffer(uniform.raw(), 0, bytemuck::bytes_of(&self.params));
         AtomicCounters::bump(&ctx.counters.uploads, 1);
         let bindings = self.bindings;
         let groups = self.groups;
@@ -107,10 +103,7 @@ impl<'a> KernelCall<'a> {
                 }),
             }];
             for (slot, t) in bindings.iter() {
-                entries.push(wgpu::BindGroupEntry {
-                    binding: *slot,
-                    resource: t.binding(),
-                });
+                entries.push(wgpu::BindGroupEntry { binding: *slot, resource: t.binding() });
             }
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
@@ -147,25 +140,18 @@ pub(crate) fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, dispatches
         pass.set_bind_group(0, &d.bind_group, &[]);
         pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
     }
-    ctx.counters
-        .dispatches
-        .fetch_add(dispatches.len() as u64, Ordering::Relaxed);
+    ctx.counters.dispatches.fetch_add(dispatches.len() as u64, Ordering::Relaxed);
 }
 
 impl Context {
     /// Runs dispatches in order in one compute pass and one queue submit (no wait).
     pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
         self.scoped("running kernels", || {
-            let mut enc = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("hydra run"),
-                });
+            let mut enc =
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("hydra run") });
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                });
+                let mut pass =
+                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                 encode(self, &mut pass, dispatches);
             }
             self.submit(enc.finish());

@@ -19,14 +19,9 @@ pub struct PipelineKey {
 impl PipelineKey {
     /// A key from constants in any order.
     pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> Self {
-        let mut c: Vec<(&'static str, u64)> =
-            constants.iter().map(|(k, v)| (*k, v.to_bits())).collect();
+        let mut c: Vec<(&'static str, u64)> = constants.iter().map(|(k, v)| (*k, v.to_bits())).collect();
         c.sort_by(|a, b| a.0.cmp(b.0));
-        PipelineKey {
-            shader,
-            entry,
-            constants: c,
-        }
+        PipelineKey { shader, entry, constants: c }
     }
 }
 
@@ -39,11 +34,7 @@ pub struct PipelineCache {
 
 impl PipelineCache {
     pub(crate) fn new(device: wgpu::Device) -> Self {
-        PipelineCache {
-            device,
-            modules: Mutex::default(),
-            pipelines: Mutex::default(),
-        }
+        PipelineCache { device, modules: Mutex::default(), pipelines: Mutex::default() }
     }
 
     /// Number of distinct pipelines compiled so far.
@@ -60,13 +51,10 @@ impl PipelineCache {
         let mut m = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(shader)
             .or_insert_with(|| {
-                Arc::new(
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(shader.file()),
-                            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-                        }),
-                )
+                Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                }))
             })
             .clone()
     }
@@ -74,37 +62,23 @@ impl PipelineCache {
     /// The pipeline for `key`, compiled on first use. Call inside `Context::scoped` so a
     /// compilation error becomes an [`crate::Error`].
     pub(crate) fn get(&self, key: &PipelineKey) -> Arc<wgpu::ComputePipeline> {
-        if let Some(p) = self
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-        {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
             return p.clone();
         }
         let module = self.module(key.shader);
-        let constants: Vec<(&str, f64)> = key
-            .constants
-            .iter()
-            .map(|(k, v)| (*k, f64::from_bits(*v)))
-            .collect();
-        let pipeline = Arc::new(self.device.create_compute_pipeline(
-            &wgpu::ComputePipelineDescriptor {
-                label: Some(key.entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(key.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
+        let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key.entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
             },
-        ));
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), pipeline.clone());
+            cache: None,
+        }));
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), pipeline.clone());
         pipeline
     }
 }

@@ -68,9 +68,7 @@ impl Activation {
             other => {
                 return Err(Error::invalid(
                     "activation",
-                    format!(
-                        "{other:?} (expected identity, relu, leaky_relu, gelu, sigmoid or tanh)"
-                    ),
+                    format!("{other:?} (expected identity, relu, leaky_relu, gelu, sigmoid or tanh)"),
                 ))
             }
         })
@@ -79,10 +77,7 @@ impl Activation {
     pub(crate) fn check(self) -> Result<()> {
         let s = self.slope();
         if !(s.is_finite() && s >= 0.0) {
-            return Err(Error::invalid(
-                "leaky_relu slope",
-                format!("{s} (must be finite and >= 0)"),
-            ));
+            return Err(Error::invalid("leaky_relu slope", format!("{s} (must be finite and >= 0)")));
         }
         Ok(())
     }

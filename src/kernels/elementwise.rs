@@ -4,12 +4,7 @@ use crate::gpu::{Context, Dispatch, KernelCall};
 use crate::shaders::Shader;
 use crate::tensor::Tensor;
 
-fn call(
-    entry: &'static str,
-    constants: &[(&'static str, f64)],
-    n: usize,
-    f: [f32; 4],
-) -> KernelCall<'static> {
+fn call(entry: &'static str, constants: &[(&'static str, f64)], n: usize, f: [f32; 4]) -> KernelCall<'static> {
     KernelCall::new(Shader::Elementwise, entry, constants).params([n as u32, 0, 0, 0], f)
 }
 
@@ -27,22 +22,14 @@ pub fn fill(ctx: &Context, x: &Tensor, alpha: f32) -> Result<Dispatch> {
 /// `x = alpha · x`.
 pub fn scale(ctx: &Context, x: &Tensor, alpha: f32) -> Result<Dispatch> {
     let n = x.len();
-    launch(
-        ctx,
-        call("scale", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x),
-        n,
-    )
+    launch(ctx, call("scale", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x), n)
 }
 
 /// `y = y + alpha · x`.
 pub fn axpy(ctx: &Context, alpha: f32, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let n = x.len();
     check_len("axpy", "y", y, n)?;
-    launch(
-        ctx,
-        call("axpy", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x).bind(y),
-        n,
-    )
+    launch(ctx, call("axpy", &[], n, [alpha, 0.0, 0.0, 0.0]).bind(x).bind(y), n)
 }
 
 /// `z = x + y`.
@@ -50,11 +37,7 @@ pub fn add(ctx: &Context, x: &Tensor, y: &Tensor, z: &Tensor) -> Result<Dispatch
     let n = x.len();
     check_len("add", "y", y, n)?;
     check_len("add", "z", z, n)?;
-    launch(
-        ctx,
-        call("add", &[], n, [0.0; 4]).bind(x).bind(y).bind(z),
-        n,
-    )
+    launch(ctx, call("add", &[], n, [0.0; 4]).bind(x).bind(y).bind(z), n)
 }
 
 /// `y = act(x)`.
@@ -63,13 +46,7 @@ pub fn act_forward(ctx: &Context, act: Activation, x: &Tensor, y: &Tensor) -> Re
     let n = x.len();
     check_len("act_forward", "y", y, n)?;
     let c = [("ACT", f64::from(act.code()))];
-    launch(
-        ctx,
-        call("act_forward", &c, n, [0.0, act.slope(), 0.0, 0.0])
-            .bind(x)
-            .bind(y),
-        n,
-    )
+    launch(ctx, call("act_forward", &c, n, [0.0, act.slope(), 0.0, 0.0]).bind(x).bind(y), n)
 }
 
 /// `dx (+)= dy · act'(saved)`, where `saved` is the activation's output when `from_output`
@@ -85,10 +62,7 @@ pub fn act_backward(
 ) -> Result<Dispatch> {
     act.check()?;
     if from_output && !act.grad_from_output() {
-        return Err(crate::Error::invalid(
-            "act_backward",
-            format!("{act:?}'s gradient needs its input"),
-        ));
+        return Err(crate::Error::invalid("act_backward", format!("{act:?}'s gradient needs its input")));
     }
     let n = dy.len();
     check_len("act_backward", "saved", saved, n)?;
@@ -98,12 +72,5 @@ pub fn act_backward(
         ("FROM_OUTPUT", f64::from(u8::from(from_output))),
         ("ACCUMULATE", f64::from(u8::from(accumulate))),
     ];
-    launch(
-        ctx,
-        call("act_backward", &c, n, [0.0, act.slope(), 0.0, 0.0])
-            .bind(dy)
-            .bind(saved)
-            .bind(dx),
-        n,
-    )
+    launch(ctx, call("act_backward", &c, n, [0.0, act.slope(), 0.0, 0.0]).bind(dy).bind(saved).bind(dx), n)
 }

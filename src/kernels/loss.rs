@@ -51,13 +51,12 @@ impl LossKind {
     }
     pub(crate) fn check(self) -> Result<()> {
         match self {
-            LossKind::Huber { delta } if !(delta.is_finite() && delta > 0.0) => Err(
-                Error::invalid("huber delta", format!("{delta} (must be > 0)")),
-            ),
-            LossKind::CrossEntropy { classes } if classes < 2 => Err(Error::invalid(
-                "classes",
-                format!("{classes} (cross-entropy needs at least 2)"),
-            )),
+            LossKind::Huber { delta } if !(delta.is_finite() && delta > 0.0) => {
+                Err(Error::invalid("huber delta", format!("{delta} (must be > 0)")))
+            }
+            LossKind::CrossEntropy { classes } if classes < 2 => {
+                Err(Error::invalid("classes", format!("{classes} (cross-entropy needs at least 2)")))
+            }
             _ => Ok(()),
         }
     }
@@ -80,34 +79,21 @@ pub fn task_loss(
     kind.check()?;
     let (b, c) = logits.dims2();
     if c != kind.outputs() {
-        return Err(Error::shape(
-            "task_loss",
-            format!("{c} logits per row for {kind:?}"),
-        ));
+        return Err(Error::shape("task_loss", format!("{c} logits per row for {kind:?}")));
     }
     check_len("task_loss", "labels", labels, b)?;
     check_len("task_loss", "mask", mask, b)?;
     check_len("task_loss", "grad", grad, b * c)?;
     if task >= weights.len() || task >= losses.len() {
-        return Err(Error::shape(
-            "task_loss",
-            format!("task {task} past {} weights", weights.len()),
-        ));
+        return Err(Error::shape("task_loss", format!("task {task} past {} weights", weights.len())));
     }
-    KernelCall::new(
-        Shader::Loss,
-        "task_loss",
-        &[("KIND", f64::from(kind.code()))],
-    )
-    .params(
-        [b as u32, c as u32, task as u32, 0],
-        [kind.delta(), 0.0, 0.0, 0.0],
-    )
-    .bind(logits)
-    .bind(labels)
-    .bind(mask)
-    .bind(weights)
-    .bind(grad)
-    .bind(losses)
-    .build(ctx)
+    KernelCall::new(Shader::Loss, "task_loss", &[("KIND", f64::from(kind.code()))])
+        .params([b as u32, c as u32, task as u32, 0], [kind.delta(), 0.0, 0.0, 0.0])
+        .bind(logits)
+        .bind(labels)
+        .bind(mask)
+        .bind(weights)
+        .bind(grad)
+        .bind(losses)
+        .build(ctx)
 }

@@ -40,10 +40,7 @@ impl MatmulVariant {
             MatmulVariant::Tiled { wg_x, wg_y } => (wg_x, wg_y, true),
         };
         if x == 0 || y == 0 || x * y > 1024 || (tiled && (x > 16 || y > 16)) {
-            return Err(Error::invalid(
-                "matmul variant",
-                format!("{self:?}: workgroup size out of range"),
-            ));
+            return Err(Error::invalid("matmul variant", format!("{self:?}: workgroup size out of range")));
         }
         Ok(())
     }
@@ -66,13 +63,7 @@ pub struct MatmulSpec {
 
 impl Default for MatmulSpec {
     fn default() -> Self {
-        MatmulSpec {
-            trans_a: false,
-            trans_b: false,
-            act: Activation::Identity,
-            accumulate: false,
-            variant: None,
-        }
+        MatmulSpec { trans_a: false, trans_b: false, act: Activation::Identity, accumulate: false, variant: None }
     }
 }
 
@@ -89,19 +80,11 @@ pub struct MatmulShape {
 
 impl MatmulShape {
     /// Infers M, N, K from A's and B's shapes and the transposes.
-    pub fn infer(
-        a: (usize, usize),
-        b: (usize, usize),
-        trans_a: bool,
-        trans_b: bool,
-    ) -> Result<Self> {
+    pub fn infer(a: (usize, usize), b: (usize, usize), trans_a: bool, trans_b: bool) -> Result<Self> {
         let (m, k) = if trans_a { (a.1, a.0) } else { a };
         let (kb, n) = if trans_b { (b.1, b.0) } else { b };
         if k != kb {
-            return Err(Error::shape(
-                "matmul",
-                format!("op(A) is {m}x{k} but op(B) is {kb}x{n}"),
-            ));
+            return Err(Error::shape("matmul", format!("op(A) is {m}x{k} but op(B) is {kb}x{n}")));
         }
         Ok(MatmulShape { m, n, k })
     }
@@ -119,10 +102,7 @@ pub fn matmul(
     spec.act.check()?;
     let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
     if c.dims2() != (s.m, s.n) {
-        return Err(Error::shape(
-            "matmul",
-            format!("C is {:?}, expected [{}, {}]", c.shape(), s.m, s.n),
-        ));
+        return Err(Error::shape("matmul", format!("C is {:?}, expected [{}, {}]", c.shape(), s.m, s.n)));
     }
     if let Some(bias) = bias {
         super::check_len("matmul", "bias", bias, s.n)?;
@@ -153,10 +133,7 @@ pub fn matmul(
         ("WG_Y", f64::from(wy)),
     ];
     KernelCall::new(Shader::Matmul, entry, &constants)
-        .params(
-            [s.m as u32, s.n as u32, s.k as u32, 0],
-            [spec.act.slope(), 0.0, 0.0, 0.0],
-        )
+        .params([s.m as u32, s.n as u32, s.k as u32, 0], [spec.act.slope(), 0.0, 0.0, 0.0])
         .bind(a)
         .bind(b)
         .bind(bias_t)

@@ -28,17 +28,9 @@ pub(crate) fn grid_1d(n: usize, max: u32) -> [u32; 3] {
     [x as u32, y as u32, 1]
 }
 
-pub(crate) fn check_len(
-    op: &'static str,
-    what: &str,
-    t: &crate::Tensor,
-    n: usize,
-) -> crate::Result<()> {
+pub(crate) fn check_len(op: &'static str, what: &str, t: &crate::Tensor, n: usize) -> crate::Result<()> {
     if t.len() != n {
-        return Err(crate::Error::shape(
-            op,
-            format!("{what} has {} elements, expected {n}", t.len()),
-        ));
+        return Err(crate::Error::shape(op, format!("{what} has {} elements, expected {n}", t.len())));
     }
     Ok(())
 }

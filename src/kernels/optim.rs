@@ -18,10 +18,7 @@ pub fn sgd(
     check_len("sgd", "grad", grad, n)?;
     check_len("sgd", "momentum buffer", buf, n)?;
     let g = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
-    let c = [
-        ("NESTEROV", f64::from(u8::from(nesterov))),
-        ("HAS_MOMENTUM", f64::from(u8::from(momentum))),
-    ];
+    let c = [("NESTEROV", f64::from(u8::from(nesterov))), ("HAS_MOMENTUM", f64::from(u8::from(momentum)))];
     KernelCall::new(Shader::Optim, "sgd", &c)
         .params([n as u32, 0, 0, 0], f)
         .bind(param)
@@ -48,11 +45,7 @@ pub fn adam(
         check_len("adam", what, t, n)?;
     }
     let g = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
-    let c = [
-        ("ADAMW", f64::from(u8::from(decoupled))),
-        ("BETA1", f64::from(betas.0)),
-        ("BETA2", f64::from(betas.1)),
-    ];
+    let c = [("ADAMW", f64::from(u8::from(decoupled))), ("BETA1", f64::from(betas.0)), ("BETA2", f64::from(betas.1))];
     KernelCall::new(Shader::Optim, "adam", &c)
         .params([n as u32, 0, 0, 0], f)
         .bind(param)

@@ -50,12 +50,6 @@ pub fn sq_norm(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Res
 }
 
 /// `out[0] (+)= Σ x·y`.
-pub fn dot(
-    ctx: &Context,
-    x: &Tensor,
-    y: &Tensor,
-    out: &Tensor,
-    accumulate: bool,
-) -> Result<Dispatch> {
+pub fn dot(ctx: &Context, x: &Tensor, y: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
     whole("dot", x, Some(y), out, accumulate, ctx)
 }

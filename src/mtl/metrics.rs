@@ -47,30 +47,15 @@ pub fn roc_auc(score: &[f64], y: &[f64]) -> f64 {
     if pos == 0.0 || neg == 0.0 {
         return 0.5;
     }
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(y)
-        .filter(|(_, &v)| v == 1.0)
-        .map(|(r, _)| r)
-        .sum();
+    let rank_sum: f64 = ranks.iter().zip(y).filter(|(_, &v)| v == 1.0).map(|(r, _)| r).sum();
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
 /// Binary: accuracy (logit > 0), auc, bce (on logits, stable).
 pub fn binary(logit: &[f64], y: &[f64]) -> Metrics {
     let n = y.len().max(1) as f64;
-    let acc = logit
-        .iter()
-        .zip(y)
-        .filter(|(x, t)| (**x > 0.0) == (**t == 1.0))
-        .count() as f64
-        / n;
-    let bce = logit
-        .iter()
-        .zip(y)
-        .map(|(x, t)| x.max(0.0) - x * t + (1.0 + (-x.abs()).exp()).ln())
-        .sum::<f64>()
-        / n;
+    let acc = logit.iter().zip(y).filter(|(x, t)| (**x > 0.0) == (**t == 1.0)).count() as f64 / n;
+    let bce = logit.iter().zip(y).map(|(x, t)| x.max(0.0) - x * t + (1.0 + (-x.abs()).exp()).ln()).sum::<f64>() / n;
     let mut m = Metrics::new();
     m.insert("accuracy".into(), acc);
     m.insert("auc".into(), roc_auc(logit, y));
@@ -85,13 +70,8 @@ pub fn multiclass(logits: &[f64], classes: usize, y: &[f64]) -> Metrics {
     for r in 0..n {
         let row = &logits[r * classes..(r + 1) * classes];
         let label = y[r] as usize;
-        let (arg, mx) = row
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f64::NEG_INFINITY),
-                |(a, m), (i, &v)| if v > m { (i, v) } else { (a, m) },
-            );
+        let (arg, mx) =
+            row.iter().enumerate().fold((0, f64::NEG_INFINITY), |(a, m), (i, &v)| if v > m { (i, v) } else { (a, m) });
         correct += usize::from(arg == label);
         let lse = mx + row.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
         ce += lse - row[label];
@@ -105,23 +85,11 @@ pub fn multiclass(logits: &[f64], classes: usize, y: &[f64]) -> Metrics {
 
 /// Metrics of one task from its outputs [rows, outputs], labels and mask. Regression outputs
 /// and labels are in original units here.
-pub fn task_metrics(
-    kind: TaskKind,
-    outputs: &[f32],
-    width: usize,
-    labels: &[f32],
-    mask: &[f32],
-) -> Metrics {
+pub fn task_metrics(kind: TaskKind, outputs: &[f32], width: usize, labels: &[f32], mask: &[f32]) -> Metrics {
     let rows: Vec<usize> = (0..labels.len()).filter(|&r| mask[r] != 0.0).collect();
     let y: Vec<f64> = rows.iter().map(|&r| f64::from(labels[r])).collect();
-    let out: Vec<f64> = rows
-        .iter()
-        .flat_map(|&r| {
-            outputs[r * width..(r + 1) * width]
-                .iter()
-                .map(|&v| f64::from(v))
-        })
-        .collect();
+    let out: Vec<f64> =
+        rows.iter().flat_map(|&r| outputs[r * width..(r + 1) * width].iter().map(|&v| f64::from(v))).collect();
     match kind {
         TaskKind::Regression => regression(&out, &y),
         TaskKind::Binary => binary(&out, &y),

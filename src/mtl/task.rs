@@ -43,13 +43,7 @@ impl TaskDef {
     }
     /// A binary task with BCE on the logit.
     pub fn binary(name: &str, target: &str) -> TaskDef {
-        TaskDef {
-            name: name.into(),
-            target: target.into(),
-            kind: TaskKind::Binary,
-            loss: LossKind::Bce,
-            weight: 1.0,
-        }
+        TaskDef { name: name.into(), target: target.into(), kind: TaskKind::Binary, loss: LossKind::Bce, weight: 1.0 }
     }
     /// A multiclass task with softmax cross-entropy.
     pub fn multiclass(name: &str, target: &str, classes: usize) -> TaskDef {
@@ -66,10 +60,8 @@ impl TaskDef {
     pub fn check(&self) -> Result<()> {
         let ok = matches!(
             (self.kind, self.loss),
-            (
-                TaskKind::Regression,
-                LossKind::Mse | LossKind::L1 | LossKind::Huber { .. }
-            ) | (TaskKind::Binary, LossKind::Bce)
+            (TaskKind::Regression, LossKind::Mse | LossKind::L1 | LossKind::Huber { .. })
+                | (TaskKind::Binary, LossKind::Bce)
                 | (TaskKind::Multiclass, LossKind::CrossEntropy { .. })
         );
         if !ok {

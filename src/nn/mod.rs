@@ -27,18 +27,9 @@ impl Linear {
     /// Adds the parameters `{name}.weight` and `{name}.bias` to `g`.
     pub fn new(g: &mut Graph, name: &str, inputs: usize, outputs: usize) -> Linear {
         let bound = 1.0 / (inputs.max(1) as f32).sqrt();
-        let weight = g.param(
-            &format!("{name}.weight"),
-            &[outputs, inputs],
-            Init::Uniform(bound),
-        );
+        let weight = g.param(&format!("{name}.weight"), &[outputs, inputs], Init::Uniform(bound));
         let bias = g.param(&format!("{name}.bias"), &[outputs], Init::Uniform(bound));
-        Linear {
-            weight,
-            bias,
-            inputs,
-            outputs,
-        }
+        Linear { weight, bias, inputs, outputs }
     }
 
     /// `act(x·Wᵀ + b)`.
@@ -60,34 +51,17 @@ pub struct Mlp {
 
 impl Mlp {
     /// Layers of sizes `sizes[0] → sizes[1] → … → sizes[last]`.
-    pub fn new(
-        g: &mut Graph,
-        name: &str,
-        sizes: &[usize],
-        act: Activation,
-        activate_last: bool,
-    ) -> Mlp {
-        let layers = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| Linear::new(g, &format!("{name}.{i}"), w[0], w[1]))
-            .collect();
-        Mlp {
-            layers,
-            act,
-            activate_last,
-        }
+    pub fn new(g: &mut Graph, name: &str, sizes: &[usize], act: Activation, activate_last: bool) -> Mlp {
+        let layers =
+            sizes.windows(2).enumerate().map(|(i, w)| Linear::new(g, &format!("{name}.{i}"), w[0], w[1])).collect();
+        Mlp { layers, act, activate_last }
     }
 
     /// Applies every layer.
     pub fn forward(&self, g: &mut Graph, mut x: NodeId) -> Result<NodeId> {
         let n = self.layers.len();
         for (i, l) in self.layers.iter().enumerate() {
-            let act = if i + 1 < n || self.activate_last {
-                self.act
-            } else {
-                Activation::Identity
-            };
+            let act = if i + 1 < n || self.activate_last { self.act } else { Activation::Identity };
             x = l.forward(g, x, act)?;
         }
         Ok(x)

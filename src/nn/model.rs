@@ -39,16 +39,10 @@ impl ModelSpec {
             return Err(Error::invalid("model", "the model has no input features"));
         }
         if let Some(i) = self.trunk.iter().position(|&s| s == 0) {
-            return Err(Error::invalid(
-                format!("model.trunk[{i}]"),
-                "a layer needs at least one unit",
-            ));
+            return Err(Error::invalid(format!("model.trunk[{i}]"), "a layer needs at least one unit"));
         }
         if let Some(i) = self.head.iter().position(|&s| s == 0) {
-            return Err(Error::invalid(
-                format!("model.head[{i}]"),
-                "a layer needs at least one unit",
-            ));
+            return Err(Error::invalid(format!("model.head[{i}]"), "a layer needs at least one unit"));
         }
         if self.tasks.is_empty() {
             return Err(Error::invalid("task", "at least one task is needed"));
@@ -56,10 +50,7 @@ impl ModelSpec {
         for (i, t) in self.tasks.iter().enumerate() {
             t.loss.check()?;
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
-                return Err(Error::invalid(
-                    format!("task {:?}", t.name),
-                    "duplicate task name",
-                ));
+                return Err(Error::invalid(format!("task {:?}", t.name), "duplicate task name"));
             }
         }
         self.activation.check()
@@ -112,28 +103,13 @@ impl MultiTaskModel {
             let mut hs = vec![spec.representation()];
             hs.extend(&spec.head);
             hs.push(task.loss.outputs());
-            let head = Mlp::new(
-                &mut g,
-                &format!("heads.{}", task.name),
-                &hs,
-                spec.activation,
-                false,
-            );
+            let head = Mlp::new(&mut g, &format!("heads.{}", task.name), &hs, spec.activation, false);
             let out = head.forward(&mut g, z)?;
             let y = g.input(&format!("{}.labels", task.name), &[batch]);
             let m = g.input(&format!("{}.mask", task.name), &[batch]);
             losses.push(g.loss(out, y, m, task.loss, t)?);
             logits.push(out);
         }
-        Ok(MultiTaskModel {
-            spec: spec.clone(),
-            graph: g,
-            batch,
-            x,
-            z,
-            logits,
-            losses,
-            trunk_params,
-        })
+        Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
     }
 }

@@ -51,40 +51,21 @@ pub enum Optimizer {
 impl Optimizer {
     /// SGD with PyTorch's defaults (no momentum, no weight decay).
     pub fn sgd(lr: f32) -> Self {
-        Optimizer::Sgd {
-            lr,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
-        }
+        Optimizer::Sgd { lr, momentum: 0.0, nesterov: false, weight_decay: 0.0 }
     }
     /// Adam with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
     pub fn adam(lr: f32) -> Self {
-        Optimizer::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
     /// AdamW with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
     pub fn adamw(lr: f32) -> Self {
-        Optimizer::AdamW {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
+        Optimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
     }
 
     /// The learning rate.
     pub fn lr(&self) -> f32 {
         match *self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::AdamW { lr, .. } => lr,
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
         }
     }
 
@@ -98,19 +79,13 @@ impl Optimizer {
 
     /// Rejects values PyTorch rejects.
     pub fn check(&self) -> Result<()> {
-        let bad =
-            |what: &str, v: f32| Err(Error::invalid(format!("optimizer {what}"), format!("{v}")));
+        let bad = |what: &str, v: f32| Err(Error::invalid(format!("optimizer {what}"), format!("{v}")));
         let lr = self.lr();
         if !(lr.is_finite() && lr >= 0.0) {
             return bad("lr", lr);
         }
         match *self {
-            Optimizer::Sgd {
-                momentum,
-                nesterov,
-                weight_decay,
-                ..
-            } => {
+            Optimizer::Sgd { momentum, nesterov, weight_decay, .. } => {
                 if !(momentum >= 0.0 && momentum.is_finite()) {
                     return bad("momentum", momentum);
                 }
@@ -121,20 +96,8 @@ impl Optimizer {
                     return Err(Error::invalid("optimizer nesterov", "needs momentum > 0"));
                 }
             }
-            Optimizer::Adam {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                ..
-            }
-            | Optimizer::AdamW {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                ..
-            } => {
+            Optimizer::Adam { beta1, beta2, eps, weight_decay, .. }
+            | Optimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => {
                 if !(0.0..1.0).contains(&beta1) {
                     return bad("beta1", beta1);
                 }
@@ -155,40 +118,14 @@ impl Optimizer {
     /// The kernel's uniform floats for update number `step` (1-based).
     pub(crate) fn uniform(&self, step: u64) -> [f32; 4] {
         match *self {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                ..
-            } => [lr, momentum, weight_decay, 0.0],
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            }
-            | Optimizer::AdamW {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
+            Optimizer::Sgd { lr, momentum, weight_decay, .. } => [lr, momentum, weight_decay, 0.0],
+            Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
+            | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
                 let t = step as i32;
                 let bc1 = 1.0 - f64::from(beta1).powi(t);
                 let bc2 = 1.0 - f64::from(beta2).powi(t);
-                let wd = if matches!(self, Optimizer::AdamW { .. }) {
-                    lr * weight_decay
-                } else {
-                    weight_decay
-                };
-                [
-                    (f64::from(lr) / bc1) as f32,
-                    (1.0 / bc2.sqrt()) as f32,
-                    wd,
-                    eps,
-                ]
+                let wd = if matches!(self, Optimizer::AdamW { .. }) { lr * weight_decay } else { weight_decay };
+                [(f64::from(lr) / bc1) as f32, (1.0 / bc2.sqrt()) as f32, wd, eps]
             }
         }
     }
@@ -198,40 +135,19 @@ impl Optimizer {
     pub fn cpu_step<T: Real>(&self, step: u64, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
         let f = |x: f32| T::of(f64::from(x));
         match *self {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                nesterov,
-                weight_decay,
-            } => {
+            Optimizer::Sgd { lr, momentum, nesterov, weight_decay } => {
                 for i in 0..p.len() {
                     let mut gi = g[i] + f(weight_decay) * p[i];
                     if momentum != 0.0 {
                         let buf = f(momentum) * m[i] + gi;
                         m[i] = buf;
-                        gi = if nesterov {
-                            gi + f(momentum) * buf
-                        } else {
-                            buf
-                        };
+                        gi = if nesterov { gi + f(momentum) * buf } else { buf };
                     }
                     p[i] = p[i] - f(lr) * gi;
                 }
             }
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            }
-            | Optimizer::AdamW {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
+            Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
+            | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
                 let decoupled = matches!(self, Optimizer::AdamW { .. });
                 let t = step as i32;
                 let bc1 = T::of(1.0 - f64::from(beta1).powi(t));

@@ -1,0 +1,108 @@
+//! The `hydra` command end to end: train on a tiny config, save, eval gives the training
+//! run's metrics, predict writes one column per task, errors exit non-zero with one line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hydra(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hydra")).args(args).current_dir(dir).output().expect("run hydra")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hydra-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const TINY: &str = r#"
+[data]
+path = "d.csv"
+split = [0.6, 0.2, 0.2]
+[[task]]
+name = "reg"
+target = "y"
+kind = "regression"
+[[task]]
+name = "bin"
+target = "b"
+kind = "binary"
+[[task]]
+name = "cls"
+target = "c"
+kind = "multiclass"
+classes = 3
+[model]
+trunk = [8]
+[train]
+lr = 0.01
+batch_size = 16
+epochs = 5
+"#;
+
+fn tiny_data(dir: &Path) {
+    let mut s = String::from("x1,x2,y,b,c\n");
+    for i in 0..60 {
+        let (a, b) = ((i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0);
+        let y = if i % 9 == 0 { String::new() } else { format!("{}", a + 2.0 * b) };
+        s += &format!("{a},{b},{y},{},{}\n", u8::from(a > b), i % 3);
+    }
+    std::fs::write(dir.join("d.csv"), s).unwrap();
+    std::fs::write(dir.join("c.toml"), TINY).unwrap();
+}
+
+#[test]
+fn train_save_eval_and_predict_agree() {
+    let dir = tmpdir("roundtrip");
+    tiny_data(&dir);
+    let out =
+        hydra(&["train", "--config", "c.toml", "--save", "m.safetensors", "--metrics-json", "m.json", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
+    let rmse = metrics["tasks"]["reg"]["test"]["rmse"].as_f64().unwrap();
+    assert!(metrics["tasks"]["bin"]["test"]["auc"].is_number());
+    assert!(metrics["tasks"]["cls"]["test"]["cross_entropy"].is_number());
+
+    let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", "m.safetensors", "--json"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rmse2 = ev["tasks"]["reg"]["test"]["rmse"].as_f64().unwrap();
+    assert!((rmse - rmse2).abs() < 1e-9, "train said {rmse}, eval says {rmse2}");
+
+    std::fs::write(dir.join("in.csv"), "x2,x1\n0.2,0.1\n0.9,0.3\n0.5,0.5\n").unwrap();
+    let out = hydra(&["predict", "--checkpoint", "m.safetensors", "--input", "in.csv", "--output", "p.csv"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines[0], "reg,bin,cls");
+    assert_eq!(lines.len(), 4);
+    for l in &lines[1..] {
+        let v: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v.len(), 3);
+        assert!((0.0..=1.0).contains(&v[1]), "probability {l}");
+        assert!([0.0, 1.0, 2.0].contains(&v[2]), "class {l}");
+    }
+}
+
+#[test]
+fn init_from_a_checkpoint_resumes_and_bad_inputs_exit_non_zero_with_one_line() {
+    let dir = tmpdir("errors");
+    tiny_data(&dir);
+    assert!(hydra(&["train", "--config", "c.toml", "--save", "a.safetensors", "-q"], &dir).status.success());
+    let out = hydra(&["train", "--config", "c.toml", "--init", "a.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(dir.join("bad.toml"), TINY.replace("epochs = 5", "epochs = 5\nfoo = 1")).unwrap();
+    let out = hydra(&["train", "--config", "bad.toml"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml") && err.contains("unknown field `foo`"), "{err}");
+
+    std::fs::write(dir.join("t.safetensors"), &std::fs::read(dir.join("a.safetensors")).unwrap()[..100]).unwrap();
+    let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", "t.safetensors"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("t.safetensors") && err.contains("truncated or corrupt"), "{err}");
+}

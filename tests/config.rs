@@ -1,0 +1,126 @@
+//! Config errors, one test per kind: each names the file and the key.
+
+use std::path::PathBuf;
+
+use hydra::config::Config;
+
+const GOOD: &str = r#"
+[data]
+dataset = "energy"
+[[task]]
+name = "heating"
+target = "heating_load"
+kind = "regression"
+[[task]]
+name = "cooling"
+target = "cooling_load"
+kind = "regression"
+"#;
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse("cfg.toml", text, PathBuf::from(".")).map_err(|e| e.to_string())
+}
+
+fn err(text: &str) -> String {
+    parse(text).err().unwrap_or_else(|| panic!("must fail:\n{text}"))
+}
+
+#[test]
+fn a_good_config_validates_with_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.tasks.len(), 2);
+    assert_eq!(c.trunk, vec![256, 256]);
+    assert_eq!(c.train.batch_size, 256);
+    assert_eq!(c.train.optimizer, hydra::Optimizer::adam(1e-3));
+    assert!(c.standardize);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_position() {
+    let e = err(&GOOD.replace("[data]", "[data]\nlearning_rate = 3"));
+    assert!(e.contains("cfg.toml") && e.contains("unknown field `learning_rate`") && e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn mistyped_value_is_named() {
+    let e = err(&format!("{GOOD}\n[train]\nbatch_size = \"big\"\n"));
+    assert!(e.contains("cfg.toml") && e.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn split_fractions_must_sum_to_one() {
+    let e = err(&GOOD.replace("dataset = \"energy\"", "dataset = \"energy\"\nsplit = [0.7, 0.2, 0.2]"));
+    assert!(e.contains("data.split") && e.contains("sum to 1"), "{e}");
+}
+
+#[test]
+fn duplicate_task_names_are_refused() {
+    let e = err(&GOOD.replace("name = \"cooling\"", "name = \"heating\""));
+    assert!(e.contains("task[1].name") && e.contains("duplicate"), "{e}");
+}
+
+#[test]
+fn unknown_task_kind_and_mismatched_loss_are_refused() {
+    let e = err(&GOOD.replace("kind = \"regression\"\n[[task]]", "kind = \"ordinal\"\n[[task]]"));
+    assert!(e.contains("task[0].kind") && e.contains("ordinal"), "{e}");
+    let e = err(&GOOD.replace("kind = \"regression\"\n[[task]]", "kind = \"regression\"\nloss = \"bce\"\n[[task]]"));
+    assert!(e.contains("task[0].loss") && e.contains("mse, l1 or huber"), "{e}");
+}
+
+#[test]
+fn multiclass_needs_classes() {
+    let e = err(&GOOD.replace("kind = \"regression\"\n[[task]]", "kind = \"multiclass\"\n[[task]]"));
+    assert!(e.contains("task[0].classes") && e.contains("need classes"), "{e}");
+}
+
+#[test]
+fn impossible_model_sizes_are_refused() {
+    let e = err(&format!("{GOOD}\n[model]\ntrunk = [64, 0]\n"));
+    assert!(e.contains("model.trunk[1]"), "{e}");
+    let e = err(&format!("{GOOD}\n[model]\nactivation = \"swishy\"\n"));
+    assert!(e.contains("model.activation"), "{e}");
+}
+
+#[test]
+fn bad_optimizer_settings_are_refused() {
+    let e = err(&format!("{GOOD}\n[train]\noptimizer = \"rmsprop\"\n"));
+    assert!(e.contains("train.optimizer"), "{e}");
+    let e = err(&format!("{GOOD}\n[train]\nlr = -1.0\n"));
+    assert!(e.contains("train") && e.contains("lr"), "{e}");
+    let e = err(&format!("{GOOD}\n[train]\nepochs = 3\nsteps = 10\n"));
+    assert!(e.contains("train.steps"), "{e}");
+    let e = err(&format!("{GOOD}\n[train]\nbatch_size = 0\n"));
+    assert!(e.contains("train.batch_size"), "{e}");
+}
+
+#[test]
+fn exactly_one_data_source() {
+    let e = err(&GOOD.replace("dataset = \"energy\"", "dataset = \"energy\"\npath = \"x.csv\""));
+    assert!(e.contains("data") && e.contains("exactly one"), "{e}");
+}
+
+#[test]
+fn no_task_is_an_error() {
+    let e = err("[data]\ndataset = \"energy\"\n");
+    assert!(e.contains("[[task]]"), "{e}");
+}
+
+#[test]
+fn unknown_weighting_method_is_refused() {
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"magic\"\n"));
+    assert!(e.contains("weighting.method") && e.contains("magic"), "{e}");
+}
+
+#[test]
+fn every_example_config_validates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            Config::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "expected the example configs, found {n}");
+}

@@ -1,0 +1,69 @@
+//! CSV edge cases: quoted fields, CRLF, BOM, missing labels, ragged rows, bad cells.
+
+use hydra::data::{Dataset, Table};
+use hydra::mtl::TaskDef;
+
+fn tasks() -> Vec<TaskDef> {
+    vec![TaskDef::regression("y", "y"), TaskDef::multiclass("c", "c", 3)]
+}
+
+fn load(text: &str) -> Result<Dataset, String> {
+    let t = Table::parse("in.csv", text.as_bytes()).map_err(|e| e.to_string())?;
+    Dataset::from_table(&t, None, &[], &tasks(), None).map_err(|e| e.to_string())
+}
+
+#[test]
+fn quoted_fields_crlf_and_bom_are_read() {
+    let d = load("\u{feff}\"a\",b,y,c\r\n\"1.5\",2,3,0\r\n4,\"5\",6,2\r\n").unwrap();
+    assert_eq!(d.feature_names, vec!["a", "b"]);
+    assert_eq!(d.features, vec![1.5, 2.0, 4.0, 5.0]);
+    assert_eq!(d.labels[0], vec![3.0, 6.0]);
+    assert_eq!(d.labels[1], vec![0.0, 2.0]);
+}
+
+#[test]
+fn an_empty_target_cell_is_a_missing_label() {
+    let d = load("a,y,c\n1,,1\n2,5,\n").unwrap();
+    assert_eq!(d.masks[0], vec![0.0, 1.0]);
+    assert_eq!(d.masks[1], vec![1.0, 0.0]);
+}
+
+#[test]
+fn ragged_rows_name_the_line() {
+    let e = load("a,y,c\n1,2,0\n1,2\n").unwrap_err();
+    assert!(e.contains("in.csv, line 3") && e.contains("2 fields, but the header has 3"), "{e}");
+}
+
+#[test]
+fn non_numeric_empty_and_non_finite_feature_cells_name_line_and_column() {
+    let e = load("a,y,c\n1,2,0\nx,2,0\n").unwrap_err();
+    assert!(e.contains("line 3") && e.contains("column \"a\"") && e.contains("\"x\" is not a number"), "{e}");
+    let e = load("a,y,c\n,2,0\n").unwrap_err();
+    assert!(e.contains("line 2") && e.contains("column \"a\"") && e.contains("empty cell"), "{e}");
+    for bad in ["NaN", "inf", "-inf"] {
+        let e = load(&format!("a,y,c\n1,2,0\n{bad},2,0\n")).unwrap_err();
+        assert!(e.contains("line 3") && e.contains("not a finite number"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn class_labels_out_of_range_are_refused() {
+    for bad in ["3", "-1", "1.5"] {
+        let e = load(&format!("a,y,c\n1,2,0\n1,2,{bad}\n")).unwrap_err();
+        assert!(e.contains("line 3") && e.contains("column \"c\"") && e.contains("out of range 0..2"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn empty_file_header_only_and_duplicate_columns_are_refused() {
+    assert!(load("").unwrap_err().contains("the file is empty"));
+    assert!(load("a,y,c\n").unwrap_err().contains("header but no rows"));
+    let e = load("a,a,y,c\n1,2,3,0\n").unwrap_err();
+    assert!(e.contains("line 1") && e.contains("column \"a\"") && e.contains("duplicate"), "{e}");
+}
+
+#[test]
+fn a_missing_target_column_is_named() {
+    let e = load("a,y\n1,2\n").unwrap_err();
+    assert!(e.contains("column \"c\"") && e.contains("task[1].target"), "{e}");
+}

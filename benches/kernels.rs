@@ -63,5 +63,37 @@ fn activation_and_reduction(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, activation_and_reduction);
+/// One whole training step of the PEERS.md model (64→256→256 trunk, heads 1/1/10, batch 256,
+/// Adam): batch upload, forward, backward and update in one submit, then a device sync.
+fn train_step(c: &mut Criterion) {
+    use hydra::autograd::GpuGraph;
+    use hydra::nn::MultiTaskModel;
+    let ctx = context();
+    let spec = hydra::bench::peer_model(64, &[256, 256]);
+    let batch = 256;
+    let model = MultiTaskModel::build(&spec, batch).unwrap();
+    let init = model.graph.init_params(0);
+    let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3))).unwrap();
+    let mut rng = Rng::new(5);
+    let mut inputs = vec![rng.vec_f32(batch * 64, -1.0, 1.0)];
+    for t in &spec.tasks {
+        let k = t.loss.outputs();
+        inputs
+            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
+        inputs.push(vec![1.0; batch]);
+    }
+    let mut g = c.benchmark_group(format!("train_step [{}]", ctx.adapter().name));
+    g.sample_size(20);
+    g.bench_function("peer model, batch 256, adam", |bench| {
+        bench.iter(|| {
+            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            gg.feed(&refs).unwrap();
+            gg.step().unwrap();
+            ctx.sync().unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, matmul, activation_and_reduction, train_step);
 criterion_main!(benches);

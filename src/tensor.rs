@@ -128,16 +128,34 @@ impl Context {
         Ok(())
     }
 
-    /// Copies a tensor back to the host, waiting for all submitted work first.
-    pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
-        let bytes = t.bytes();
-        let staging = self.pool.get(BufferKind::Readback, bytes)?;
-        self.scoped("reading a tensor back", || {
+    /// Copies several tensors back with one submit and one mapping (one readback).
+    pub fn read_many(&self, ts: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let total: u64 = ts.iter().map(|t| t.bytes()).sum();
+        if total == 0 {
+            return Ok(ts.iter().map(|_| Vec::new()).collect());
+        }
+        let staging = self.pool.get(BufferKind::Readback, total)?;
+        self.scoped("reading tensors back", || {
             let mut enc =
                 self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-            enc.copy_buffer_to_buffer(t.buf.raw(), t.offset, staging.raw(), 0, bytes);
+            let mut at = 0;
+            for t in ts {
+                enc.copy_buffer_to_buffer(t.buf.raw(), t.offset, staging.raw(), at, t.bytes());
+                at += t.bytes();
+            }
             self.submit(enc.finish());
         })?;
+        let all = self.map_read(&staging, total)?;
+        let mut out = Vec::with_capacity(ts.len());
+        let mut at = 0;
+        for t in ts {
+            out.push(all[at..at + t.len()].to_vec());
+            at += t.len();
+        }
+        Ok(out)
+    }
+
+    fn map_read(&self, staging: &GpuBuffer, bytes: u64) -> Result<Vec<f32>> {
         AtomicCounters::bump(&self.counters.readbacks, 1);
         let slice = staging.raw().slice(0..bytes);
         let (tx, rx) = mpsc::channel();
@@ -156,5 +174,10 @@ impl Context {
         };
         staging.raw().unmap();
         Ok(out)
+    }
+
+    /// Copies a tensor back to the host, waiting for all submitted work first.
+    pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(self.read_many(&[t])?.pop().unwrap_or_default())
     }
 }

@@ -401,9 +401,10 @@ impl Evaluator {
             let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
             eg.feed(&refs)?;
             eg.forward()?;
-            for (t, &id) in model.logits.iter().enumerate() {
+            // All tasks' outputs in one readback.
+            let values = eg.read_values(&model.logits)?;
+            for (t, v) in values.iter().enumerate() {
                 let k = self.tasks[t].loss.outputs();
-                let v = eg.read_value(id)?;
                 outs[t].extend_from_slice(&v[..chunk.len() * k]);
             }
         }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, ctx, to64};
-use hydra::autograd::{cpu as gcpu, GpuGraph, Graph, Init, NodeId};
+use hydra::autograd::{cpu as gcpu, GpuGraph, Graph, Init};
 use hydra::cpu::Rng;
 use hydra::nn::Mlp;
 use hydra::{Activation, LossKind, Optimizer};

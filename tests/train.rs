@@ -109,3 +109,18 @@ fn missing_labels_and_a_partial_last_batch_train_without_nan_in_file_order() {
         assert!(h.train_loss.iter().chain(&h.val_loss).all(|v| v.is_finite()), "{h:?}");
     }
 }
+
+#[test]
+fn an_evaluation_reads_every_task_output_back_at_once() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[8], &[], Activation::Relu, &tasks);
+    let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let settings = TrainSettings { batch_size: 32, epochs: 1, patience: 0, ..Default::default() };
+    let mut tr = Trainer::new(own.clone(), &spec, &tasks, settings, scaling, None).unwrap();
+    tr.evaluate(&splits.val).unwrap(); // builds the evaluation graph
+    let before = own.counters().readbacks;
+    tr.evaluate(&splits.val).unwrap();
+    // The parameters once, then both tasks' outputs together.
+    assert_eq!(own.counters().readbacks - before, 2);
+}

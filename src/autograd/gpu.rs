@@ -444,6 +444,19 @@ impl GpuGraph {
             .collect())
     }
 
+    /// Reads several nodes' outputs back in one readback (losses are not nodes with values).
+    pub fn read_values(&self, ids: &[NodeId]) -> Result<Vec<Vec<f32>>> {
+        let mut ts = Vec::new();
+        for id in ids {
+            ts.push(
+                self.values[id.0]
+                    .as_ref()
+                    .ok_or_else(|| Error::shape("read_values", format!("node {} has no value", id.0)))?,
+            );
+        }
+        self.ctx.read_many(&ts)
+    }
+
     /// Reads a node's output back.
     pub fn read_value(&self, id: NodeId) -> Result<Vec<f32>> {
         match &self.values[id.0] {

@@ -16,6 +16,8 @@ pub enum Shader {
     Loss,
     /// `optim.wgsl`.
     Optim,
+    /// `weighting.wgsl`.
+    Weighting,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -24,11 +26,19 @@ const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
+const WEIGHTING: &str = include_str!("../shaders/weighting.wgsl");
 
 impl Shader {
     /// Every shader file.
-    pub const ALL: &'static [Shader] =
-        &[Shader::Activation, Shader::Matmul, Shader::Elementwise, Shader::Reduce, Shader::Loss, Shader::Optim];
+    pub const ALL: &'static [Shader] = &[
+        Shader::Activation,
+        Shader::Matmul,
+        Shader::Elementwise,
+        Shader::Reduce,
+        Shader::Loss,
+        Shader::Optim,
+        Shader::Weighting,
+    ];
 
     /// The file name under `shaders/`.
     pub fn file(self) -> &'static str {
@@ -39,6 +49,7 @@ impl Shader {
             Shader::Reduce => "reduce.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
+            Shader::Weighting => "weighting.wgsl",
         }
     }
 
@@ -51,6 +62,7 @@ impl Shader {
             Shader::Reduce => REDUCE.to_string(),
             Shader::Loss => LOSS.to_string(),
             Shader::Optim => OPTIM.to_string(),
+            Shader::Weighting => WEIGHTING.to_string(),
         }
     }
 

@@ -2,5 +2,6 @@
 
 pub mod metrics;
 pub mod task;
+pub mod weighting;
 
 pub use task::{TaskDef, TaskKind};

@@ -1,0 +1,180 @@
+// Task weighting and gradient combination on the GPU.
+//   gram         m[i*T+j] = <G_i, G_j> for the T rows of G (row stride p.u.z); one workgroup per pair i <= j
+//   combine      out[k] = sum_t c[t] * G[t*stride + k]
+//   graddrop     out[k] = sum_t G_tk * keep_tk, keep by sign purity P_k = (1 + sum G / sum |G|) / 2 against a
+//                hashed uniform u_k (seed p.u.w): positive gradients kept when u_k < P_k, negative ones otherwise
+//   scale_task   x[k] *= w[p.u.y] for k < n   (a task's logit gradient by its weight)
+//   uw_weights   w[t] = exp(-s[t]) / 2                           (Kendall et al., LibMTL UW)
+//   uw_grad      gs[t] = (1 - exp(-s[t]) * L[t]) / 2             (d/ds of (e^-s L + s) / 2)
+//   gls_weights  w[t] = (prod L)^(1/T) / (T * L[t])              (d/dL_t of the geometric mean)
+//   famo         one FAMO step (Liu et al., NeurIPS 2023; LibMTL FAMO): updates the task logits xi by Adam on
+//                delta = log D_prev - log D_now, D = L - L_min + 1e-8, then z = softmax(xi), c = sum z/D,
+//                w[t] = z[t] / (c * D[t]). State: xi, m, v (T each), prev L (T), step (1).
+
+struct Params {
+    u: vec4<u32>, // gram/combine/graddrop: T, P, stride, seed; scale_task: n, task; uw/gls/famo: T
+    f: vec4<f32>, // famo: lr, weight decay, beta1, beta2
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out2: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<f32, 256>;
+
+fn wg_sum(t: u32, v: f32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if t < s { red[t] += red[t + s]; }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+// G = a (rows of length P, stride p.u.z); m = out.
+@compute @workgroup_size(WG)
+fn gram(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let T = p.u.x;
+    let P = p.u.y;
+    let S = p.u.z;
+    // Workgroup id -> pair (i, j), i <= j, row-major over the upper triangle.
+    var k = wid.x;
+    var i = 0u;
+    loop {
+        let row = T - i;
+        if k < row { break; }
+        k -= row;
+        i += 1u;
+    }
+    let j = i + k;
+    var s = 0.0;
+    for (var e = t; e < P; e += WG) { s += a[i * S + e] * a[j * S + e]; }
+    let v = wg_sum(t, s);
+    if t == 0u {
+        out[i * T + j] = v;
+        out[j * T + i] = v;
+    }
+}
+
+// G = a, c = b, result = out.
+@compute @workgroup_size(WG)
+fn combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k >= p.u.y { return; }
+    var s = 0.0;
+    for (var t = 0u; t < p.u.x; t++) { s += b[t] * a[t * p.u.z + k]; }
+    out[k] = s;
+}
+
+fn hash_uniform(k: u32, seed: u32) -> f32 {
+    var h = k * 747796405u + seed * 2891336453u + 1u;
+    h = ((h >> ((h >> 28u) + 4u)) ^ h) * 277803737u;
+    h = (h >> 22u) ^ h;
+    return f32(h >> 8u) / 16777216.0;
+}
+
+@compute @workgroup_size(WG)
+fn graddrop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k >= p.u.y { return; }
+    var sum = 0.0;
+    var abs_sum = 0.0;
+    for (var t = 0u; t < p.u.x; t++) {
+        let g = a[t * p.u.z + k];
+        sum += g;
+        abs_sum += abs(g);
+    }
+    let purity = 0.5 * (1.0 + sum / max(abs_sum, 1e-20));
+    let keep_positive = hash_uniform(k, p.u.w) < purity;
+    var r = 0.0;
+    for (var t = 0u; t < p.u.x; t++) {
+        let g = a[t * p.u.z + k];
+        if (keep_positive && g > 0.0) || (!keep_positive && g < 0.0) { r += g; }
+    }
+    out[k] = r;
+}
+
+// w = a, x = out.
+@compute @workgroup_size(WG)
+fn scale_task(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k < p.u.x { out[k] = out[k] * a[p.u.y]; }
+}
+
+// s = a, weights = out.
+@compute @workgroup_size(64)
+fn uw_weights(@builtin(local_invocation_index) t: u32) {
+    if t < p.u.x { out[t] = 0.5 * exp(-a[t]); }
+}
+
+// s = a, losses = b, grad of s = out.
+@compute @workgroup_size(64)
+fn uw_grad(@builtin(local_invocation_index) t: u32) {
+    if t < p.u.x { out[t] = 0.5 * (1.0 - exp(-a[t]) * b[t]); }
+}
+
+// losses = b, weights = out.
+@compute @workgroup_size(64)
+fn gls_weights(@builtin(local_invocation_index) t: u32) {
+    let T = p.u.x;
+    if t >= T { return; }
+    var log_prod = 0.0;
+    for (var i = 0u; i < T; i++) { log_prod += log(max(b[i], 1e-20)); }
+    let g = exp(log_prod / f32(T));
+    out[t] = g / (f32(T) * max(b[t], 1e-20));
+}
+
+// min losses = a, losses = b, weights = out, state = out2: xi[T], m[T], v[T], prev[T], step.
+@compute @workgroup_size(1)
+fn famo() {
+    let T = p.u.x;
+    let lr = p.f.x;
+    let wd = p.f.y;
+    let b1 = p.f.z;
+    let b2 = p.f.w;
+    let step = out2[4u * T];
+    if step > 0.0 {
+        // d softmax(xi) / d xi applied to delta, then one Adam step with weight decay.
+        var zmax = out2[0];
+        for (var t = 1u; t < T; t++) { zmax = max(zmax, out2[t]); }
+        var zs = 0.0;
+        for (var t = 0u; t < T; t++) { zs += exp(out2[t] - zmax); }
+        var zd = 0.0;
+        for (var t = 0u; t < T; t++) {
+            let z = exp(out2[t] - zmax) / zs;
+            let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
+            zd += z * delta;
+        }
+        let n = step;
+        for (var t = 0u; t < T; t++) {
+            let z = exp(out2[t] - zmax) / zs;
+            let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
+            let g = z * (delta - zd) + wd * out2[t];
+            let m = b1 * out2[T + t] + (1.0 - b1) * g;
+            let v = b2 * out2[2u * T + t] + (1.0 - b2) * g * g;
+            out2[T + t] = m;
+            out2[2u * T + t] = v;
+            let mh = m / (1.0 - pow(b1, n));
+            let vh = v / (1.0 - pow(b2, n));
+            out2[t] = out2[t] - lr * mh / (sqrt(vh) + 1e-8);
+        }
+    }
+    var zmax = out2[0];
+    for (var t = 1u; t < T; t++) { zmax = max(zmax, out2[t]); }
+    var zs = 0.0;
+    for (var t = 0u; t < T; t++) { zs += exp(out2[t] - zmax); }
+    var c = 0.0;
+    for (var t = 0u; t < T; t++) { c += (exp(out2[t] - zmax) / zs) / (b[t] - a[t] + 1e-8); }
+    for (var t = 0u; t < T; t++) {
+        let z = exp(out2[t] - zmax) / zs;
+        out[t] = z / (c * (b[t] - a[t] + 1e-8));
+        out2[3u * T + t] = b[t];
+    }
+    out2[4u * T] = step + 1.0;
+}

@@ -1,0 +1,103 @@
+//! Weightings computed from losses alone. UW, GLS and FAMO run on the GPU inside the step
+//! (weighting.wgsl); the functions here are their CPU references. DWA and RLW run here.
+
+use crate::cpu::Rng;
+
+/// DWA (Liu, Johns, Davison, CVPR 2019): λ_t = T·softmax(r/τ)_t with r_t = L̄_t(k−1)/L̄_t(k−2)
+/// from epoch-average losses; 1 for the first two epochs (fewer than two epochs of history).
+pub fn dwa(history: &[Vec<f64>], temperature: f64) -> Vec<f64> {
+    let k = history.len();
+    let t = history.first().map_or(0, Vec::len);
+    if k < 2 {
+        return vec![1.0; t];
+    }
+    let (a, b) = (&history[k - 1], &history[k - 2]);
+    let r: Vec<f64> = (0..t).map(|i| a[i] / b[i].max(1e-20) / temperature).collect();
+    let mx = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = r.iter().map(|v| (v - mx).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| t as f64 * v / s).collect()
+}
+
+/// RLW (Lin et al., TMLR 2022): λ = softmax(z), z ~ N(0, I_T), drawn each step.
+pub fn rlw(t: usize, rng: &mut Rng) -> Vec<f64> {
+    let z: Vec<f64> = (0..t).map(|_| rng.normal()).collect();
+    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - mx).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// UW (Kendall, Gal, Cipolla, CVPR 2018; LibMTL): loss ½(e^{−s}L + s); returns (weight on L,
+/// ∂/∂s) at log-variance s.
+pub fn uw(s: f64, loss: f64) -> (f64, f64) {
+    (0.5 * (-s).exp(), 0.5 * (1.0 - (-s).exp() * loss))
+}
+
+/// GLS: L = (Π L_t)^{1/T}; weights ∂L/∂L_t = L / (T·L_t).
+pub fn gls(losses: &[f64]) -> Vec<f64> {
+    let t = losses.len() as f64;
+    let g = (losses.iter().map(|l| l.max(1e-20).ln()).sum::<f64>() / t).exp();
+    losses.iter().map(|l| g / (t * l.max(1e-20))).collect()
+}
+
+/// GradNorm (Chen et al., ICML 2018) state: task weights (start 1), the first losses, and an
+/// Adam state for the weights.
+#[derive(Clone, Debug)]
+pub struct GradNormState {
+    /// Current weights (Σ = T).
+    pub w: Vec<f64>,
+    l0: Option<Vec<f64>>,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    step: i32,
+}
+
+impl GradNormState {
+    /// Weights 1.
+    pub fn new(t: usize) -> Self {
+        GradNormState { w: vec![1.0; t], l0: None, m: vec![0.0; t], v: vec![0.0; t], step: 0 }
+    }
+
+    /// One update from per-task gradient norms n_t (of unweighted gradients) and losses:
+    /// G_t = w_t n_t, target Ḡ·r_t^α (held constant), ∂L_grad/∂w_t = sign(G_t − target_t)·n_t,
+    /// an Adam step of rate `lr`, then Σ w = T.
+    pub fn update(&mut self, norms: &[f64], losses: &[f64], alpha: f64, lr: f64) {
+        let t = self.w.len();
+        let l0 = self.l0.get_or_insert_with(|| losses.iter().map(|l| l.max(1e-20)).collect()).clone();
+        let g: Vec<f64> = (0..t).map(|i| self.w[i] * norms[i]).collect();
+        let gbar = g.iter().sum::<f64>() / t as f64;
+        let lt: Vec<f64> = (0..t).map(|i| losses[i] / l0[i]).collect();
+        let lbar = lt.iter().sum::<f64>() / t as f64;
+        self.step += 1;
+        for i in 0..t {
+            let target = gbar * (lt[i] / lbar.max(1e-20)).powf(alpha);
+            let grad = (g[i] - target).signum() * norms[i];
+            self.m[i] = 0.9 * self.m[i] + 0.1 * grad;
+            self.v[i] = 0.999 * self.v[i] + 0.001 * grad * grad;
+            let mh = self.m[i] / (1.0 - 0.9f64.powi(self.step));
+            let vh = self.v[i] / (1.0 - 0.999f64.powi(self.step));
+            self.w[i] = (self.w[i] - lr * mh / (vh.sqrt() + 1e-8)).max(1e-3);
+        }
+        let s: f64 = self.w.iter().sum();
+        for x in &mut self.w {
+            *x *= t as f64 / s;
+        }
+    }
+}
+
+/// GradDrop (Chen et al., NeurIPS 2020), the CPU reference of the `graddrop` kernel: per
+/// coordinate, purity P = ½(1 + Σg/Σ|g|); with u the coordinate's uniform draw, keep the
+/// positive components when u < P, the negative ones otherwise, and sum what is kept.
+pub fn graddrop(g: &[Vec<f64>], u: &[f64]) -> Vec<f64> {
+    let p = g.first().map_or(0, Vec::len);
+    (0..p)
+        .map(|k| {
+            let sum: f64 = g.iter().map(|r| r[k]).sum();
+            let abs: f64 = g.iter().map(|r| r[k].abs()).sum();
+            let purity = 0.5 * (1.0 + sum / abs.max(1e-20));
+            let pos = u[k] < purity;
+            g.iter().map(|r| r[k]).filter(|&x| (pos && x > 0.0) || (!pos && x < 0.0)).sum()
+        })
+        .collect()
+}

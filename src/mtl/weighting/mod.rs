@@ -1,0 +1,285 @@
+//! Task weighting and gradient combination: the methods users compare, with LibMTL's
+//! defaults (formulas and invariants in the project's MTL-METHODS notes).
+//!
+//! Loss-based methods give task weights w_t for Σ_t w_t·L_t. Gradient-based methods take the
+//! T×T Gram matrix M = G·Gᵀ of the per-task gradients (of the shared parameters, or of the
+//! shared representation) and return coefficients c with the update direction d = Σ_t c_t g_t.
+//! The library works on its own: give it a [`Gram`] (or explicit gradients) and losses.
+
+mod aligned_mtl;
+mod cagrad;
+pub mod gram;
+mod imtl;
+pub mod linalg;
+mod loss_based;
+mod mgda;
+mod nash_mtl;
+mod pcgrad;
+mod upgrad;
+
+pub use aligned_mtl::aligned_mtl;
+pub use cagrad::cagrad;
+pub use gram::{combine, Gram};
+pub use imtl::imtl;
+pub use loss_based::{dwa, gls, graddrop, rlw, uw, GradNormState};
+pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
+pub use nash_mtl::{nash_alpha, nash_mtl};
+pub use pcgrad::pcgrad;
+pub use upgrad::{project_weights, upgrad};
+
+use crate::cpu::Rng;
+use crate::error::{Error, Result};
+
+/// Where gradient methods take the per-task gradients (LibMTL's `rep_grad`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Gradients of the shared parameters (one backward through the trunk per task).
+    Params,
+    /// Gradients at the trunk's output (MGDA-UB style: one backward through the trunk).
+    Representation,
+}
+
+/// A weighting method and its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// Every weight 1.
+    Ew,
+    /// Each task's configured weight.
+    Static,
+    /// Uncertainty weighting: ½(e^{−s_t}L_t + s_t), s learned from 0 by the model's optimizer.
+    Uw,
+    /// Dynamic weight average.
+    Dwa {
+        /// Temperature (2).
+        temperature: f64,
+    },
+    /// Random loss weighting.
+    Rlw,
+    /// Geometric loss strategy.
+    Gls,
+    /// Fast adaptive multitask optimisation.
+    Famo {
+        /// Learning rate of the task logits (0.025).
+        lr: f32,
+        /// Their weight decay (0.001).
+        weight_decay: f32,
+    },
+    /// GradNorm.
+    GradNorm {
+        /// Restoring-force strength α (1.5).
+        alpha: f64,
+    },
+    /// PCGrad.
+    PcGrad,
+    /// GradDrop.
+    GradDrop,
+    /// MGDA.
+    Mgda {
+        /// Gradient normalisation.
+        norm: MgdaNorm,
+    },
+    /// CAGrad.
+    CaGrad {
+        /// c (0.5).
+        c: f64,
+        /// 1: divide by 1 + c².
+        rescale: u8,
+    },
+    /// IMTL-G.
+    Imtl,
+    /// Nash-MTL.
+    NashMtl {
+        /// Solver iterations (20).
+        iters: usize,
+        /// Update norm clip (1.0).
+        max_norm: f64,
+    },
+    /// Aligned-MTL.
+    AlignedMtl,
+    /// UPGrad.
+    UpGrad,
+}
+
+/// Every method name the config accepts.
+pub const NAMES: &[&str] = &[
+    "ew",
+    "static",
+    "uw",
+    "dwa",
+    "rlw",
+    "gls",
+    "famo",
+    "gradnorm",
+    "pcgrad",
+    "graddrop",
+    "mgda",
+    "cagrad",
+    "imtl",
+    "nash_mtl",
+    "aligned_mtl",
+    "upgrad",
+];
+
+impl Method {
+    /// A method by name with LibMTL's defaults.
+    pub fn by_name(name: &str) -> Result<Method> {
+        Ok(match name {
+            "ew" => Method::Ew,
+            "static" => Method::Static,
+            "uw" => Method::Uw,
+            "dwa" => Method::Dwa { temperature: 2.0 },
+            "rlw" => Method::Rlw,
+            "gls" => Method::Gls,
+            "famo" => Method::Famo { lr: 0.025, weight_decay: 0.001 },
+            "gradnorm" => Method::GradNorm { alpha: 1.5 },
+            "pcgrad" => Method::PcGrad,
+            "graddrop" => Method::GradDrop,
+            "mgda" => Method::Mgda { norm: MgdaNorm::None },
+            "cagrad" => Method::CaGrad { c: 0.5, rescale: 1 },
+            "imtl" => Method::Imtl,
+            "nash_mtl" => Method::NashMtl { iters: 20, max_norm: 1.0 },
+            "aligned_mtl" => Method::AlignedMtl,
+            "upgrad" => Method::UpGrad,
+            other => {
+                return Err(Error::invalid(
+                    "weighting.method",
+                    format!("{other:?} (expected one of {})", NAMES.join(", ")),
+                ))
+            }
+        })
+    }
+
+    /// The config name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Ew => "ew",
+            Method::Static => "static",
+            Method::Uw => "uw",
+            Method::Dwa { .. } => "dwa",
+            Method::Rlw => "rlw",
+            Method::Gls => "gls",
+            Method::Famo { .. } => "famo",
+            Method::GradNorm { .. } => "gradnorm",
+            Method::PcGrad => "pcgrad",
+            Method::GradDrop => "graddrop",
+            Method::Mgda { .. } => "mgda",
+            Method::CaGrad { .. } => "cagrad",
+            Method::Imtl => "imtl",
+            Method::NashMtl { .. } => "nash_mtl",
+            Method::AlignedMtl => "aligned_mtl",
+            Method::UpGrad => "upgrad",
+        }
+    }
+
+    /// Whether the method combines per-task gradients (needs the Gram matrix each step).
+    pub fn uses_gradients(&self) -> bool {
+        matches!(
+            self,
+            Method::GradNorm { .. }
+                | Method::PcGrad
+                | Method::GradDrop
+                | Method::Mgda { .. }
+                | Method::CaGrad { .. }
+                | Method::Imtl
+                | Method::NashMtl { .. }
+                | Method::AlignedMtl
+                | Method::UpGrad
+        )
+    }
+}
+
+/// A weighting method with its state across steps.
+#[derive(Clone, Debug)]
+pub struct Weighter {
+    /// The method.
+    pub method: Method,
+    /// Where gradients are taken.
+    pub target: Target,
+    tasks: usize,
+    static_weights: Vec<f64>,
+    rng: Rng,
+    gradnorm: GradNormState,
+    history: Vec<Vec<f64>>,
+}
+
+impl Weighter {
+    /// A weighter for `tasks` tasks; `static_weights` are used by `static`.
+    pub fn new(method: Method, target: Target, static_weights: &[f64], seed: u64) -> Weighter {
+        let t = static_weights.len();
+        Weighter {
+            method,
+            target,
+            tasks: t,
+            static_weights: static_weights.to_vec(),
+            rng: Rng::new(seed ^ 0x3E16),
+            gradnorm: GradNormState::new(t),
+            history: Vec::new(),
+        }
+    }
+
+    /// Loss weights at the start of training.
+    pub fn initial_weights(&self) -> Vec<f64> {
+        match self.method {
+            Method::Static => self.static_weights.clone(),
+            _ => vec![1.0; self.tasks],
+        }
+    }
+
+    /// New loss weights for the coming step, for methods that change them every step (RLW).
+    pub fn step_weights(&mut self) -> Option<Vec<f64>> {
+        match self.method {
+            Method::Rlw => Some(rlw(self.tasks, &mut self.rng)),
+            _ => None,
+        }
+    }
+
+    /// New loss weights after an epoch with these average training losses (DWA).
+    pub fn epoch_weights(&mut self, epoch_losses: &[f64]) -> Option<Vec<f64>> {
+        match self.method {
+            Method::Dwa { temperature } => {
+                self.history.push(epoch_losses.to_vec());
+                Some(dwa(&self.history, temperature))
+            }
+            _ => None,
+        }
+    }
+
+    /// Coefficients c of d = Σ c_t g_t from the Gram matrix and the losses; `lr` is the
+    /// model's learning rate (GradNorm's weights follow it).
+    pub fn coefficients(&mut self, m: &Gram, losses: &[f64], lr: f64) -> Vec<f64> {
+        let c = match self.method {
+            Method::GradNorm { alpha } => {
+                let c = self.gradnorm.w.clone();
+                let norms: Vec<f64> = (0..m.t).map(|i| m.norm(i)).collect();
+                self.gradnorm.update(&norms, losses, alpha, lr);
+                c
+            }
+            Method::PcGrad => pcgrad(m, &mut self.rng).0,
+            Method::Mgda { norm } => mgda(m, losses, norm),
+            Method::CaGrad { c, rescale } => cagrad(m, c, rescale),
+            Method::Imtl => imtl(m),
+            Method::NashMtl { iters, max_norm } => nash_mtl(m, iters, max_norm),
+            Method::AlignedMtl => aligned_mtl(m),
+            Method::UpGrad => upgrad(m),
+            _ => vec![1.0; m.t],
+        };
+        // A degenerate Gram matrix (a zero gradient) must not poison the update.
+        if c.iter().all(|v| v.is_finite()) {
+            c
+        } else {
+            vec![1.0; m.t]
+        }
+    }
+
+    /// A seed for this step's GradDrop draws.
+    pub fn next_seed(&mut self) -> u32 {
+        (self.rng.next_u64() >> 32) as u32
+    }
+
+    /// GradNorm's current weights (for the log), when the method is GradNorm.
+    pub fn gradnorm_weights(&self) -> Option<&[f64]> {
+        matches!(self.method, Method::GradNorm { .. }).then_some(&self.gradnorm.w[..])
+    }
+}

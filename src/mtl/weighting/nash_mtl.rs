@@ -1,0 +1,55 @@
+//! Nash-MTL (Navon et al., ICML 2022): d = Gᵀα with α > 0 solving (Mα)_t = 1/α_t, the Nash
+//! bargaining solution. It is the unique minimiser of the strictly convex
+//! φ(α) = ½ αᵀMα − Σ log α_t (∇φ = Mα − 1/α), found here by damped Newton steps that keep
+//! α > 0 (the reference code reaches the same point by CCCP with cvxpy). ‖d‖² = T, so the
+//! update is clipped to `max_norm` as the reference implementations do.
+
+use super::gram::Gram;
+use super::linalg::solve;
+
+/// α with (Mα)_t ≈ 1/α_t (before clipping).
+pub fn nash_alpha(m: &Gram, iters: usize) -> Vec<f64> {
+    let t = m.t;
+    // A small ridge keeps φ strictly convex when gradients are linearly dependent.
+    let trace: f64 = (0..t).map(|i| m.at(i, i)).sum::<f64>() / t as f64;
+    let ridge = 1e-9 * trace.max(1e-30);
+    let mr = |v: &[f64]| -> Vec<f64> { m.mul(v).iter().zip(v).map(|(a, b)| a + ridge * b).collect() };
+    let mut a: Vec<f64> = (0..t).map(|i| 1.0 / m.norm(i).max(1e-12)).collect();
+    for _ in 0..iters.max(1) * 5 {
+        let ma = mr(&a);
+        let grad: Vec<f64> = (0..t).map(|i| ma[i] - 1.0 / a[i]).collect();
+        if grad.iter().zip(&a).all(|(g, ai)| (g * ai).abs() < 1e-10) {
+            break;
+        }
+        let mut h = m.m.clone();
+        for i in 0..t {
+            h[i * t + i] += ridge + 1.0 / (a[i] * a[i]);
+        }
+        let Some(step) = solve(&h, &grad, t, 1e-12) else { break };
+        let phi = |v: &[f64]| {
+            0.5 * mr(v).iter().zip(v).map(|(x, y)| x * y).sum::<f64>() - v.iter().map(|x| x.ln()).sum::<f64>()
+        };
+        let f0 = phi(&a);
+        let mut s = 1.0;
+        loop {
+            let next: Vec<f64> = a.iter().zip(&step).map(|(x, d)| x - s * d).collect();
+            if next.iter().all(|&x| x > 0.0) && phi(&next) <= f0 {
+                a = next;
+                break;
+            }
+            s *= 0.5;
+            if s < 1e-12 {
+                return a;
+            }
+        }
+    }
+    a
+}
+
+/// Coefficients of d = Σ c_t g_t, clipped so that ‖d‖ ≤ max_norm (0: no clipping).
+pub fn nash_mtl(m: &Gram, iters: usize, max_norm: f64) -> Vec<f64> {
+    let a = nash_alpha(m, iters);
+    let norm = m.quad(&a).max(0.0).sqrt();
+    let f = if max_norm > 0.0 && norm > max_norm { max_norm / norm } else { 1.0 };
+    a.iter().map(|v| v * f).collect()
+}

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::kernels::{Activation, LossKind};
+use crate::mtl::weighting::{Method, MgdaNorm, Target};
 use crate::mtl::{TaskDef, TaskKind};
 use crate::optim::Optimizer;
 use crate::train::TrainSettings;
@@ -132,9 +133,29 @@ pub struct TrainSection {
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightingSection {
-    /// ew | static.
+    /// One of [`crate::mtl::weighting::NAMES`].
     #[serde(default = "default_method")]
     pub method: String,
+    /// Gradient methods: "params" (LibMTL's default) or "representation".
+    pub target: Option<String>,
+    /// dwa: temperature (2).
+    pub temperature: Option<f64>,
+    /// gradnorm: alpha (1.5).
+    pub alpha: Option<f64>,
+    /// cagrad: c (0.5).
+    pub c: Option<f64>,
+    /// cagrad: rescale (1).
+    pub rescale: Option<u8>,
+    /// mgda: gradient normalisation none | l2 | loss | loss+.
+    pub norm: Option<String>,
+    /// nash_mtl: solver iterations (20).
+    pub iters: Option<usize>,
+    /// nash_mtl: update norm clip (1.0).
+    pub max_norm: Option<f64>,
+    /// famo: learning rate of the task logits (0.025).
+    pub lr: Option<f32>,
+    /// famo: their weight decay (0.001).
+    pub weight_decay: Option<f32>,
 }
 
 fn default_method() -> String {
@@ -143,7 +164,19 @@ fn default_method() -> String {
 
 impl Default for WeightingSection {
     fn default() -> Self {
-        WeightingSection { method: default_method() }
+        WeightingSection {
+            method: default_method(),
+            target: None,
+            temperature: None,
+            alpha: None,
+            c: None,
+            rescale: None,
+            norm: None,
+            iters: None,
+            max_norm: None,
+            lr: None,
+            weight_decay: None,
+        }
     }
 }
 
@@ -168,16 +201,6 @@ pub struct ConfigFile {
     pub weighting: WeightingSection,
 }
 
-/// How task losses are weighted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Weighting {
-    /// Every weight 1: the total loss is the sum of task losses.
-    Ew,
-    /// Each task's `weight`.
-    Static,
-}
-
 /// A validated config.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Config {
@@ -197,8 +220,10 @@ pub struct Config {
     pub activation: Activation,
     /// Training settings.
     pub train: TrainSettings,
-    /// Weighting.
-    pub weighting: Weighting,
+    /// Weighting method.
+    pub weighting: Method,
+    /// Where gradient methods take gradients.
+    pub target: Target,
     /// Standardise features.
     pub standardize: bool,
 }
@@ -374,11 +399,7 @@ impl Config {
             seed: t.seed.unwrap_or(0),
             patience: t.patience.unwrap_or(20),
         };
-        let weighting = match raw.weighting.method.as_str() {
-            "ew" => Weighting::Ew,
-            "static" => Weighting::Static,
-            other => return Err(e("weighting.method", format!("{other:?} (expected ew or static)"))),
-        };
+        let (weighting, target) = Self::weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
         Ok(Config {
             file: file.to_string(),
             base,
@@ -388,16 +409,102 @@ impl Config {
             activation,
             train,
             weighting,
+            target,
             standardize: raw.data.standardize.unwrap_or(true),
             raw,
         })
     }
 
+    fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {
+        let err = |k: &str, m: String| (format!("weighting.{k}"), m);
+        let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
+        let name = method.name();
+        // Each parameter belongs to one method; a parameter of another is a mistake.
+        let owner: [(&str, bool, &str); 10] = [
+            ("temperature", w.temperature.is_some(), "dwa"),
+            ("alpha", w.alpha.is_some(), "gradnorm"),
+            ("c", w.c.is_some(), "cagrad"),
+            ("rescale", w.rescale.is_some(), "cagrad"),
+            ("norm", w.norm.is_some(), "mgda"),
+            ("iters", w.iters.is_some(), "nash_mtl"),
+            ("max_norm", w.max_norm.is_some(), "nash_mtl"),
+            ("lr", w.lr.is_some(), "famo"),
+            ("weight_decay", w.weight_decay.is_some(), "famo"),
+            ("target", w.target.is_some() && !method.uses_gradients(), "a gradient method"),
+        ];
+        for (key, given, who) in owner {
+            if given && who != name {
+                return Err(err(key, format!("is a parameter of {who}, not of {name}")));
+            }
+        }
+        let positive =
+            |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) };
+        match &mut method {
+            Method::Dwa { temperature } => *temperature = positive("temperature", w.temperature.unwrap_or(2.0))?,
+            Method::GradNorm { alpha } => {
+                let a = w.alpha.unwrap_or(1.5);
+                if !(a >= 0.0 && a.is_finite()) {
+                    return Err(err("alpha", format!("{a} (must be >= 0)")));
+                }
+                *alpha = a;
+            }
+            Method::CaGrad { c, rescale } => {
+                let cv = w.c.unwrap_or(0.5);
+                if !(cv >= 0.0 && cv.is_finite()) {
+                    return Err(err("c", format!("{cv} (must be >= 0)")));
+                }
+                *c = cv;
+                *rescale = w.rescale.unwrap_or(1);
+                if *rescale > 1 {
+                    return Err(err("rescale", format!("{rescale} (0 or 1)")));
+                }
+            }
+            Method::Mgda { norm } => {
+                *norm = match w.norm.as_deref().unwrap_or("none") {
+                    "none" => MgdaNorm::None,
+                    "l2" => MgdaNorm::L2,
+                    "loss" => MgdaNorm::Loss,
+                    "loss+" => MgdaNorm::LossPlus,
+                    other => return Err(err("norm", format!("{other:?} (expected none, l2, loss or loss+)"))),
+                }
+            }
+            Method::NashMtl { iters, max_norm } => {
+                *iters = w.iters.unwrap_or(20).max(1);
+                let m = w.max_norm.unwrap_or(1.0);
+                if !(m >= 0.0 && m.is_finite()) {
+                    return Err(err("max_norm", format!("{m} (must be >= 0; 0 turns clipping off)")));
+                }
+                *max_norm = m;
+            }
+            Method::Famo { lr, weight_decay } => {
+                *lr = positive("lr", f64::from(w.lr.unwrap_or(0.025)))? as f32;
+                let wd = w.weight_decay.unwrap_or(0.001);
+                if !(wd >= 0.0 && wd.is_finite()) {
+                    return Err(err("weight_decay", format!("{wd} (must be >= 0)")));
+                }
+                *weight_decay = wd;
+            }
+            _ => {}
+        }
+        let target = match w.target.as_deref().unwrap_or("params") {
+            "params" => Target::Params,
+            "representation" => Target::Representation,
+            other => return Err(err("target", format!("{other:?} (expected params or representation)"))),
+        };
+        Ok((method, target))
+    }
+
     /// The task weights the weighting gives at the start.
     pub fn initial_weights(&self) -> Vec<f32> {
         match self.weighting {
-            Weighting::Ew => vec![1.0; self.tasks.len()],
-            Weighting::Static => self.tasks.iter().map(|t| t.weight).collect(),
+            Method::Static => self.tasks.iter().map(|t| t.weight).collect(),
+            _ => vec![1.0; self.tasks.len()],
         }
+    }
+
+    /// The weighter this config describes.
+    pub fn weighter(&self) -> crate::mtl::weighting::Weighter {
+        let w: Vec<f64> = self.tasks.iter().map(|t| f64::from(t.weight)).collect();
+        crate::mtl::weighting::Weighter::new(self.weighting, self.target, &w, self.train.seed)
     }
 }

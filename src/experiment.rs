@@ -112,7 +112,15 @@ pub fn run(
 ) -> Result<(Outcome, Trainer)> {
     let spec = model_spec(cfg, prepared.splits.train.width());
     let mut tr = match init {
-        None => Trainer::new(ctx.clone(), &spec, &cfg.tasks, cfg.train.clone(), prepared.scaling.clone(), None)?,
+        None => Trainer::with_weighting(
+            ctx.clone(),
+            &spec,
+            &cfg.tasks,
+            cfg.train.clone(),
+            prepared.scaling.clone(),
+            None,
+            cfg.weighter(),
+        )?,
         Some(path) => {
             let ck = crate::checkpoint::Checkpoint::load(path)?;
             let info = checkpoint_info(&ck, path)?;
@@ -148,7 +156,6 @@ pub fn run(
             tr
         }
     };
-    tr.set_weights(&cfg.initial_weights())?;
     let report = tr.fit(&prepared.splits, on_eval)?;
     let (baselines, delta) = if baselines {
         let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;

@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
+use crate::autograd::gpu::{GpuLossWeighting, TaskGradSpec};
 use crate::autograd::GpuGraph;
+use crate::autograd::Init;
 use crate::cpu::{self, Rng};
 use crate::data::split::shuffle;
 use crate::data::{Dataset, Standardizer};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::mtl::metrics::{self, Metrics};
+use crate::mtl::weighting::{Gram, Method, Target, Weighter};
 use crate::mtl::{TaskDef, TaskKind};
 use crate::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use crate::optim::Optimizer;
@@ -118,8 +121,12 @@ pub struct EvalRecord {
     pub val_loss: Vec<f64>,
     /// Per task, validation metrics.
     pub val_metrics: Vec<Metrics>,
-    /// The task weights used.
+    /// The task weights (loss weights, or the last gradient coefficients of a gradient method).
     pub weights: Vec<f32>,
+    /// Per task, the norm of its gradient at the shared representation (one training batch).
+    pub grad_norms: Vec<f64>,
+    /// Pairwise cosines of those gradients, row-major T×T: a negative cosine is a conflict.
+    pub grad_cosines: Vec<f64>,
 }
 
 /// What training produced.
@@ -147,6 +154,9 @@ pub struct Trainer {
     settings: TrainSettings,
     scaling: Scaling,
     weights: Vec<f32>,
+    weighter: Weighter,
+    /// Parameters of the model proper (the graph may add weighting parameters after them).
+    model_params: usize,
 }
 
 /// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
@@ -172,8 +182,8 @@ pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
 }
 
 impl Trainer {
-    /// A trainer for `spec` (its tasks must match `tasks`), with parameters from `init` or,
-    /// when None, initialised from the seed.
+    /// A trainer for `spec` (its tasks must match `tasks`) with equal task weights, with
+    /// parameters from `init` or, when None, initialised from the seed.
     pub fn new(
         ctx: Arc<Context>,
         spec: &ModelSpec,
@@ -182,18 +192,65 @@ impl Trainer {
         scaling: Scaling,
         init: Option<Vec<Vec<f32>>>,
     ) -> Result<Trainer> {
+        let w = Weighter::new(Method::Ew, Target::Representation, &vec![1.0; tasks.len()], settings.seed);
+        Self::with_weighting(ctx, spec, tasks, settings, scaling, init, w)
+    }
+
+    /// A trainer with a weighting method. `init` may omit the weighting's own parameters
+    /// (uw's `weighting.log_var`), which then start at their defaults.
+    pub fn with_weighting(
+        ctx: Arc<Context>,
+        spec: &ModelSpec,
+        tasks: &[TaskDef],
+        settings: TrainSettings,
+        scaling: Scaling,
+        init: Option<Vec<Vec<f32>>>,
+        weighter: Weighter,
+    ) -> Result<Trainer> {
         for t in tasks {
             t.check()?;
         }
         if settings.batch_size == 0 {
             return Err(Error::invalid("train.batch_size", "must be at least 1"));
         }
-        let model = MultiTaskModel::build(spec, settings.batch_size)?;
-        let init = init.unwrap_or_else(|| model.graph.init_params(settings.seed));
-        let graph = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer))?;
-        let weights: Vec<f32> = vec![1.0; tasks.len()];
+        let mut model = MultiTaskModel::build(spec, settings.batch_size)?;
+        let model_params = model.graph.params.len();
+        let t = tasks.len();
+        let loss_weighting = match weighter.method {
+            Method::Uw => {
+                model.graph.param("weighting.log_var", &[t], Init::Constant(0.0));
+                GpuLossWeighting::Uw { log_var: model_params }
+            }
+            Method::Gls => GpuLossWeighting::Gls,
+            Method::Famo { lr, weight_decay } => GpuLossWeighting::Famo { lr, weight_decay },
+            _ => GpuLossWeighting::Host,
+        };
+        let seeded = model.graph.init_params(settings.seed);
+        let init = match init {
+            None => seeded,
+            Some(mut p) => {
+                p.extend(seeded[p.len().min(seeded.len())..].iter().cloned());
+                p
+            }
+        };
+        let tspec =
+            TaskGradSpec { z: model.z, shared_params: model.trunk_params, target: weighter.target, loss_weighting };
+        let graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
+        let weights: Vec<f32> = weighter.initial_weights().iter().map(|&w| w as f32).collect();
+        graph.set_task_weights(&weights)?;
         let evaluator = Evaluator::new(ctx.clone(), spec, tasks, scaling.clone());
-        Ok(Trainer { ctx, tasks: tasks.to_vec(), model, graph, evaluator, settings, scaling, weights })
+        Ok(Trainer {
+            ctx,
+            tasks: tasks.to_vec(),
+            model,
+            graph,
+            evaluator,
+            settings,
+            scaling,
+            weights,
+            weighter,
+            model_params,
+        })
     }
 
     /// The model spec of a task list: one head per task.
@@ -260,7 +317,7 @@ impl Trainer {
             return Ok((vec![], vec![]));
         }
         let params = self.graph.read_params()?;
-        let (losses, mets) = self.evaluator.evaluate(&params, d)?;
+        let (losses, mets) = self.evaluator.evaluate(&params[..self.model_params], d)?;
         if let Some((t, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             return Err(Error::invalid(
                 "training",
@@ -268,6 +325,70 @@ impl Trainer {
             ));
         }
         Ok((losses, mets))
+    }
+
+    /// One optimizer step on the fed batch, as the weighting method wants it.
+    fn train_step(&mut self) -> Result<()> {
+        if self.weighter.method.uses_gradients() {
+            self.graph.gram_phase()?;
+            let (m, l) = self.graph.read_gram()?;
+            let t = self.tasks.len();
+            let gram = Gram::new(t, m.iter().map(|&v| f64::from(v)).collect());
+            let losses: Vec<f64> = l.iter().map(|&v| f64::from(v)).collect();
+            if let Some((i, v)) = losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::invalid(
+                    "training",
+                    format!("diverged: task {:?} has loss {v} at step {}", self.tasks[i].name, self.graph.steps() + 1),
+                ));
+            }
+            if self.weighter.method == Method::GradDrop {
+                let seed = self.weighter.next_seed();
+                self.graph.apply_graddrop(seed)?;
+                self.weights = vec![1.0; t];
+            } else {
+                let lr = f64::from(self.settings.optimizer.lr());
+                let c = self.weighter.coefficients(&gram, &losses, lr);
+                self.weights = c.iter().map(|&v| v as f32).collect();
+                self.graph.apply_coefficients(&self.weights)?;
+            }
+            return Ok(());
+        }
+        if let Some(w) = self.weighter.step_weights() {
+            let w: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+            self.set_weights(&w)?;
+        }
+        self.graph.step()
+    }
+
+    /// Per-task gradient norms and pairwise cosines at the shared representation on the
+    /// training rows `rows` (one batch), without changing anything.
+    fn diagnose(&mut self, train: &Dataset, rows: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
+        let inputs = gather(train, rows, self.settings.batch_size);
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        self.graph.feed(&refs)?;
+        self.graph.diagnostics_phase()?;
+        let (m, _) = self.graph.read_gram()?;
+        let t = self.tasks.len();
+        let g = Gram::new(t, m.iter().map(|&v| f64::from(v)).collect());
+        let norms = (0..t).map(|i| g.norm(i)).collect();
+        let cos = (0..t * t).map(|k| g.cosine(k / t, k % t)).collect();
+        Ok((norms, cos))
+    }
+
+    /// The task weights in force: what the GPU computed for uw, gls and famo, else the host's.
+    fn current_weights(&mut self) -> Result<Vec<f32>> {
+        match self.weighter.method {
+            Method::Uw | Method::Gls | Method::Famo { .. } => {
+                self.weights = self.graph.read_task_weights()?;
+                Ok(self.weights.clone())
+            }
+            _ => Ok(self.weights.clone()),
+        }
+    }
+
+    /// The weighting method and its state.
+    pub fn weighter(&self) -> &Weighter {
+        &self.weighter
     }
 
     /// Trains on `splits`, calling `on_eval` after each evaluation.
@@ -298,19 +419,27 @@ impl Trainer {
                 let inputs = gather(&splits.train, chunk, b);
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
-                self.graph.step()?;
+                self.train_step()?;
                 step += 1;
             }
             epoch += 1;
             let (train_loss, _) = self.evaluate(&splits.train)?;
             let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
+            let first: Vec<usize> = order.iter().copied().take(b).collect();
+            let (grad_norms, grad_cosines) = self.diagnose(&splits.train, &first)?;
+            if let Some(w) = self.weighter.epoch_weights(&train_loss) {
+                self.set_weights(&w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
+            }
+            let weights = self.current_weights()?;
             let rec = EvalRecord {
                 epoch,
                 step: self.graph.steps(),
                 train_loss,
                 val_loss: val_loss.clone(),
                 val_metrics,
-                weights: self.weights.clone(),
+                weights,
+                grad_norms,
+                grad_cosines,
             };
             on_eval(&rec);
             history.push(rec);

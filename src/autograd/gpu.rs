@@ -24,6 +24,69 @@ pub fn flat_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
     (offsets, at.max(1))
 }
 
+/// How the GPU computes loss weights inside the step, for methods that need no host work.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GpuLossWeighting {
+    /// Weights come from the weights buffer as set by the host (ew, static, dwa, rlw, and
+    /// every gradient method).
+    Host,
+    /// Uncertainty weighting with log-variances in parameter `log_var` (by index).
+    Uw {
+        /// Index of the `weighting.log_var` parameter.
+        log_var: usize,
+    },
+    /// Geometric loss strategy.
+    Gls,
+    /// FAMO with its learning rate and weight decay.
+    Famo {
+        /// Learning rate of the task logits.
+        lr: f32,
+        /// Their weight decay.
+        weight_decay: f32,
+    },
+}
+
+/// Per-task gradients at the shared representation `z`: each task's head writes its own
+/// slot, so they can be weighted, combined or inspected (Gram matrix) before the trunk.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskGradSpec {
+    /// The shared representation (the trunk's output).
+    pub z: NodeId,
+    /// The first `shared_params` parameters are the trunk's.
+    pub shared_params: usize,
+    /// Where gradient methods take the per-task gradients.
+    pub target: crate::mtl::weighting::Target,
+    /// Loss weighting computed on the GPU.
+    pub loss_weighting: GpuLossWeighting,
+}
+
+struct TaskGrads {
+    spec: TaskGradSpec,
+    tasks: usize,
+    /// Per-task gradients at z, [T, stride_z].
+    gz: Tensor,
+    len_z: usize,
+    stride_z: usize,
+    /// Per-task gradients of the shared parameters, [T, stride_p] (params target).
+    gp: Option<Tensor>,
+    len_p: usize,
+    stride_p: usize,
+    head_bw: Vec<Dispatch>,
+    trunk_bw: Vec<Dispatch>,
+    post: Vec<Dispatch>,
+    combine_sum: Dispatch,
+    combine_coef: Dispatch,
+    graddrop: Dispatch,
+    /// Params target: per task, copy its z-gradient in, and copy the trunk gradient out.
+    copy_in: Vec<Dispatch>,
+    copy_out: Vec<Dispatch>,
+    gram_repr: Dispatch,
+    gram_target: Dispatch,
+    gram: Tensor,
+    coef: Tensor,
+    _keep: Vec<Tensor>,
+}
+
 struct GpuOptim {
     opt: Optimizer,
     dispatch: Dispatch,
@@ -49,6 +112,7 @@ pub struct GpuGraph {
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     optim: Option<GpuOptim>,
+    tg: Option<TaskGrads>,
 }
 
 fn node_len(g: &Graph, id: NodeId) -> usize {
@@ -59,6 +123,27 @@ impl GpuGraph {
     /// Compiles `graph` with initial parameters `init` (in [`Graph::params`] order) and an
     /// optional optimizer. Every task weight starts at 1.
     pub fn new(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>], optimizer: Option<Optimizer>) -> Result<GpuGraph> {
+        Self::build(ctx, graph, init, optimizer, None)
+    }
+
+    /// Like [`GpuGraph::new`], keeping per-task gradients at the shared representation.
+    pub fn multi_task(
+        ctx: Arc<Context>,
+        graph: Graph,
+        init: &[Vec<f32>],
+        optimizer: Option<Optimizer>,
+        spec: TaskGradSpec,
+    ) -> Result<GpuGraph> {
+        Self::build(ctx, graph, init, optimizer, Some(spec))
+    }
+
+    fn build(
+        ctx: Arc<Context>,
+        graph: Graph,
+        init: &[Vec<f32>],
+        optimizer: Option<Optimizer>,
+        tspec: Option<TaskGradSpec>,
+    ) -> Result<GpuGraph> {
         if init.len() != graph.params.len() {
             return Err(Error::shape(
                 "compile",
@@ -140,8 +225,53 @@ impl GpuGraph {
             node_grads[id.0].as_ref().ok_or_else(|| Error::shape("compile", format!("node {} has no gradient", id.0)))
         };
 
+        // Per-task gradient slots at the shared representation.
+        let t_count = graph.tasks();
+        let ones = ctx.upload(&vec![1.0; tasks], &[tasks])?;
+        let post_weighting = matches!(
+            tspec.map(|s| s.loss_weighting),
+            Some(GpuLossWeighting::Gls) | Some(GpuLossWeighting::Famo { .. })
+        );
+        // For each node after z: the task whose loss it feeds.
+        let mut task_of: Vec<Option<usize>> = vec![None; n];
+        if tspec.is_some() {
+            let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for i in 0..n {
+                for o in graph.operands(NodeId(i)) {
+                    consumers[o.0].push(i);
+                }
+            }
+            for i in (0..n).rev() {
+                task_of[i] = match graph.nodes[i].op {
+                    Op::Loss { task, .. } => Some(task),
+                    _ => {
+                        let ts: Vec<Option<usize>> = consumers[i].iter().map(|&c| task_of[c]).collect();
+                        match ts.first() {
+                            Some(&Some(t)) if ts.iter().all(|x| *x == Some(t)) => Some(t),
+                            _ => None,
+                        }
+                    }
+                };
+            }
+        }
+        let (gz, gz_views, len_z, stride_z) = match tspec {
+            Some(sp) => {
+                let len_z = node_len(&graph, sp.z);
+                let stride = len_z.div_ceil(align) * align;
+                let flat = ctx.zeros(&[t_count.max(1) * stride])?;
+                let views =
+                    (0..t_count).map(|t| flat.view(t * stride, graph.shape(sp.z))).collect::<Result<Vec<_>>>()?;
+                (Some(flat), views, len_z, stride)
+            }
+            None => (None, Vec::new(), 0, 0),
+        };
+        let z_node = tspec.map(|s| s.z.0);
+
         // Forward.
         let mut forward = Vec::new();
+        if let Some(GpuLossWeighting::Uw { log_var }) = tspec.map(|s| s.loss_weighting) {
+            forward.push(kernels::uw_weights(&ctx, &param_views[log_var], &weights)?);
+        }
         for i in 0..n {
             let id = NodeId(i);
             match graph.nodes[i].op {
@@ -164,7 +294,8 @@ impl GpuGraph {
                 Op::Add { a, b } => forward.push(kernels::add(&ctx, v(a)?, v(b)?, v(id)?)?),
                 Op::Loss { logits, labels, mask, kind, task } => {
                     // The fused kernel also writes the (weighted) gradient of the logits; when
-                    // nothing upstream learns, it goes to a scratch buffer.
+                    // nothing upstream learns, it goes to a scratch buffer. Weightings computed
+                    // from this step's losses scale it afterwards.
                     let scratch;
                     let grad = match &node_grads[logits.0] {
                         Some(g) => g,
@@ -173,13 +304,14 @@ impl GpuGraph {
                             &scratch
                         }
                     };
+                    let w = if post_weighting { &ones } else { &weights };
                     forward.push(kernels::task_loss(
                         &ctx,
                         kind,
                         v(logits)?,
                         v(labels)?,
                         v(mask)?,
-                        &weights,
+                        w,
                         task,
                         grad,
                         &losses,
@@ -188,10 +320,58 @@ impl GpuGraph {
             }
         }
 
+        // Loss weightings that need this step's losses.
+        let mut post = Vec::new();
+        let mut keep = Vec::new();
+        if let Some(sp) = tspec {
+            match sp.loss_weighting {
+                GpuLossWeighting::Host => {}
+                GpuLossWeighting::Uw { log_var } => {
+                    post.push(kernels::uw_grad(&ctx, &param_views[log_var], &losses, &grad_views[log_var])?)
+                }
+                GpuLossWeighting::Gls => post.push(kernels::gls_weights(&ctx, &losses, &weights)?),
+                GpuLossWeighting::Famo { lr, weight_decay } => {
+                    let min_losses = ctx.zeros(&[tasks])?;
+                    let state = ctx.zeros(&[4 * tasks + 1])?;
+                    post.push(kernels::famo(&ctx, &min_losses, &losses, &weights, &state, lr, weight_decay)?);
+                    keep.push(min_losses);
+                    keep.push(state);
+                }
+            }
+            if post_weighting {
+                for node in &graph.nodes {
+                    if let Op::Loss { logits, task, .. } = node.op {
+                        if let Some(g) = &node_grads[logits.0] {
+                            post.push(kernels::scale_task(&ctx, g, &weights, task)?);
+                        }
+                    }
+                }
+            }
+        }
+
         // Backward, in reverse; the first contribution to a gradient overwrites, later ones add.
+        // A head's contribution to z goes to its task's slot instead.
         let mut written = vec![false; n];
+        let mut written_gz = vec![false; t_count];
         let mut backward = Vec::new();
+        let mut head_end = None;
+        // Where node i's gradient with respect to its operand o goes, and whether to add.
+        let dest = |o: NodeId, i: usize, written: &[bool], written_gz: &[bool]| -> Result<(Tensor, bool)> {
+            match (z_node, task_of[i]) {
+                (Some(z), Some(t)) if o.0 == z && i > z => Ok((gz_views[t].clone(), written_gz[t])),
+                _ => Ok((gr(o)?.clone(), written[o.0])),
+            }
+        };
+        let mark = |o: NodeId, i: usize, written: &mut [bool], written_gz: &mut [bool]| match (z_node, task_of[i]) {
+            (Some(z), Some(t)) if o.0 == z && i > z => written_gz[t] = true,
+            _ => written[o.0] = true,
+        };
         for i in (0..n).rev() {
+            if Some(i) == z_node {
+                // Everything after z is done: the heads. The combine dispatches write z's gradient.
+                head_end = Some(backward.len());
+                written[i] = true;
+            }
             let id = NodeId(i);
             match graph.nodes[i].op {
                 Op::Input | Op::Param(_) => {}
@@ -221,9 +401,10 @@ impl GpuGraph {
                         &dz_own
                     };
                     if need[x.0] {
-                        let spec = MatmulSpec { accumulate: written[x.0], ..Default::default() };
-                        backward.push(kernels::matmul(&ctx, dz, v(w)?, None, gr(x)?, &spec)?);
-                        written[x.0] = true;
+                        let (dst, acc) = dest(x, i, &written, &written_gz)?;
+                        let spec = MatmulSpec { accumulate: acc, ..Default::default() };
+                        backward.push(kernels::matmul(&ctx, dz, v(w)?, None, &dst, &spec)?);
+                        mark(x, i, &mut written, &mut written_gz);
                     }
                     if need[w.0] {
                         let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
@@ -239,8 +420,9 @@ impl GpuGraph {
                 }
                 Op::Act { x, act } => {
                     if need[i] && written[i] && need[x.0] {
-                        backward.push(kernels::act_backward(&ctx, act, gr(id)?, v(x)?, false, gr(x)?, written[x.0])?);
-                        written[x.0] = true;
+                        let (dst, acc) = dest(x, i, &written, &written_gz)?;
+                        backward.push(kernels::act_backward(&ctx, act, gr(id)?, v(x)?, false, &dst, acc)?);
+                        mark(x, i, &mut written, &mut written_gz);
                     }
                 }
                 Op::Add { a, b } => {
@@ -249,17 +431,92 @@ impl GpuGraph {
                     }
                     for o in [a, b] {
                         if need[o.0] {
-                            if written[o.0] {
-                                backward.push(kernels::axpy(&ctx, 1.0, gr(id)?, gr(o)?)?);
+                            let (dst, acc) = dest(o, i, &written, &written_gz)?;
+                            if acc {
+                                backward.push(kernels::axpy(&ctx, 1.0, gr(id)?, &dst)?);
                             } else {
-                                backward.push(kernels::act_forward(&ctx, Activation::Identity, gr(id)?, gr(o)?)?);
+                                backward.push(kernels::act_forward(&ctx, Activation::Identity, gr(id)?, &dst)?);
                             }
-                            written[o.0] = true;
+                            mark(o, i, &mut written, &mut written_gz);
                         }
                     }
                 }
             }
         }
+
+        let tg = match (tspec, gz) {
+            (Some(sp), Some(gz)) => {
+                let head_end = head_end.unwrap_or(backward.len());
+                let trunk_bw: Vec<Dispatch> = backward.drain(head_end..).collect();
+                let head_bw: Vec<Dispatch> = std::mem::take(&mut backward);
+                let t = t_count;
+                let gz_grad = gr(sp.z)?.clone();
+                let gram = ctx.zeros(&[t * t])?;
+                let coef = ctx.upload(&vec![1.0; t], &[t])?;
+                let ones_t = ctx.upload(&vec![1.0; t], &[t])?;
+                let combine_sum = kernels::combine(&ctx, &gz, &ones_t, t, len_z, stride_z, &gz_grad)?;
+                let gram_repr = kernels::gram(&ctx, &gz, t, len_z, stride_z, &gram)?;
+                let shared = sp.shared_params.min(graph.params.len());
+                let (gp, len_p, stride_p, copy_in, copy_out, combine_coef, graddrop, gram_target) = match sp.target {
+                    crate::mtl::weighting::Target::Representation => (
+                        None,
+                        0,
+                        0,
+                        Vec::new(),
+                        Vec::new(),
+                        kernels::combine(&ctx, &gz, &coef, t, len_z, stride_z, &gz_grad)?,
+                        kernels::graddrop(&ctx, &gz, t, len_z, stride_z, 0, &gz_grad)?,
+                        kernels::gram(&ctx, &gz, t, len_z, stride_z, &gram)?,
+                    ),
+                    crate::mtl::weighting::Target::Params => {
+                        if shared == 0 {
+                            return Err(Error::invalid("weighting target", "params needs shared parameters"));
+                        }
+                        let len_p = offsets[shared - 1] + lens[shared - 1];
+                        let stride_p = len_p.div_ceil(align) * align;
+                        let gp = ctx.zeros(&[t * stride_p])?;
+                        let trunk_grads = grads.view(0, &[len_p])?;
+                        let mut copy_in = Vec::new();
+                        let mut copy_out = Vec::new();
+                        for k in 0..t {
+                            copy_in.push(kernels::act_forward(&ctx, Activation::Identity, &gz_views[k], &gz_grad)?);
+                            let row = gp.view(k * stride_p, &[len_p])?;
+                            copy_out.push(kernels::act_forward(&ctx, Activation::Identity, &trunk_grads, &row)?);
+                        }
+                        let cc = kernels::combine(&ctx, &gp, &coef, t, len_p, stride_p, &trunk_grads)?;
+                        let gd = kernels::graddrop(&ctx, &gp, t, len_p, stride_p, 0, &trunk_grads)?;
+                        let gm = kernels::gram(&ctx, &gp, t, len_p, stride_p, &gram)?;
+                        (Some(gp), len_p, stride_p, copy_in, copy_out, cc, gd, gm)
+                    }
+                };
+                keep.push(ones_t);
+                Some(TaskGrads {
+                    spec: sp,
+                    tasks: t,
+                    gz,
+                    len_z,
+                    stride_z,
+                    gp,
+                    len_p,
+                    stride_p,
+                    head_bw,
+                    trunk_bw,
+                    post,
+                    combine_sum,
+                    combine_coef,
+                    graddrop,
+                    copy_in,
+                    copy_out,
+                    gram_repr,
+                    gram_target,
+                    gram,
+                    coef,
+                    _keep: keep,
+                })
+            }
+            _ => None,
+        };
+        let _ = ones;
 
         let optim = match optimizer {
             None => None,
@@ -308,6 +565,7 @@ impl GpuGraph {
             forward,
             backward,
             optim,
+            tg,
         })
     }
 
@@ -349,23 +607,144 @@ impl GpuGraph {
         self.ctx.run(&d)
     }
 
-    /// Runs forward and backward (gradients, no update): one submit.
-    pub fn forward_backward(&self) -> Result<()> {
-        let d: Vec<&Dispatch> = self.forward.iter().chain(&self.backward).collect();
-        self.ctx.run(&d)
+    /// The dispatches of forward + backward, in order (per-task slots summed at z).
+    fn gradient_dispatches(&self) -> Vec<&Dispatch> {
+        match &self.tg {
+            None => self.forward.iter().chain(&self.backward).collect(),
+            Some(tg) => self
+                .forward
+                .iter()
+                .chain(&tg.post)
+                .chain(&tg.head_bw)
+                .chain(std::iter::once(&tg.combine_sum))
+                .chain(&tg.trunk_bw)
+                .collect(),
+        }
     }
 
-    /// One training step on the fed batch: forward, backward and the optimizer update in one
-    /// submit, nothing read back.
-    pub fn step(&mut self) -> Result<()> {
+    /// Runs forward and backward (gradients, no update): one submit.
+    pub fn forward_backward(&self) -> Result<()> {
+        self.ctx.run(&self.gradient_dispatches())
+    }
+
+    fn optim_dispatch(&mut self) -> Result<()> {
+        let n = self.params.len() as u32;
         let Some(opt) = self.optim.as_mut() else {
             return Err(Error::invalid("step", "the graph was compiled without an optimizer"));
         };
         opt.step += 1;
-        opt.dispatch.set_params(&self.ctx, [self.params.len() as u32, 0, 0, 0], opt.opt.uniform(opt.step));
-        let d: Vec<&Dispatch> =
-            self.forward.iter().chain(&self.backward).chain(std::iter::once(&opt.dispatch)).collect();
+        opt.dispatch.set_params(&self.ctx, [n, 0, 0, 0], opt.opt.uniform(opt.step));
+        Ok(())
+    }
+
+    fn optimizer(&self) -> Result<&Dispatch> {
+        self.optim.as_ref().map(|o| &o.dispatch).ok_or_else(|| Error::invalid("step", "no optimizer"))
+    }
+
+    /// One training step on the fed batch: forward, backward and the optimizer update in one
+    /// submit, nothing read back. Task gradients at z are summed (loss weights are already in
+    /// each task's gradient).
+    pub fn step(&mut self) -> Result<()> {
+        self.optim_dispatch()?;
+        let mut d = self.gradient_dispatches();
+        d.push(self.optimizer()?);
         self.ctx.run(&d)
+    }
+
+    /// Phase one of a gradient-method step: forward, the heads' backward, the per-task
+    /// gradients of the target (for `params`, one trunk backward per task) and their Gram
+    /// matrix. One submit; read M with [`GpuGraph::read_gram`], then call
+    /// [`GpuGraph::apply_coefficients`] or [`GpuGraph::apply_graddrop`].
+    pub fn gram_phase(&self) -> Result<()> {
+        let tg = self.task_grads()?;
+        let mut d: Vec<&Dispatch> = self.forward.iter().chain(&tg.post).chain(&tg.head_bw).collect();
+        if tg.gp.is_some() {
+            for t in 0..tg.tasks {
+                d.push(&tg.copy_in[t]);
+                d.extend(&tg.trunk_bw);
+                d.push(&tg.copy_out[t]);
+            }
+        }
+        d.push(&tg.gram_target);
+        self.ctx.run(&d)
+    }
+
+    /// Per-task gradient diagnostics at the shared representation, without updating anything:
+    /// forward, heads' backward, Gram matrix. One submit.
+    pub fn diagnostics_phase(&self) -> Result<()> {
+        let tg = self.task_grads()?;
+        let d: Vec<&Dispatch> = self.forward.iter().chain(&tg.head_bw).chain(std::iter::once(&tg.gram_repr)).collect();
+        self.ctx.run(&d)
+    }
+
+    /// The Gram matrix [T×T] and the task losses, in one readback.
+    pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let tg = self.task_grads()?;
+        let mut v = self.ctx.read_many(&[&tg.gram, &self.losses])?;
+        let l = v.pop().unwrap_or_default();
+        let m = v.pop().unwrap_or_default();
+        Ok((m, l))
+    }
+
+    /// Phase two: d = Σ_t c_t g_t into the shared gradient (then, for the representation
+    /// target, the trunk's backward) and the optimizer update. One upload, one submit.
+    pub fn apply_coefficients(&mut self, c: &[f32]) -> Result<()> {
+        let coef = self.task_grads()?.coef.clone();
+        self.ctx.write(&coef, c)?;
+        self.optim_dispatch()?;
+        let tg = self.task_grads()?;
+        let mut d = vec![&tg.combine_coef];
+        if tg.gp.is_none() {
+            d.extend(&tg.trunk_bw);
+        }
+        d.push(self.optimizer()?);
+        self.ctx.run(&d)
+    }
+
+    /// Phase two with GradDrop: the sign-purity drop of the per-task gradients, with this
+    /// step's `seed`, then as [`GpuGraph::apply_coefficients`].
+    pub fn apply_graddrop(&mut self, seed: u32) -> Result<()> {
+        let tg = self.task_grads()?;
+        let (t, p, stride) = match tg.gp {
+            Some(_) => (tg.tasks, tg.len_p, tg.stride_p),
+            None => (tg.tasks, tg.len_z, tg.stride_z),
+        };
+        tg.graddrop.set_params(&self.ctx, [t as u32, p as u32, stride as u32, seed], [0.0; 4]);
+        self.optim_dispatch()?;
+        let tg = self.task_grads()?;
+        let mut d = vec![&tg.graddrop];
+        if tg.gp.is_none() {
+            d.extend(&tg.trunk_bw);
+        }
+        d.push(self.optimizer()?);
+        self.ctx.run(&d)
+    }
+
+    fn task_grads(&self) -> Result<&TaskGrads> {
+        self.tg
+            .as_ref()
+            .ok_or_else(|| Error::invalid("graph", "compiled without per-task gradients (GpuGraph::multi_task)"))
+    }
+
+    /// Reads the per-task gradients of the weighting target back, one row per task.
+    pub fn read_task_grads(&self) -> Result<Vec<Vec<f32>>> {
+        let tg = self.task_grads()?;
+        let (flat, p, stride) = match &tg.gp {
+            Some(g) => (g, tg.len_p, tg.stride_p),
+            None => (&tg.gz, tg.len_z, tg.stride_z),
+        };
+        let all = self.ctx.read(flat)?;
+        Ok((0..tg.tasks).map(|t| all[t * stride..t * stride + p].to_vec()).collect())
+    }
+
+    /// The weighting spec this graph was compiled with.
+    pub fn task_grad_spec(&self) -> Option<TaskGradSpec> {
+        self.tg.as_ref().map(|t| t.spec)
+    }
+
+    /// Reads the task weights buffer (weightings computed on the GPU write it).
+    pub fn read_task_weights(&self) -> Result<Vec<f32>> {
+        self.ctx.read(&self.weights)
     }
 
     /// The optimizer's state tensors, each split per parameter (one readback each): SGD's
@@ -415,7 +794,7 @@ impl GpuGraph {
 
     /// Dispatches in one training step.
     pub fn dispatches_per_step(&self) -> usize {
-        self.forward.len() + self.backward.len() + usize::from(self.optim.is_some())
+        self.gradient_dispatches().len() + usize::from(self.optim.is_some())
     }
 
     /// Reads the task losses back (one readback).

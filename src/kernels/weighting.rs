@@ -1,0 +1,150 @@
+use super::{check_len, grid_1d};
+use crate::error::{Error, Result};
+use crate::gpu::{Context, Dispatch, KernelCall};
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+fn rows_check(op: &'static str, g: &Tensor, t: usize, p: usize, stride: usize) -> Result<()> {
+    if t == 0 || p > stride || g.len() < (t - 1) * stride + p {
+        return Err(Error::shape(op, format!("{t} rows of {p} (stride {stride}) in {} values", g.len())));
+    }
+    Ok(())
+}
+
+/// `m = G·Gᵀ` for the T rows of G (length p, stride `stride`): the Gram matrix [T, T].
+pub fn gram(ctx: &Context, g: &Tensor, t: usize, p: usize, stride: usize, m: &Tensor) -> Result<Dispatch> {
+    rows_check("gram", g, t, p, stride)?;
+    check_len("gram", "m", m, t * t)?;
+    KernelCall::new(Shader::Weighting, "gram", &[])
+        .params([t as u32, p as u32, stride as u32, 0], [0.0; 4])
+        .bind_at(1, g)
+        .bind_at(3, m)
+        .groups((t * (t + 1) / 2) as u32, 1, 1)
+        .build(ctx)
+}
+
+/// `out = Σ_t c[t]·G[t]` over rows of length p (stride `stride`).
+pub fn combine(
+    ctx: &Context,
+    g: &Tensor,
+    c: &Tensor,
+    t: usize,
+    p: usize,
+    stride: usize,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    rows_check("combine", g, t, p, stride)?;
+    check_len("combine", "c", c, t)?;
+    check_len("combine", "out", out, p)?;
+    let gr = grid_1d(p, ctx.adapter().max_workgroups_per_dimension);
+    KernelCall::new(Shader::Weighting, "combine", &[])
+        .params([t as u32, p as u32, stride as u32, 0], [0.0; 4])
+        .bind_at(1, g)
+        .bind_at(2, c)
+        .bind_at(3, out)
+        .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
+/// GradDrop of the rows of G into `out`; the draws come from `seed` (set per step with
+/// [`Dispatch::set_params`]).
+pub fn graddrop(
+    ctx: &Context,
+    g: &Tensor,
+    t: usize,
+    p: usize,
+    stride: usize,
+    seed: u32,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    rows_check("graddrop", g, t, p, stride)?;
+    check_len("graddrop", "out", out, p)?;
+    let gr = grid_1d(p, ctx.adapter().max_workgroups_per_dimension);
+    KernelCall::new(Shader::Weighting, "graddrop", &[])
+        .params([t as u32, p as u32, stride as u32, seed], [0.0; 4])
+        .bind_at(1, g)
+        .bind_at(3, out)
+        .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
+/// The CPU twin of graddrop.wgsl's per-coordinate uniform draw.
+pub fn graddrop_uniform(k: u32, seed: u32) -> f64 {
+    let mut h = k.wrapping_mul(747_796_405).wrapping_add(seed.wrapping_mul(2_891_336_453)).wrapping_add(1);
+    h = ((h >> ((h >> 28) + 4)) ^ h).wrapping_mul(277_803_737);
+    h = (h >> 22) ^ h;
+    f64::from(h >> 8) / 16_777_216.0
+}
+
+/// `x *= w[task]` (a task's logit gradient by its weight).
+pub fn scale_task(ctx: &Context, x: &Tensor, w: &Tensor, task: usize) -> Result<Dispatch> {
+    if task >= w.len() {
+        return Err(Error::shape("scale_task", format!("task {task} of {}", w.len())));
+    }
+    let n = x.len();
+    let gr = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
+    KernelCall::new(Shader::Weighting, "scale_task", &[])
+        .params([n as u32, task as u32, 0, 0], [0.0; 4])
+        .bind_at(1, w)
+        .bind_at(3, x)
+        .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
+/// UW: `w = ½e^{−s}`.
+pub fn uw_weights(ctx: &Context, s: &Tensor, w: &Tensor) -> Result<Dispatch> {
+    let t = s.len();
+    check_len("uw_weights", "w", w, t)?;
+    KernelCall::new(Shader::Weighting, "uw_weights", &[])
+        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(1, s)
+        .bind_at(3, w)
+        .build(ctx)
+}
+
+/// UW: `gs = ½(1 − e^{−s}·L)`.
+pub fn uw_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Result<Dispatch> {
+    let t = s.len();
+    check_len("uw_grad", "losses", losses, t)?;
+    check_len("uw_grad", "gs", gs, t)?;
+    KernelCall::new(Shader::Weighting, "uw_grad", &[])
+        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(1, s)
+        .bind_at(2, losses)
+        .bind_at(3, gs)
+        .build(ctx)
+}
+
+/// GLS: `w_t = (Π L)^{1/T} / (T·L_t)`.
+pub fn gls_weights(ctx: &Context, losses: &Tensor, w: &Tensor) -> Result<Dispatch> {
+    let t = losses.len();
+    check_len("gls_weights", "w", w, t)?;
+    KernelCall::new(Shader::Weighting, "gls_weights", &[])
+        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(2, losses)
+        .bind_at(3, w)
+        .build(ctx)
+}
+
+/// One FAMO step: updates `state` ([xi, m, v, prev] of T each, then the step) and writes `w`.
+pub fn famo(
+    ctx: &Context,
+    min_losses: &Tensor,
+    losses: &Tensor,
+    w: &Tensor,
+    state: &Tensor,
+    lr: f32,
+    weight_decay: f32,
+) -> Result<Dispatch> {
+    let t = losses.len();
+    check_len("famo", "min losses", min_losses, t)?;
+    check_len("famo", "w", w, t)?;
+    check_len("famo", "state", state, 4 * t + 1)?;
+    KernelCall::new(Shader::Weighting, "famo", &[])
+        .params([t as u32, 0, 0, 0], [lr, weight_decay, 0.9, 0.999])
+        .bind_at(1, min_losses)
+        .bind_at(2, losses)
+        .bind_at(3, w)
+        .bind_at(4, state)
+        .build(ctx)
+}

@@ -1,0 +1,168 @@
+//! Weighting on the GPU: per-task gradients and their Gram matrix against the CPU reference
+//! (both targets), the weighting kernels against their references, and short training runs.
+
+mod common;
+
+use common::{assert_close, ctx, to64};
+use hydra::autograd::cpu as gcpu;
+use hydra::autograd::gpu::{GpuLossWeighting, TaskGradSpec};
+use hydra::autograd::GpuGraph;
+use hydra::cpu::Rng;
+use hydra::kernels;
+use hydra::mtl::weighting::{self, Gram, Target};
+use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
+use hydra::{Activation, LossKind, Optimizer};
+
+fn model(batch: usize) -> (MultiTaskModel, Vec<Vec<f32>>) {
+    let spec = ModelSpec {
+        inputs: 5,
+        trunk: vec![17, 9],
+        head: vec![3],
+        activation: Activation::Tanh,
+        tasks: vec![
+            TaskSpec { name: "a".into(), loss: LossKind::Mse },
+            TaskSpec { name: "b".into(), loss: LossKind::Bce },
+            TaskSpec { name: "c".into(), loss: LossKind::CrossEntropy { classes: 4 } },
+        ],
+    };
+    let m = MultiTaskModel::build(&spec, batch).unwrap();
+    let mut rng = Rng::new(8);
+    let mut inputs = vec![rng.vec_f32(batch * 5, -1.0, 1.0)];
+    inputs.push(rng.vec_f32(batch, -1.0, 1.0));
+    inputs.push(vec![1.0; batch]);
+    inputs.push((0..batch).map(|_| rng.below(2) as f32).collect());
+    inputs.push(vec![1.0; batch]);
+    inputs.push((0..batch).map(|_| rng.below(4) as f32).collect());
+    inputs.push((0..batch).map(|i| if i % 4 == 1 { 0.0 } else { 1.0 }).collect());
+    (m, inputs)
+}
+
+/// The CPU's per-task gradient of the shared parameters (flattened in graph order) and at z.
+fn cpu_task_grads(m: &MultiTaskModel, init: &[Vec<f32>], inputs: &[Vec<f32>], t: usize) -> (Vec<f64>, Vec<f64>) {
+    let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+    let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
+    let mut w = vec![0.0; 3];
+    w[t] = 1.0;
+    let run = gcpu::run(&m.graph, &p64, &i64, &w, true).unwrap();
+    let pg = run.param_grads(&m.graph);
+    (pg[..m.trunk_params].concat(), run.grads[m.z.0].clone())
+}
+
+#[test]
+fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
+    let batch = 13;
+    for target in [Target::Representation, Target::Params] {
+        let (m, inputs) = model(batch);
+        let init = m.graph.init_params(3);
+        let spec =
+            TaskGradSpec { z: m.z, shared_params: m.trunk_params, target, loss_weighting: GpuLossWeighting::Host };
+        let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        gg.feed(&refs).unwrap();
+        gg.gram_phase().unwrap();
+        let rows = gg.read_task_grads().unwrap();
+        let (mflat, _) = gg.read_gram().unwrap();
+        for t in 0..3 {
+            let (p, z) = cpu_task_grads(&m, &init, &inputs, t);
+            let want = match target {
+                // The GPU's params rows are the flat trunk range with zero alignment gaps, so they
+                // are compared by norm; the representation rows element by element.
+                Target::Params => p,
+                Target::Representation => z,
+            };
+            if target == Target::Representation {
+                let tol: Vec<f64> = want.iter().map(|v| 1e-6 + 1e-4 * v.abs()).collect();
+                assert_close(&format!("{target:?} task {t} gradient at z"), &rows[t], &want, &tol);
+            } else {
+                let nrm_gpu: f64 = rows[t].iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+                let nrm_cpu: f64 = want.iter().map(|v| v * v).sum();
+                assert!((nrm_gpu - nrm_cpu).abs() <= 1e-4 * nrm_cpu, "task {t}: |g|^2 {nrm_gpu} vs {nrm_cpu}");
+            }
+        }
+        // The GPU's Gram matrix against one computed on the CPU from the GPU's own rows.
+        let g64: Vec<Vec<f64>> = rows.iter().map(|r| to64(r)).collect();
+        let cpu = Gram::of(&g64);
+        let tol: Vec<f64> = cpu.m.iter().map(|v| 1e-7 + 1e-5 * v.abs()).collect();
+        assert_close(&format!("{target:?} Gram"), &mflat, &cpu.m, &tol);
+    }
+}
+
+#[test]
+fn applied_coefficients_update_like_the_cpu_combination() {
+    // One step with SGD lr 1: trunk parameters move by exactly -Σ c_t g_t.
+    let (m, inputs) = model(9);
+    let init = m.graph.init_params(4);
+    let spec = TaskGradSpec {
+        z: m.z,
+        shared_params: m.trunk_params,
+        target: Target::Params,
+        loss_weighting: GpuLossWeighting::Host,
+    };
+    let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(1.0)), spec).unwrap();
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    gg.feed(&refs).unwrap();
+    gg.gram_phase().unwrap();
+    let c = [0.5f32, -0.25, 2.0];
+    gg.apply_coefficients(&c).unwrap();
+    let after = gg.read_params().unwrap();
+    let mut want = vec![0.0f64; 0];
+    let grads: Vec<Vec<f64>> = (0..3).map(|t| cpu_task_grads(&m, &init, &inputs, t).0).collect();
+    let d = weighting::combine(&grads, &c.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+    let before: Vec<f64> = init[..m.trunk_params].concat().iter().map(|&v| f64::from(v)).collect();
+    want.extend(before.iter().zip(&d).map(|(p, g)| p - g));
+    let got: Vec<f32> = after[..m.trunk_params].concat();
+    let tol: Vec<f64> = want.iter().map(|v| 1e-5 + 1e-4 * v.abs()).collect();
+    assert_close("trunk after one combined step", &got, &want, &tol);
+}
+
+#[test]
+fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
+    let ctx = ctx();
+    let mut rng = Rng::new(12);
+    // GradDrop over 3 rows of 257 with stride 264.
+    let (t, p, stride) = (3, 257, 264);
+    let g = rng.vec_f32(t * stride, -1.0, 1.0);
+    let gt = ctx.upload(&g, &[t * stride]).unwrap();
+    let out = ctx.zeros(&[p]).unwrap();
+    let seed = 77;
+    ctx.run(&[&kernels::graddrop(&ctx, &gt, t, p, stride, seed, &out).unwrap()]).unwrap();
+    let rows: Vec<Vec<f64>> = (0..t).map(|r| to64(&g[r * stride..r * stride + p])).collect();
+    let u: Vec<f64> = (0..p as u32).map(|k| kernels::graddrop_uniform(k, seed)).collect();
+    let want = weighting::graddrop(&rows, &u);
+    assert_close("graddrop", &ctx.read(&out).unwrap(), &want, &vec![1e-6; p]);
+
+    // UW and GLS.
+    let s = [0.3f32, -1.2, 2.0];
+    let l = [0.7f32, 1.5, 0.05];
+    let (st, lt, wt, gs) = (
+        ctx.upload(&s, &[3]).unwrap(),
+        ctx.upload(&l, &[3]).unwrap(),
+        ctx.zeros(&[3]).unwrap(),
+        ctx.zeros(&[3]).unwrap(),
+    );
+    ctx.run(&[&kernels::uw_weights(&ctx, &st, &wt).unwrap(), &kernels::uw_grad(&ctx, &st, &lt, &gs).unwrap()]).unwrap();
+    let (ww, wg): (Vec<f64>, Vec<f64>) = (0..3).map(|i| weighting::uw(f64::from(s[i]), f64::from(l[i]))).unzip();
+    assert_close("uw weights", &ctx.read(&wt).unwrap(), &ww, &[1e-6; 3]);
+    assert_close("uw grad", &ctx.read(&gs).unwrap(), &wg, &[1e-6; 3]);
+    ctx.run(&[&kernels::gls_weights(&ctx, &lt, &wt).unwrap()]).unwrap();
+    assert_close("gls", &ctx.read(&wt).unwrap(), &weighting::gls(&to64(&l)), &[1e-5; 3]);
+
+    // FAMO: w_t = z_t / (c·D_t) with c = Σ z/D, so Σ_t w_t = 1 every step; at the first step
+    // z is uniform, so every w_t·D_t is the same.
+    let min = ctx.zeros(&[3]).unwrap();
+    let state = ctx.zeros(&[13]).unwrap();
+    let d = kernels::famo(&ctx, &min, &lt, &wt, &state, 0.025, 0.001).unwrap();
+    for step in 0..3 {
+        ctx.write(&lt, &[0.7 - 0.1 * step as f32, 1.5, 0.05 + 0.01 * step as f32]).unwrap();
+        ctx.run(&[&d]).unwrap();
+        let w = ctx.read(&wt).unwrap();
+        let lv = ctx.read(&lt).unwrap();
+        let sum: f64 = w.iter().map(|&a| f64::from(a)).sum();
+        assert!((sum - 1.0).abs() < 1e-5 && w.iter().all(|&x| x > 0.0), "step {step}: {w:?}");
+        if step == 0 {
+            let wd: Vec<f64> = w.iter().zip(&lv).map(|(a, b)| f64::from(*a) * (f64::from(*b) + 1e-8)).collect();
+            assert!(wd.iter().all(|x| (x - wd[0]).abs() < 1e-5 * wd[0]), "uniform z: {wd:?}");
+        }
+    }
+    assert_eq!(ctx.read(&state).unwrap()[12], 3.0, "FAMO counts its steps");
+}

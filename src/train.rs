@@ -233,6 +233,12 @@ impl Trainer {
                 p
             }
         };
+        if model.trunk_params == 0 && weighter.method.uses_gradients() {
+            return Err(Error::invalid(
+                "weighting.method",
+                format!("{} combines gradients of shared layers, but model.trunk is empty", weighter.method.name()),
+            ));
+        }
         let tspec =
             TaskGradSpec { z: model.z, shared_params: model.trunk_params, target: weighter.target, loss_weighting };
         let graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
@@ -363,6 +369,9 @@ impl Trainer {
     /// Per-task gradient norms and pairwise cosines at the shared representation on the
     /// training rows `rows` (one batch), without changing anything.
     fn diagnose(&mut self, train: &Dataset, rows: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
+        if !self.graph.has_task_grads() {
+            return Ok((vec![], vec![]));
+        }
         let inputs = gather(train, rows, self.settings.batch_size);
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         self.graph.feed(&refs)?;

@@ -112,6 +112,36 @@ fn unknown_weighting_method_is_refused() {
 }
 
 #[test]
+fn every_weighting_method_parses_with_libmtl_defaults() {
+    use hydra::mtl::weighting::{Method, MgdaNorm, Target, NAMES};
+    for name in NAMES {
+        let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"{name}\"\n")).unwrap();
+        assert_eq!(c.weighting.name(), *name);
+        assert_eq!(c.target, Target::Params);
+    }
+    let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"cagrad\"\n")).unwrap();
+    assert_eq!(c.weighting, Method::CaGrad { c: 0.5, rescale: 1 });
+    let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"mgda\"\nnorm = \"loss+\"\ntarget = \"representation\"\n"))
+        .unwrap();
+    assert_eq!(c.weighting, Method::Mgda { norm: MgdaNorm::LossPlus });
+    assert_eq!(c.target, Target::Representation);
+    assert_eq!(
+        parse(&format!("{GOOD}\n[weighting]\nmethod = \"gradnorm\"\n")).unwrap().weighting,
+        Method::GradNorm { alpha: 1.5 }
+    );
+}
+
+#[test]
+fn a_weighting_parameter_of_another_method_is_refused() {
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"pcgrad\"\nalpha = 2.0\n"));
+    assert!(e.contains("weighting.alpha") && e.contains("gradnorm, not of pcgrad"), "{e}");
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"uw\"\ntarget = \"params\"\n"));
+    assert!(e.contains("weighting.target"), "{e}");
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"mgda\"\nnorm = \"l3\"\n"));
+    assert!(e.contains("weighting.norm") && e.contains("l3"), "{e}");
+}
+
+#[test]
 fn every_example_config_validates() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let mut n = 0;

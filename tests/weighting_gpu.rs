@@ -166,3 +166,100 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
     }
     assert_eq!(ctx.read(&state).unwrap()[12], 3.0, "FAMO counts its steps");
 }
+
+mod training {
+    use super::ctx;
+    use hydra::cpu::Rng;
+    use hydra::data::{split_rows, Dataset, Standardizer};
+    use hydra::mtl::weighting::{Method, Target, Weighter, NAMES};
+    use hydra::mtl::TaskDef;
+    use hydra::train::{Scaling, Splits, TrainSettings, Trainer};
+    use hydra::{Activation, Optimizer};
+
+    fn two_tasks(n: usize, seed: u64) -> (Dataset, Vec<TaskDef>) {
+        let f = 6;
+        let mut rng = Rng::new(seed);
+        let x = rng.vec_f32(n * f, -1.0, 1.0);
+        let y1: Vec<f32> = (0..n).map(|r| x[r * f] + 0.5 * x[r * f + 1] * x[r * f + 2]).collect();
+        let y2: Vec<f32> = (0..n).map(|r| if x[r * f] - x[r * f + 3] > 0.0 { 1.0 } else { 0.0 }).collect();
+        let names = (0..f).map(|i| format!("x{i}")).collect();
+        let d = Dataset::from_slices(names, x, vec![y1, y2], vec![vec![1.0; n], vec![1.0; n]]).unwrap();
+        (d, vec![TaskDef::regression("a", "a"), TaskDef::binary("b", "b")])
+    }
+
+    #[test]
+    fn every_weighting_method_trains_both_tasks() {
+        let (d, tasks) = two_tasks(400, 3);
+        let [tr, va, te] = split_rows(d.rows(), [0.8, 0.1, 0.1], 1, None).unwrap();
+        let scaling = Scaling::fit(&d.subset(&tr), &tasks, true);
+        let splits = Splits {
+            train: scaling.apply(&d.subset(&tr)),
+            val: scaling.apply(&d.subset(&va)),
+            test: scaling.apply(&d.subset(&te)),
+        };
+        let spec = Trainer::spec_for(6, &[32], &[], Activation::Tanh, &tasks);
+        for name in NAMES {
+            for target in [Target::Params, Target::Representation] {
+                let method = Method::by_name(name).unwrap();
+                if target == Target::Representation && !method.uses_gradients() {
+                    continue;
+                }
+                let settings = TrainSettings {
+                    optimizer: Optimizer::adam(1e-2),
+                    batch_size: 40,
+                    epochs: 12,
+                    patience: 0,
+                    ..Default::default()
+                };
+                let w = Weighter::new(method, target, &[1.0, 1.0], 0);
+                let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
+                let rep = t.fit(&splits, &mut |_| {}).unwrap();
+                let (first, last) = (&rep.history[0].train_loss, &rep.history.last().unwrap().train_loss);
+                for k in 0..2 {
+                    assert!(last[k] < 0.8 * first[k], "{name} ({target:?}) task {k}: {} -> {}", first[k], last[k]);
+                }
+                let h = rep.history.last().unwrap();
+                assert!(h.grad_norms.iter().all(|v| v.is_finite() && *v > 0.0), "{name}: {h:?}");
+                assert!(
+                    (h.grad_cosines[0] - 1.0).abs() < 1e-4 && h.grad_cosines[1].abs() <= 1.0 + 1e-6,
+                    "{name}: {h:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn uw_on_the_gpu_learns_log_variances_equal_to_log_losses() {
+        // Noise targets of variance 4 and 1/4 that the features cannot explain: each task's loss
+        // stays near its variance, and UW's s_t must settle at log L_t.
+        let n = 512;
+        let mut rng = Rng::new(9);
+        let x = rng.vec_f32(n * 2, -1.0, 1.0);
+        let y1: Vec<f32> = (0..n).map(|_| (2.0 * rng.normal()) as f32).collect();
+        let y2: Vec<f32> = (0..n).map(|_| (0.5 * rng.normal()) as f32).collect();
+        let d = Dataset::from_slices(vec!["a".into(), "b".into()], x, vec![y1, y2], vec![vec![1.0; n], vec![1.0; n]])
+            .unwrap();
+        let tasks = vec![TaskDef::regression("big", "big"), TaskDef::regression("small", "small")];
+        let scaling = Scaling { features: Standardizer::identity(2), targets: Standardizer::identity(2) };
+        let splits = Splits { train: d.clone(), val: d.subset(&[]), test: d.subset(&[]) };
+        let spec = Trainer::spec_for(2, &[], &[], Activation::Identity, &tasks);
+        let settings = TrainSettings {
+            optimizer: Optimizer::adam(2e-2),
+            batch_size: 128,
+            epochs: 150,
+            patience: 0,
+            ..Default::default()
+        };
+        let w = Weighter::new(Method::Uw, Target::Params, &[1.0, 1.0], 0);
+        let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling, None, w).unwrap();
+        let rep = t.fit(&splits, &mut |_| {}).unwrap();
+        let s = rep.params.last().unwrap();
+        let losses = &rep.history.last().unwrap().train_loss;
+        for k in 0..2 {
+            let want = losses[k].ln();
+            assert!((f64::from(s[k]) - want).abs() < 0.15, "task {k}: s = {}, log L = {want}", s[k]);
+        }
+        let weights = &rep.history.last().unwrap().weights;
+        assert!((f64::from(weights[0]) - 0.5 * (-f64::from(s[0])).exp()).abs() < 1e-5);
+    }
+}

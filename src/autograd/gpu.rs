@@ -63,6 +63,16 @@ pub struct TaskGradSpec {
 struct TaskGrads {
     spec: TaskGradSpec,
     tasks: usize,
+    head_bw: Vec<Dispatch>,
+    trunk_bw: Vec<Dispatch>,
+    post: Vec<Dispatch>,
+    /// None when nothing shared learns (an empty trunk): no per-task slots then.
+    slots: Option<Slots>,
+    _keep: Vec<Tensor>,
+}
+
+/// The per-task gradient slots and the dispatches that work on them.
+struct Slots {
     /// Per-task gradients at z, [T, stride_z].
     gz: Tensor,
     len_z: usize,
@@ -71,9 +81,6 @@ struct TaskGrads {
     gp: Option<Tensor>,
     len_p: usize,
     stride_p: usize,
-    head_bw: Vec<Dispatch>,
-    trunk_bw: Vec<Dispatch>,
-    post: Vec<Dispatch>,
     combine_sum: Dispatch,
     combine_coef: Dispatch,
     graddrop: Dispatch,
@@ -84,7 +91,6 @@ struct TaskGrads {
     gram_target: Dispatch,
     gram: Tensor,
     coef: Tensor,
-    _keep: Vec<Tensor>,
 }
 
 struct GpuOptim {
@@ -254,7 +260,7 @@ impl GpuGraph {
                 };
             }
         }
-        let (gz, gz_views, len_z, stride_z) = match tspec {
+        let (gz, gz_views, len_z, stride_z) = match tspec.filter(|sp| need[sp.z.0]) {
             Some(sp) => {
                 let len_z = node_len(&graph, sp.z);
                 let stride = len_z.div_ceil(align) * align;
@@ -265,7 +271,8 @@ impl GpuGraph {
             }
             None => (None, Vec::new(), 0, 0),
         };
-        let z_node = tspec.map(|s| s.z.0);
+        // With nothing shared to learn (no trunk), there is no gradient at z to split.
+        let z_node = tspec.map(|s| s.z.0).filter(|&z| need[z]);
 
         // Forward.
         let mut forward = Vec::new();
@@ -445,6 +452,19 @@ impl GpuGraph {
         }
 
         let tg = match (tspec, gz) {
+            (Some(sp), None) => {
+                // No shared parameters: only the loss weighting's own dispatches.
+                let head_bw: Vec<Dispatch> = std::mem::take(&mut backward);
+                Some(TaskGrads {
+                    spec: sp,
+                    tasks: t_count,
+                    head_bw,
+                    trunk_bw: Vec::new(),
+                    post,
+                    slots: None,
+                    _keep: keep,
+                })
+            }
             (Some(sp), Some(gz)) => {
                 let head_end = head_end.unwrap_or(backward.len());
                 let trunk_bw: Vec<Dispatch> = backward.drain(head_end..).collect();
@@ -493,24 +513,26 @@ impl GpuGraph {
                 Some(TaskGrads {
                     spec: sp,
                     tasks: t,
-                    gz,
-                    len_z,
-                    stride_z,
-                    gp,
-                    len_p,
-                    stride_p,
                     head_bw,
                     trunk_bw,
                     post,
-                    combine_sum,
-                    combine_coef,
-                    graddrop,
-                    copy_in,
-                    copy_out,
-                    gram_repr,
-                    gram_target,
-                    gram,
-                    coef,
+                    slots: Some(Slots {
+                        gz,
+                        len_z,
+                        stride_z,
+                        gp,
+                        len_p,
+                        stride_p,
+                        combine_sum,
+                        combine_coef,
+                        graddrop,
+                        copy_in,
+                        copy_out,
+                        gram_repr,
+                        gram_target,
+                        gram,
+                        coef,
+                    }),
                     _keep: keep,
                 })
             }
@@ -616,7 +638,7 @@ impl GpuGraph {
                 .iter()
                 .chain(&tg.post)
                 .chain(&tg.head_bw)
-                .chain(std::iter::once(&tg.combine_sum))
+                .chain(tg.slots.iter().map(|sl| &sl.combine_sum))
                 .chain(&tg.trunk_bw)
                 .collect(),
         }
@@ -656,31 +678,31 @@ impl GpuGraph {
     /// matrix. One submit; read M with [`GpuGraph::read_gram`], then call
     /// [`GpuGraph::apply_coefficients`] or [`GpuGraph::apply_graddrop`].
     pub fn gram_phase(&self) -> Result<()> {
-        let tg = self.task_grads()?;
+        let (tg, sl) = self.task_grads()?;
         let mut d: Vec<&Dispatch> = self.forward.iter().chain(&tg.post).chain(&tg.head_bw).collect();
-        if tg.gp.is_some() {
+        if sl.gp.is_some() {
             for t in 0..tg.tasks {
-                d.push(&tg.copy_in[t]);
+                d.push(&sl.copy_in[t]);
                 d.extend(&tg.trunk_bw);
-                d.push(&tg.copy_out[t]);
+                d.push(&sl.copy_out[t]);
             }
         }
-        d.push(&tg.gram_target);
+        d.push(&sl.gram_target);
         self.ctx.run(&d)
     }
 
     /// Per-task gradient diagnostics at the shared representation, without updating anything:
     /// forward, heads' backward, Gram matrix. One submit.
     pub fn diagnostics_phase(&self) -> Result<()> {
-        let tg = self.task_grads()?;
-        let d: Vec<&Dispatch> = self.forward.iter().chain(&tg.head_bw).chain(std::iter::once(&tg.gram_repr)).collect();
+        let (tg, sl) = self.task_grads()?;
+        let d: Vec<&Dispatch> = self.forward.iter().chain(&tg.head_bw).chain(std::iter::once(&sl.gram_repr)).collect();
         self.ctx.run(&d)
     }
 
     /// The Gram matrix [T×T] and the task losses, in one readback.
     pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let tg = self.task_grads()?;
-        let mut v = self.ctx.read_many(&[&tg.gram, &self.losses])?;
+        let (_, sl) = self.task_grads()?;
+        let mut v = self.ctx.read_many(&[&sl.gram, &self.losses])?;
         let l = v.pop().unwrap_or_default();
         let m = v.pop().unwrap_or_default();
         Ok((m, l))
@@ -689,12 +711,12 @@ impl GpuGraph {
     /// Phase two: d = Σ_t c_t g_t into the shared gradient (then, for the representation
     /// target, the trunk's backward) and the optimizer update. One upload, one submit.
     pub fn apply_coefficients(&mut self, c: &[f32]) -> Result<()> {
-        let coef = self.task_grads()?.coef.clone();
+        let coef = self.task_grads()?.1.coef.clone();
         self.ctx.write(&coef, c)?;
         self.optim_dispatch()?;
-        let tg = self.task_grads()?;
-        let mut d = vec![&tg.combine_coef];
-        if tg.gp.is_none() {
+        let (tg, sl) = self.task_grads()?;
+        let mut d = vec![&sl.combine_coef];
+        if sl.gp.is_none() {
             d.extend(&tg.trunk_bw);
         }
         d.push(self.optimizer()?);
@@ -704,34 +726,44 @@ impl GpuGraph {
     /// Phase two with GradDrop: the sign-purity drop of the per-task gradients, with this
     /// step's `seed`, then as [`GpuGraph::apply_coefficients`].
     pub fn apply_graddrop(&mut self, seed: u32) -> Result<()> {
-        let tg = self.task_grads()?;
-        let (t, p, stride) = match tg.gp {
-            Some(_) => (tg.tasks, tg.len_p, tg.stride_p),
-            None => (tg.tasks, tg.len_z, tg.stride_z),
+        let (tg, sl) = self.task_grads()?;
+        let (p, stride) = match sl.gp {
+            Some(_) => (sl.len_p, sl.stride_p),
+            None => (sl.len_z, sl.stride_z),
         };
-        tg.graddrop.set_params(&self.ctx, [t as u32, p as u32, stride as u32, seed], [0.0; 4]);
+        sl.graddrop.set_params(&self.ctx, [tg.tasks as u32, p as u32, stride as u32, seed], [0.0; 4]);
         self.optim_dispatch()?;
-        let tg = self.task_grads()?;
-        let mut d = vec![&tg.graddrop];
-        if tg.gp.is_none() {
+        let (tg, sl) = self.task_grads()?;
+        let mut d = vec![&sl.graddrop];
+        if sl.gp.is_none() {
             d.extend(&tg.trunk_bw);
         }
         d.push(self.optimizer()?);
         self.ctx.run(&d)
     }
 
-    fn task_grads(&self) -> Result<&TaskGrads> {
-        self.tg
+    fn task_grads(&self) -> Result<(&TaskGrads, &Slots)> {
+        let tg = self
+            .tg
             .as_ref()
-            .ok_or_else(|| Error::invalid("graph", "compiled without per-task gradients (GpuGraph::multi_task)"))
+            .ok_or_else(|| Error::invalid("graph", "compiled without per-task gradients (GpuGraph::multi_task)"))?;
+        let sl = tg.slots.as_ref().ok_or_else(|| {
+            Error::invalid("graph", "the model shares no parameters (empty trunk): there are no shared gradients")
+        })?;
+        Ok((tg, sl))
+    }
+
+    /// Whether per-task gradients of shared parameters exist (a non-empty trunk).
+    pub fn has_task_grads(&self) -> bool {
+        self.tg.as_ref().is_some_and(|t| t.slots.is_some())
     }
 
     /// Reads the per-task gradients of the weighting target back, one row per task.
     pub fn read_task_grads(&self) -> Result<Vec<Vec<f32>>> {
-        let tg = self.task_grads()?;
-        let (flat, p, stride) = match &tg.gp {
-            Some(g) => (g, tg.len_p, tg.stride_p),
-            None => (&tg.gz, tg.len_z, tg.stride_z),
+        let (tg, sl) = self.task_grads()?;
+        let (flat, p, stride) = match &sl.gp {
+            Some(g) => (g, sl.len_p, sl.stride_p),
+            None => (&sl.gz, sl.len_z, sl.stride_z),
         };
         let all = self.ctx.read(flat)?;
         Ok((0..tg.tasks).map(|t| all[t * stride..t * stride + p].to_vec()).collect())

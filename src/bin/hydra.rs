@@ -75,6 +75,19 @@ enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Train the config once per weighting method (and the single-task baselines once) and
+    /// print a Markdown table: per-task test metrics, Δm%, seconds per epoch.
+    Compare {
+        /// The TOML config (its [weighting] section is replaced by each method in turn).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Methods to compare (default: all).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Where gradient methods take gradients: params or representation.
+        #[arg(long, default_value = "params")]
+        target: String,
+    },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
     /// Benchmark the kernels on this adapter and print a table (or JSON lines).
@@ -102,6 +115,7 @@ fn main() -> ExitCode {
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
+        Command::Compare { config, methods, target } => compare(config, &methods, &target),
         Command::Info => info(),
         Command::Bench { json, only, sizes, budget } => run_bench(json, only.as_deref(), &sizes, budget),
     };
@@ -169,6 +183,12 @@ fn train(
                 "val_loss": by_task(r.val_loss.iter().map(|&v| v.into()).collect()),
                 "val_metrics": by_task(r.val_metrics.iter().map(|m| serde_json::json!(m)).collect()),
                 "weights": by_task(r.weights.iter().map(|&v| v.into()).collect()),
+                "grad_norms": by_task(r.grad_norms.iter().map(|&v| v.into()).collect()),
+                "grad_cosines": names.iter().enumerate().map(|(i, a)| {
+                    let row: serde_json::Map<String, serde_json::Value> =
+                        names.iter().enumerate().map(|(j, b)| (b.clone(), r.grad_cosines[i * names.len() + j].into())).collect();
+                    (a.clone(), serde_json::Value::Object(row))
+                }).collect::<serde_json::Map<String, serde_json::Value>>(),
             });
             if let Err(e) = writeln!(f, "{line}") {
                 log_err.get_or_insert(e);
@@ -244,6 +264,81 @@ fn train(
         }
         let doc = serde_json::json!({ "tasks": tasks, "delta_m": out.delta.as_ref().map(|d| d.1), "steps": rep.steps, "best_epoch": rep.best_epoch, "seconds": secs });
         write_file(p, &format!("{doc:#}\n"))?;
+    }
+    Ok(())
+}
+
+fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::Result<()> {
+    let mut cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => Config::parse("<built-in examples/energy.toml>", DEFAULT_CONFIG, PathBuf::from("."))?,
+    };
+    cfg.target = match target {
+        "params" => hydra::mtl::weighting::Target::Params,
+        "representation" => hydra::mtl::weighting::Target::Representation,
+        other => {
+            return Err(hydra::Error::invalid("--target", format!("{other:?} (expected params or representation)")))
+        }
+    };
+    let names: Vec<String> = if methods.is_empty() {
+        hydra::mtl::weighting::NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        methods.to_vec()
+    };
+    let prepared = experiment::prepare(&cfg)?;
+    let ctx = Context::new()?;
+    let split = if prepared.splits.test.rows() > 0 { 2 } else { 1 };
+    let spec = experiment::model_spec(&cfg, prepared.splits.train.width());
+    let t0 = std::time::Instant::now();
+    let base =
+        hydra::train::single_task_baselines(&ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
+    eprintln!("hydra: single-task baselines in {:.1} s", t0.elapsed().as_secs_f64());
+    let metric_cols: Vec<(usize, &str)> = cfg
+        .tasks
+        .iter()
+        .enumerate()
+        .flat_map(|(t, task)| hydra::mtl::metrics::delta_metrics(task.kind).iter().map(move |(m, _)| (t, *m)))
+        .collect();
+    let header: Vec<String> = metric_cols.iter().map(|(t, m)| format!("{} {m}", cfg.tasks[*t].name)).collect();
+    println!("| method | {} | Δm% | s/epoch | epochs |", header.join(" | "));
+    println!("|---|{}---|---|---|", "---|".repeat(header.len()));
+    let row = |name: &str,
+               mets: &[[hydra::mtl::metrics::Metrics; 3]],
+               dm: Option<f64>,
+               spe: Option<f64>,
+               epochs: Option<usize>| {
+        let cells: Vec<String> = metric_cols
+            .iter()
+            .map(|(t, m)| format!("{:.4}", mets[*t][split].get(*m).copied().unwrap_or(f64::NAN)))
+            .collect();
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            cells.join(" | "),
+            dm.map_or("–".into(), |v| format!("{v:+.2}")),
+            spe.map_or("–".into(), |v| format!("{v:.3}")),
+            epochs.map_or("–".into(), |v| v.to_string())
+        );
+    };
+    row("single-task", &base, None, None, None);
+    for name in &names {
+        cfg.weighting = hydra::mtl::weighting::Method::by_name(name)?;
+        let start = std::time::Instant::now();
+        let (out, _) = experiment::run(&ctx, &cfg, &prepared, None, false, &mut |_| {}, &mut |_| {})?;
+        let secs = start.elapsed().as_secs_f64();
+        let epochs = out.report.history.len();
+        let per: Vec<f64> = cfg
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(t, task)| hydra::mtl::metrics::task_delta(task.kind, &out.report.metrics[t][split], &base[t][split]))
+            .collect();
+        row(
+            name,
+            &out.report.metrics,
+            Some(hydra::mtl::metrics::delta_m(&per)),
+            Some(secs / epochs.max(1) as f64),
+            Some(epochs),
+        );
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 // Optimizer updates over flat buffers of parameters, gradients and state: one dispatch
 // updates every parameter. PyTorch's formulas (torch.optim.SGD, Adam, AdamW).
+//   (grad is first scaled by clip_factor() when MAX_NORM > 0)
 //   sgd   g = grad + wd*p; buf = momentum*buf + g (buf starts at 0, no dampening);
 //         g = nesterov ? g + momentum*buf : buf (when momentum != 0); p -= lr*g
 //   adam  g = grad + wd*p (ADAMW: p *= 1 - lr*wd instead); m = b1*m + (1-b1)*g;
@@ -16,12 +17,21 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+// Squared norm of all gradients (clipping), when MAX_NORM > 0.
+@group(0) @binding(5) var<storage, read> gnorm2: array<f32>;
 
 override NESTEROV: bool = false;
 override HAS_MOMENTUM: bool = true;
 override ADAMW: bool = false;
 override BETA1: f32 = 0.9;
 override BETA2: f32 = 0.999;
+// Gradient clipping as torch.nn.utils.clip_grad_norm_: scale by min(1, MAX_NORM / (norm + 1e-6)).
+override MAX_NORM: f32 = 0.0;
+
+fn clip_factor() -> f32 {
+    if MAX_NORM <= 0.0 { return 1.0; }
+    return min(1.0, MAX_NORM / (sqrt(gnorm2[0]) + 1e-6));
+}
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
@@ -31,7 +41,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     let lr = p.f.x;
     let mom = p.f.y;
     let wd = p.f.z;
-    var g = grad[i] + wd * param[i];
+    var g = clip_factor() * grad[i] + wd * param[i];
     if HAS_MOMENTUM {
         let buf = mom * m[i] + g;
         m[i] = buf;
@@ -49,7 +59,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let wd = p.f.z;
     let eps = p.f.w;
     var x = param[i];
-    var g = grad[i];
+    var g = clip_factor() * grad[i];
     if ADAMW { x = x * (1.0 - wd); } else { g = g + wd * x; }
     let mi = BETA1 * m[i] + (1.0 - BETA1) * g;
     let vi = BETA2 * v[i] + (1.0 - BETA2) * g * g;

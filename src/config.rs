@@ -127,6 +127,8 @@ pub struct TrainSection {
     pub seed: Option<u64>,
     /// Early-stopping patience (0: off).
     pub patience: Option<usize>,
+    /// Clip the norm of all gradients before each update.
+    pub max_grad_norm: Option<f32>,
 }
 
 /// `[weighting]`.
@@ -398,7 +400,13 @@ impl Config {
             shuffle: t.shuffle.unwrap_or(true),
             seed: t.seed.unwrap_or(0),
             patience: t.patience.unwrap_or(20),
+            max_grad_norm: t.max_grad_norm,
         };
+        if let Some(m) = t.max_grad_norm {
+            if !(m > 0.0 && m.is_finite()) {
+                return Err(e("train.max_grad_norm", format!("{m} (must be > 0)")));
+            }
+        }
         let (weighting, target) = Self::weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
         Ok(Config {
             file: file.to_string(),

@@ -68,6 +68,16 @@ pub enum Error {
         /// naga's message.
         message: String,
     },
+    /// Training diverged: a loss or a parameter stopped being finite.
+    #[error("training diverged at step {step}: {what} is {value}")]
+    Diverged {
+        /// The first optimizer step where it was seen.
+        step: u64,
+        /// "task NAME's loss" or "a parameter".
+        what: String,
+        /// The non-finite value.
+        value: f32,
+    },
     /// A value was out of its allowed range.
     #[error("invalid {what}: {message}")]
     Invalid {

@@ -18,6 +18,8 @@ pub enum Shader {
     Optim,
     /// `weighting.wgsl`.
     Weighting,
+    /// `guard.wgsl`.
+    Guard,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -27,6 +29,7 @@ const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const WEIGHTING: &str = include_str!("../shaders/weighting.wgsl");
+const GUARD: &str = include_str!("../shaders/guard.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -38,6 +41,7 @@ impl Shader {
         Shader::Loss,
         Shader::Optim,
         Shader::Weighting,
+        Shader::Guard,
     ];
 
     /// The file name under `shaders/`.
@@ -50,6 +54,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Weighting => "weighting.wgsl",
+            Shader::Guard => "guard.wgsl",
         }
     }
 
@@ -63,6 +68,7 @@ impl Shader {
             Shader::Loss => LOSS.to_string(),
             Shader::Optim => OPTIM.to_string(),
             Shader::Weighting => WEIGHTING.to_string(),
+            Shader::Guard => GUARD.to_string(),
         }
     }
 

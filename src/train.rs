@@ -35,6 +35,9 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Stop after this many evaluations without a better validation loss (0: never).
     pub patience: usize,
+    /// Clip the norm of all gradients to this before each update.
+    #[serde(default)]
+    pub max_grad_norm: Option<f32>,
 }
 
 impl Default for TrainSettings {
@@ -47,6 +50,7 @@ impl Default for TrainSettings {
             shuffle: true,
             seed: 0,
             patience: 20,
+            max_grad_norm: None,
         }
     }
 }
@@ -239,8 +243,13 @@ impl Trainer {
                 format!("{} combines gradients of shared layers, but model.trunk is empty", weighter.method.name()),
             ));
         }
-        let tspec =
-            TaskGradSpec { z: model.z, shared_params: model.trunk_params, target: weighter.target, loss_weighting };
+        let tspec = TaskGradSpec {
+            z: model.z,
+            shared_params: model.trunk_params,
+            target: weighter.target,
+            loss_weighting,
+            max_grad_norm: settings.max_grad_norm,
+        };
         let graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
         let weights: Vec<f32> = weighter.initial_weights().iter().map(|&w| w as f32).collect();
         graph.set_task_weights(&weights)?;
@@ -322,7 +331,8 @@ impl Trainer {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
-        let params = self.graph.read_params()?;
+        let (params, diverged) = self.graph.read_params_checked()?;
+        self.fail_if_diverged(diverged)?;
         let (losses, mets) = self.evaluator.evaluate(&params[..self.model_params], d)?;
         if let Some((t, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             return Err(Error::invalid(
@@ -393,6 +403,22 @@ impl Trainer {
             }
             _ => Ok(self.weights.clone()),
         }
+    }
+
+    /// Fails with [`Error::Diverged`] when the guard saw a non-finite loss or parameter.
+    pub fn check_divergence(&self) -> Result<()> {
+        self.fail_if_diverged(self.graph.divergence()?)
+    }
+
+    fn fail_if_diverged(&self, verdict: Option<(u64, usize, f32)>) -> Result<()> {
+        if let Some((step, task, value)) = verdict {
+            let what = match self.tasks.get(task) {
+                Some(t) => format!("task {:?}'s loss", t.name),
+                None => "a parameter".to_string(),
+            };
+            return Err(Error::Diverged { step, what, value });
+        }
+        Ok(())
     }
 
     /// The weighting method and its state.

@@ -124,3 +124,71 @@ fn an_evaluation_reads_every_task_output_back_at_once() {
     // The parameters once, then both tasks' outputs together.
     assert_eq!(own.counters().readbacks - before, 2);
 }
+
+#[test]
+fn divergence_stops_training_naming_the_step_task_and_value() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    // An absurd learning rate: the loss overflows within a few steps.
+    let settings =
+        TrainSettings { optimizer: Optimizer::sgd(1e12), batch_size: 64, epochs: 5, patience: 0, ..Default::default() };
+    let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
+    let err = tr.fit(&splits, &mut |_| {}).err().expect("must diverge");
+    let msg = err.to_string();
+    assert!(matches!(err, hydra::Error::Diverged { .. }), "{msg}");
+    assert!(msg.contains("training diverged at step"), "{msg}");
+    assert!(msg.contains("heating") || msg.contains("cooling") || msg.contains("a parameter"), "{msg}");
+    assert!(msg.contains("NaN") || msg.contains("inf"), "{msg}");
+    if let hydra::Error::Diverged { step, .. } = err {
+        assert!((1..=10).contains(&step), "diverged in the first epoch, not at step {step}");
+    }
+}
+
+#[test]
+fn gradient_clipping_bounds_each_update() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    let run = |clip: Option<f32>| {
+        let settings = TrainSettings {
+            optimizer: Optimizer::sgd(1.0),
+            batch_size: 64,
+            steps: Some(1),
+            shuffle: false,
+            patience: 0,
+            max_grad_norm: clip,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling.clone(), None).unwrap();
+        let before: Vec<f32> = tr.params().unwrap().concat();
+        tr.fit(&splits, &mut |_| {}).unwrap();
+        let after: Vec<f32> = tr.params().unwrap().concat();
+        before.iter().zip(&after).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>().sqrt()
+    };
+    let free = run(None);
+    let clipped = run(Some(0.01));
+    assert!(free > 0.05, "an unclipped step moves by {free}");
+    // SGD with lr 1: the step is the clipped gradient, norm at most 0.01.
+    assert!((clipped - 0.01).abs() < 1e-4, "clipped step moved by {clipped}");
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_parameters() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[32, 16], &[8], Activation::Gelu, &tasks);
+    let run = || {
+        let settings = TrainSettings {
+            optimizer: Optimizer::adam(1e-2),
+            batch_size: 50,
+            epochs: 3,
+            patience: 0,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling.clone(), None).unwrap();
+        tr.fit(&splits, &mut |_| {}).unwrap();
+        tr.params().unwrap().concat().iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+    };
+    assert_eq!(run(), run());
+}

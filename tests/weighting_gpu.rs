@@ -54,8 +54,13 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
     for target in [Target::Representation, Target::Params] {
         let (m, inputs) = model(batch);
         let init = m.graph.init_params(3);
-        let spec =
-            TaskGradSpec { z: m.z, shared_params: m.trunk_params, target, loss_weighting: GpuLossWeighting::Host };
+        let spec = TaskGradSpec {
+            z: m.z,
+            shared_params: m.trunk_params,
+            target,
+            loss_weighting: GpuLossWeighting::Host,
+            max_grad_norm: None,
+        };
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         gg.feed(&refs).unwrap();
@@ -97,6 +102,7 @@ fn applied_coefficients_update_like_the_cpu_combination() {
         shared_params: m.trunk_params,
         target: Target::Params,
         loss_weighting: GpuLossWeighting::Host,
+        max_grad_norm: None,
     };
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(1.0)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

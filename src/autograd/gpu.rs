@@ -58,6 +58,8 @@ pub struct TaskGradSpec {
     pub target: crate::mtl::weighting::Target,
     /// Loss weighting computed on the GPU.
     pub loss_weighting: GpuLossWeighting,
+    /// Clip the norm of all gradients to this before each update (torch's clip_grad_norm_).
+    pub max_grad_norm: Option<f32>,
 }
 
 struct TaskGrads {
@@ -98,6 +100,11 @@ struct GpuOptim {
     dispatch: Dispatch,
     state: Vec<Tensor>,
     step: u64,
+    /// Squared gradient norm for clipping (computed before the update).
+    clip: Option<(Dispatch, Tensor)>,
+    /// The divergence guard, after the update, and its 5-value state.
+    guard: Dispatch,
+    guard_state: Tensor,
 }
 
 /// A [`Graph`] compiled for the GPU: buffers, forward, backward and optimizer dispatches.
@@ -548,9 +555,12 @@ impl GpuGraph {
                 for _ in 0..opt.state_buffers().max(1) {
                     state.push(ctx.zeros(&[total])?);
                 }
+                let max_norm = tspec.and_then(|t| t.max_grad_norm).filter(|m| *m > 0.0);
+                let norm2 = ctx.zeros(&[1])?;
+                let clip = max_norm.map(|m| kernels::Clip { norm2: &norm2, max_norm: m });
                 let dispatch = match opt {
                     Optimizer::Sgd { momentum, nesterov, .. } => {
-                        kernels::sgd(&ctx, &params, &grads, &state[0], nesterov, momentum != 0.0, opt.uniform(1))?
+                        kernels::sgd(&ctx, &params, &grads, &state[0], nesterov, momentum != 0.0, opt.uniform(1), clip)?
                     }
                     Optimizer::Adam { beta1, beta2, .. } | Optimizer::AdamW { beta1, beta2, .. } => {
                         let decoupled = matches!(opt, Optimizer::AdamW { .. });
@@ -563,10 +573,17 @@ impl GpuGraph {
                             (beta1, beta2),
                             decoupled,
                             opt.uniform(1),
+                            clip,
                         )?
                     }
                 };
-                Some(GpuOptim { opt, dispatch, state, step: 0 })
+                let clip = match max_norm {
+                    Some(_) => Some((kernels::sq_norm(&ctx, &grads, &norm2, false)?, norm2)),
+                    None => None,
+                };
+                let guard_state = ctx.zeros(&[5])?;
+                let guard = kernels::check_finite(&ctx, &losses, &params, &guard_state)?;
+                Some(GpuOptim { opt, dispatch, state, step: 0, clip, guard, guard_state })
             }
         };
 
@@ -659,8 +676,33 @@ impl GpuGraph {
         Ok(())
     }
 
-    fn optimizer(&self) -> Result<&Dispatch> {
-        self.optim.as_ref().map(|o| &o.dispatch).ok_or_else(|| Error::invalid("step", "no optimizer"))
+    /// The update: clipping's norm (when on), the optimizer, the divergence guard.
+    fn update(&self) -> Result<Vec<&Dispatch>> {
+        let o = self.optim.as_ref().ok_or_else(|| Error::invalid("step", "no optimizer"))?;
+        Ok(o.clip.iter().map(|(d, _)| d).chain([&o.dispatch, &o.guard]).collect())
+    }
+
+    /// The first divergence the guard saw, as (step, task index or T for a parameter, value).
+    pub fn divergence(&self) -> Result<Option<(u64, usize, f32)>> {
+        let Some(o) = &self.optim else { return Ok(None) };
+        Ok(Self::guard_of(&self.ctx.read(&o.guard_state)?))
+    }
+
+    fn guard_of(s: &[f32]) -> Option<(u64, usize, f32)> {
+        (s[1] != 0.0).then(|| (s[2] as u64, s[3] as usize, s[4]))
+    }
+
+    /// Every parameter and the guard's verdict, in one readback.
+    pub fn read_params_checked(&self) -> Result<(Vec<Vec<f32>>, Option<(u64, usize, f32)>)> {
+        match &self.optim {
+            None => Ok((self.read_params()?, None)),
+            Some(o) => {
+                let mut v = self.ctx.read_many(&[&self.params, &o.guard_state])?;
+                let guard = v.pop().unwrap_or_default();
+                let flat = v.pop().unwrap_or_default();
+                Ok((self.split(&flat, &self.param_views)?, Self::guard_of(&guard)))
+            }
+        }
     }
 
     /// One training step on the fed batch: forward, backward and the optimizer update in one
@@ -669,7 +711,7 @@ impl GpuGraph {
     pub fn step(&mut self) -> Result<()> {
         self.optim_dispatch()?;
         let mut d = self.gradient_dispatches();
-        d.push(self.optimizer()?);
+        d.extend(self.update()?);
         self.ctx.run(&d)
     }
 
@@ -719,7 +761,7 @@ impl GpuGraph {
         if sl.gp.is_none() {
             d.extend(&tg.trunk_bw);
         }
-        d.push(self.optimizer()?);
+        d.extend(self.update()?);
         self.ctx.run(&d)
     }
 
@@ -738,7 +780,7 @@ impl GpuGraph {
         if sl.gp.is_none() {
             d.extend(&tg.trunk_bw);
         }
-        d.push(self.optimizer()?);
+        d.extend(self.update()?);
         self.ctx.run(&d)
     }
 
@@ -826,7 +868,7 @@ impl GpuGraph {
 
     /// Dispatches in one training step.
     pub fn dispatches_per_step(&self) -> usize {
-        self.gradient_dispatches().len() + usize::from(self.optim.is_some())
+        self.gradient_dispatches().len() + self.update().map_or(0, |u| u.len())
     }
 
     /// Reads the task losses back (one readback).

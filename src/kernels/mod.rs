@@ -15,8 +15,8 @@ pub use activation::Activation;
 pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale};
 pub use loss::{task_loss, LossKind};
 pub use matmul::{matmul, MatmulShape, MatmulSpec, MatmulVariant};
-pub use optim::{adam, sgd};
-pub use reduce::{col_sum, dot, sq_norm, sum};
+pub use optim::{adam, sgd, Clip};
+pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};
 
 /// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).

@@ -53,3 +53,15 @@ pub fn sq_norm(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Res
 pub fn dot(ctx: &Context, x: &Tensor, y: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
     whole("dot", x, Some(y), out, accumulate, ctx)
 }
+
+/// The divergence guard over task `losses` and flat `params`: see guard.wgsl. `state` has 5
+/// values: steps seen, flag, step, task (T for a parameter), value.
+pub fn check_finite(ctx: &Context, losses: &Tensor, params: &Tensor, state: &Tensor) -> Result<Dispatch> {
+    check_len("check_finite", "state", state, 5)?;
+    KernelCall::new(Shader::Guard, "check_finite", &[])
+        .params([losses.len() as u32, params.len() as u32, 0, 0], [0.0; 4])
+        .bind(losses)
+        .bind(params)
+        .bind(state)
+        .build(ctx)
+}

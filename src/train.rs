@@ -161,6 +161,52 @@ pub struct Trainer {
     weighter: Weighter,
     /// Parameters of the model proper (the graph may add weighting parameters after them).
     model_params: usize,
+    state: LoopState,
+    best_params: Option<Vec<Vec<f32>>>,
+}
+
+/// Where the training loop stands: enough to continue a run exactly.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoopState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Batches done in the current epoch.
+    pub pos: usize,
+    /// The current epoch's row order (shuffled in place each epoch).
+    pub order: Vec<usize>,
+    /// The shuffling generator's state.
+    pub rng: u64,
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Best validation loss so far.
+    pub best_val: Option<f64>,
+    /// Its epoch.
+    pub best_epoch: usize,
+    /// Evaluations since it.
+    pub since_best: usize,
+    /// Early stopping triggered.
+    pub stopped: bool,
+}
+
+/// A trainer's complete state (see [`Trainer::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Every parameter (weighting parameters included), in graph order.
+    pub params: Vec<Vec<f32>>,
+    /// Optimizer state tensors, each per parameter.
+    pub optim_state: Vec<Vec<Vec<f32>>>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// The loop.
+    pub state: LoopState,
+    /// The best parameters so far (by validation loss).
+    pub best_params: Option<Vec<Vec<f32>>>,
+    /// The weighting and its host state.
+    pub weighter: Weighter,
+    /// The task weights in force.
+    pub weights: Vec<f32>,
+    /// The weighting's GPU state (FAMO).
+    pub weighting_gpu: Option<Vec<f32>>,
 }
 
 /// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
@@ -265,6 +311,8 @@ impl Trainer {
             weights,
             weighter,
             model_params,
+            state: LoopState::default(),
+            best_params: None,
         })
     }
 
@@ -428,6 +476,19 @@ impl Trainer {
 
     /// Trains on `splits`, calling `on_eval` after each evaluation.
     pub fn fit(&mut self, splits: &Splits, on_eval: &mut dyn FnMut(&EvalRecord)) -> Result<TrainReport> {
+        self.fit_with_checkpoints(splits, on_eval, 0, &mut |_| Ok(()))
+    }
+
+    /// Like [`Trainer::fit`], calling `on_checkpoint` every `every` optimizer steps (0: never)
+    /// with the trainer, whose [`Trainer::snapshot`] then resumes exactly. Continues from the
+    /// loop state a [`Trainer::restore`] put in place.
+    pub fn fit_with_checkpoints(
+        &mut self,
+        splits: &Splits,
+        on_eval: &mut dyn FnMut(&EvalRecord),
+        every: u64,
+        on_checkpoint: &mut dyn FnMut(&Trainer) -> Result<()>,
+    ) -> Result<TrainReport> {
         let s = self.settings.clone();
         let n = splits.train.rows();
         if n == 0 {
@@ -436,28 +497,35 @@ impl Trainer {
         let b = s.batch_size;
         let per_epoch = n.div_ceil(b);
         let total_steps = s.steps.unwrap_or(per_epoch * s.epochs);
-        let mut rng = Rng::new(s.seed ^ 0x5EED);
-        let mut order: Vec<usize> = (0..n).collect();
+        if self.state.order.len() != n {
+            self.state =
+                LoopState { order: (0..n).collect(), rng: Rng::new(s.seed ^ 0x5EED).state(), ..Default::default() };
+        }
         let mut history = Vec::new();
-        let mut best: Option<(f64, usize, Vec<Vec<f32>>)> = None;
-        let mut since_best = 0;
-        let mut step = 0usize;
-        let mut epoch = 0usize;
-        while step < total_steps {
-            if s.shuffle {
-                shuffle(&mut order, &mut rng);
+        while self.state.step < total_steps && !self.state.stopped {
+            if s.shuffle && self.state.pos == 0 {
+                let mut rng = Rng::from_state(self.state.rng);
+                shuffle(&mut self.state.order, &mut rng);
+                self.state.rng = rng.state();
             }
-            for chunk in order.chunks(b) {
-                if step >= total_steps {
+            let order = self.state.order.clone();
+            for (k, chunk) in order.chunks(b).enumerate().skip(self.state.pos) {
+                if self.state.step >= total_steps {
                     break;
                 }
                 let inputs = gather(&splits.train, chunk, b);
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
                 self.train_step()?;
-                step += 1;
+                self.state.step += 1;
+                self.state.pos = k + 1;
+                if every > 0 && self.state.step as u64 % every == 0 {
+                    on_checkpoint(self)?;
+                }
             }
-            epoch += 1;
+            self.state.pos = 0;
+            self.state.epoch += 1;
+            let epoch = self.state.epoch;
             let (train_loss, _) = self.evaluate(&splits.train)?;
             let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
             let first: Vec<usize> = order.iter().copied().take(b).collect();
@@ -480,23 +548,25 @@ impl Trainer {
             history.push(rec);
             if !val_loss.is_empty() {
                 let v: f64 = val_loss.iter().sum();
-                if best.as_ref().is_none_or(|(bv, _, _)| v < *bv) {
-                    best = Some((v, epoch, self.graph.read_params()?));
-                    since_best = 0;
+                if self.state.best_val.is_none_or(|bv| v < bv) {
+                    self.state.best_val = Some(v);
+                    self.state.best_epoch = epoch;
+                    self.best_params = Some(self.graph.read_params()?);
+                    self.state.since_best = 0;
                 } else {
-                    since_best += 1;
-                    if s.patience > 0 && since_best >= s.patience {
-                        break;
+                    self.state.since_best += 1;
+                    if s.patience > 0 && self.state.since_best >= s.patience {
+                        self.state.stopped = true;
                     }
                 }
             }
         }
-        let (best_epoch, params) = match best {
-            Some((_, e, p)) => {
-                self.graph.write_params(&p)?;
-                (e, p)
+        let (best_epoch, params) = match &self.best_params {
+            Some(p) => {
+                self.graph.write_params(p)?;
+                (self.state.best_epoch, p.clone())
             }
-            None => (epoch, self.graph.read_params()?),
+            None => (self.state.epoch, self.graph.read_params()?),
         };
         let mut per_split: Vec<Vec<Metrics>> = Vec::new();
         for d in [&splits.train, &splits.val, &splits.test] {
@@ -507,6 +577,48 @@ impl Trainer {
             .map(|t| [per_split[0][t].clone(), per_split[1][t].clone(), per_split[2][t].clone()])
             .collect();
         Ok(TrainReport { history, best_epoch, metrics, params, steps: self.graph.steps() })
+    }
+
+    /// Everything needed to continue this run exactly: parameters, optimizer state, the loop
+    /// position and RNG, the best parameters so far, the weighting's state. Fails with
+    /// [`Error::Diverged`] rather than capture a diverged state.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let (params, diverged) = self.graph.read_params_checked()?;
+        self.fail_if_diverged(diverged)?;
+        Ok(Snapshot {
+            params,
+            optim_state: self.graph.read_optim_state()?,
+            steps: self.graph.steps(),
+            state: self.state.clone(),
+            best_params: self.best_params.clone(),
+            weighter: self.weighter.clone(),
+            weights: self.weights.clone(),
+            weighting_gpu: self.graph.read_weighting_state()?,
+        })
+    }
+
+    /// Puts a snapshot in place; the next [`Trainer::fit`] continues where it was taken.
+    pub fn restore(&mut self, snap: Snapshot) -> Result<()> {
+        self.graph.write_params(&snap.params)?;
+        self.graph.write_optim_state(&snap.optim_state, snap.steps)?;
+        if let Some(v) = &snap.weighting_gpu {
+            self.graph.write_weighting_state(v)?;
+        }
+        self.set_weights(&snap.weights)?;
+        self.state = snap.state;
+        self.best_params = snap.best_params;
+        self.weighter = snap.weighter;
+        Ok(())
+    }
+
+    /// Where the training loop stands.
+    pub fn loop_state(&self) -> &LoopState {
+        &self.state
+    }
+
+    /// The graph's parameter names and shapes, in order.
+    pub fn param_names(&self) -> Vec<(String, Vec<usize>)> {
+        self.model.graph.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect()
     }
 }
 

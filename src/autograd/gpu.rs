@@ -70,6 +70,8 @@ struct TaskGrads {
     post: Vec<Dispatch>,
     /// None when nothing shared learns (an empty trunk): no per-task slots then.
     slots: Option<Slots>,
+    /// State a weighting keeps on the GPU between steps (FAMO's logits, Adam moments, losses).
+    weighting_state: Option<Tensor>,
     _keep: Vec<Tensor>,
 }
 
@@ -337,6 +339,7 @@ impl GpuGraph {
         // Loss weightings that need this step's losses.
         let mut post = Vec::new();
         let mut keep = Vec::new();
+        let mut weighting_state = None;
         if let Some(sp) = tspec {
             match sp.loss_weighting {
                 GpuLossWeighting::Host => {}
@@ -349,7 +352,7 @@ impl GpuGraph {
                     let state = ctx.zeros(&[4 * tasks + 1])?;
                     post.push(kernels::famo(&ctx, &min_losses, &losses, &weights, &state, lr, weight_decay)?);
                     keep.push(min_losses);
-                    keep.push(state);
+                    weighting_state = Some(state);
                 }
             }
             if post_weighting {
@@ -469,6 +472,7 @@ impl GpuGraph {
                     trunk_bw: Vec::new(),
                     post,
                     slots: None,
+                    weighting_state,
                     _keep: keep,
                 })
             }
@@ -540,6 +544,7 @@ impl GpuGraph {
                         gram,
                         coef,
                     }),
+                    weighting_state,
                     _keep: keep,
                 })
             }
@@ -814,6 +819,22 @@ impl GpuGraph {
     /// The weighting spec this graph was compiled with.
     pub fn task_grad_spec(&self) -> Option<TaskGradSpec> {
         self.tg.as_ref().map(|t| t.spec)
+    }
+
+    /// The GPU-side state of the weighting (FAMO's), if it keeps one.
+    pub fn read_weighting_state(&self) -> Result<Option<Vec<f32>>> {
+        match self.tg.as_ref().and_then(|t| t.weighting_state.as_ref()) {
+            Some(t) => Ok(Some(self.ctx.read(t)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Restores the GPU-side state of the weighting.
+    pub fn write_weighting_state(&self, v: &[f32]) -> Result<()> {
+        match self.tg.as_ref().and_then(|t| t.weighting_state.as_ref()) {
+            Some(t) => self.ctx.write(t, v),
+            None => Err(Error::invalid("weighting state", "this weighting keeps no GPU state")),
+        }
     }
 
     /// Reads the task weights buffer (weightings computed on the GPU write it).

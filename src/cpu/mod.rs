@@ -276,13 +276,21 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 }
 
 /// A small seeded generator (SplitMix64) for reproducible test data and initialisation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rng(u64);
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    /// The generator's whole state (to save and restore it exactly).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+    /// A generator continuing from a saved state.
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
     }
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {

@@ -43,7 +43,7 @@ pub fn gls(losses: &[f64]) -> Vec<f64> {
 
 /// GradNorm (Chen et al., ICML 2018) state: task weights (start 1), the first losses, and an
 /// Adam state for the weights.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GradNormState {
     /// Current weights (Σ = T).
     pub w: Vec<f64>,

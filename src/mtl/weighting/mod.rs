@@ -190,8 +190,9 @@ impl Method {
     }
 }
 
-/// A weighting method with its state across steps.
-#[derive(Clone, Debug)]
+/// A weighting method with its state across steps (serialisable, so a resumed run continues
+/// exactly).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Weighter {
     /// The method.
     pub method: Method,

@@ -4,11 +4,11 @@
 //! scaling, the tasks and the step, so `predict` needs nothing else. Writes are atomic: a
 //! temporary file in the same folder, synced, then renamed over the target.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 
 use crate::error::{Error, Result};
 
@@ -31,21 +31,46 @@ impl Checkpoint {
         self.tensors.insert(name.to_string(), (shape.to_vec(), values));
     }
 
-    /// The file's bytes.
+    /// The file's bytes: the safetensors layout (8-byte little-endian header length, a JSON
+    /// header, then the tensors' data), with keys in sorted order so that the same contents
+    /// always give the same bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(k, (s, v))| (k.clone(), s.clone(), bytemuck::cast_slice::<f32, u8>(v).to_vec()))
-            .collect();
-        let mut views = Vec::new();
-        for (k, s, b) in &bytes {
-            let v = TensorView::new(Dtype::F32, s.clone(), b)
-                .map_err(|e| Error::invalid(format!("tensor {k}"), e.to_string()))?;
-            views.push((k.clone(), v));
+        let mut header = serde_json::Map::new();
+        if !self.metadata.is_empty() {
+            let meta: serde_json::Map<String, serde_json::Value> =
+                self.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+            header.insert("__metadata__".into(), serde_json::Value::Object(meta));
         }
-        let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("checkpoint", e.to_string()))
+        let mut at = 0usize;
+        for (name, (shape, values)) in &self.tensors {
+            let n: usize = shape.iter().product();
+            if n != values.len() {
+                return Err(Error::invalid(
+                    format!("tensor {name}"),
+                    format!("{} values for shape {shape:?}", values.len()),
+                ));
+            }
+            let end = at + 4 * n;
+            header
+                .insert(name.clone(), serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [at, end] }));
+            at = end;
+        }
+        // serde_json's map keeps insertion order only with a feature; sort explicitly.
+        let sorted: BTreeMap<&String, &serde_json::Value> = header.iter().collect();
+        let mut json =
+            serde_json::to_string(&sorted).map_err(|e| Error::invalid("checkpoint header", e.to_string()))?;
+        while json.len() % 8 != 0 {
+            json.push(' ');
+        }
+        let mut out = Vec::with_capacity(8 + json.len() + at);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(json.as_bytes());
+        for (_, values) in self.tensors.values() {
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(out)
     }
 
     /// Writes atomically: a crash at any moment leaves either the old file or the new one.

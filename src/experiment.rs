@@ -101,17 +101,38 @@ pub struct Outcome {
 }
 
 /// Trains the config's model (from `init` when given), optionally with baselines.
+/// How a run starts and what it writes while it goes.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Start from this checkpoint's parameters (transfer; heads of new tasks start fresh).
+    pub init: Option<std::path::PathBuf>,
+    /// Continue the run saved in this checkpoint exactly.
+    pub resume: Option<std::path::PathBuf>,
+    /// Write the whole state here every `every` steps (atomically).
+    pub checkpoint: Option<(std::path::PathBuf, u64)>,
+    /// Also train single-task baselines.
+    pub baselines: bool,
+}
+
+/// Trains the config's model as `opts` say.
 pub fn run(
     ctx: &Arc<Context>,
     cfg: &Config,
     prepared: &Prepared,
-    init: Option<&std::path::Path>,
-    baselines: bool,
+    opts: &RunOptions,
     on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
     on_note: &mut dyn FnMut(&str),
 ) -> Result<(Outcome, Trainer)> {
     let spec = model_spec(cfg, prepared.splits.train.width());
+    let baselines = opts.baselines;
+    if opts.init.is_some() && opts.resume.is_some() {
+        return Err(Error::invalid("--resume", "give --init or --resume, not both"));
+    }
+    let init = opts.init.as_deref();
     let mut tr = match init {
+        None if opts.resume.is_some() => {
+            resume_trainer(ctx, cfg, prepared, opts.resume.as_deref().unwrap_or(std::path::Path::new("")))?
+        }
         None => Trainer::with_weighting(
             ctx.clone(),
             &spec,
@@ -156,7 +177,12 @@ pub fn run(
             tr
         }
     };
-    let report = tr.fit(&prepared.splits, on_eval)?;
+    let report = match &opts.checkpoint {
+        None => tr.fit(&prepared.splits, on_eval)?,
+        Some((path, every)) => tr.fit_with_checkpoints(&prepared.splits, on_eval, *every, &mut |t| {
+            snapshot_checkpoint(cfg, prepared, t)?.save(path)
+        })?,
+    };
     let (baselines, delta) = if baselines {
         let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
         let split = if prepared.splits.test.rows() > 0 { 2 } else { 1 };
@@ -172,25 +198,6 @@ pub fn run(
         (None, None)
     };
     Ok((Outcome { report, baselines, delta, scaling: prepared.scaling.clone(), spec }, tr))
-}
-
-/// The checkpoint of a finished run: the kept parameters, the optimizer state of the last step.
-pub fn outcome_checkpoint(
-    cfg: &Config,
-    prepared: &Prepared,
-    out: &Outcome,
-    tr: &Trainer,
-) -> Result<crate::checkpoint::Checkpoint> {
-    let state = tr.graph().read_optim_state()?;
-    make_checkpoint(
-        cfg,
-        &out.spec,
-        &out.scaling,
-        &prepared.splits.train.feature_names,
-        &tr.model().graph,
-        &out.report.params,
-        Some((&cfg.train.optimizer, &state, tr.graph().steps())),
-    )
 }
 
 /// Names of optimizer state tensors, per state buffer.
@@ -318,7 +325,7 @@ pub fn init_from_checkpoint(
     let used: std::collections::BTreeSet<&String> = names.iter().collect();
     let mut unexpected = Vec::new();
     for name in ck.tensors.keys() {
-        if used.contains(name) || name.starts_with("optim.") || name.starts_with("weighting.") {
+        if used.contains(name) || ["optim.", "weighting.", "best."].iter().any(|p| name.starts_with(p)) {
             continue;
         }
         match name.strip_prefix("heads.").and_then(|r| r.split('.').next()) {
@@ -369,4 +376,106 @@ pub fn init_from_checkpoint(
         notes.push("optimizer state starts fresh".into());
     }
     Ok((params, optim, if same_opt { step } else { 0 }, notes))
+}
+
+/// A checkpoint of a trainer's whole state ([`Trainer::snapshot`]): what `--checkpoint-every`
+/// writes and `--resume` reads. Its parameters are the trainer's current ones (after
+/// training: the kept best), so it also serves `eval`, `predict` and `--init`.
+pub fn snapshot_checkpoint(cfg: &Config, prepared: &Prepared, tr: &Trainer) -> Result<crate::checkpoint::Checkpoint> {
+    let snap = tr.snapshot()?;
+    let graph = &tr.model().graph;
+    let mut ck = make_checkpoint(
+        cfg,
+        &tr.model().spec,
+        tr.scaling(),
+        &prepared.splits.train.feature_names,
+        graph,
+        &snap.params,
+        Some((&cfg.train.optimizer, &snap.optim_state, snap.steps)),
+    )?;
+    let json = |v: &dyn erased::Json| v.to_json();
+    ck.metadata.insert("loop".into(), json(&snap.state)?);
+    ck.metadata.insert("weighter".into(), json(&snap.weighter)?);
+    ck.metadata.insert("weights".into(), json(&snap.weights)?);
+    ck.metadata.insert("coefficients".into(), json(&snap.coefficients)?);
+    if let Some(best) = &snap.best_params {
+        for (p, v) in graph.params.iter().zip(best) {
+            ck.insert(&format!("best.{}", p.name), &p.shape, v.clone());
+        }
+    }
+    if let Some(g) = &snap.weighting_gpu {
+        ck.insert("weighting.state", &[g.len()], g.clone());
+    }
+    Ok(ck)
+}
+
+/// A trainer for the config, restored from a checkpoint written by [`snapshot_checkpoint`]:
+/// training continues exactly where it stopped.
+pub fn resume_trainer(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    path: &std::path::Path,
+) -> Result<Trainer> {
+    let ck = crate::checkpoint::Checkpoint::load(path)?;
+    let info = checkpoint_info(&ck, path)?;
+    let spec = model_spec(cfg, prepared.splits.train.width());
+    if info.spec != spec || info.features != prepared.splits.train.feature_names {
+        return Err(Error::Data {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            message: "it was written for another model or other features than this config's".into(),
+        });
+    }
+    let mut tr = Trainer::with_weighting(
+        ctx.clone(),
+        &spec,
+        &cfg.tasks,
+        cfg.train.clone(),
+        prepared.scaling.clone(),
+        None,
+        cfg.weighter(),
+    )?;
+    let names = tr.param_names();
+    let (n, s): (Vec<String>, Vec<Vec<usize>>) = names.iter().cloned().unzip();
+    let params = ck.take(path, &n, &s)?;
+    let best_names: Vec<String> = n.iter().map(|x| format!("best.{x}")).collect();
+    let best_params =
+        if ck.tensors.contains_key(&best_names[0]) { Some(ck.take(path, &best_names, &s)?) } else { None };
+    let mut optim_state = Vec::new();
+    for st in optim_state_names(&cfg.train.optimizer) {
+        let sn: Vec<String> = n.iter().map(|x| format!("optim.{st}.{x}")).collect();
+        optim_state.push(ck.take(path, &sn, &s)?);
+    }
+    let snap = crate::train::Snapshot {
+        params,
+        optim_state,
+        steps: ck.meta(path, "step")?.parse().map_err(|_| Error::Data {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            message: "metadata \"step\" is not a number".into(),
+        })?,
+        state: meta_json(&ck, path, "loop")?,
+        best_params,
+        weighter: meta_json(&ck, path, "weighter")?,
+        weights: meta_json(&ck, path, "weights")?,
+        coefficients: meta_json(&ck, path, "coefficients")?,
+        weighting_gpu: ck.tensors.get("weighting.state").map(|(_, v)| v.clone()),
+    };
+    if snap.weighter.method != cfg.weighting {
+        return Err(Error::Data {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            message: format!(
+                "written with weighting {}, the config says {}",
+                snap.weighter.method.name(),
+                cfg.weighting.name()
+            ),
+        });
+    }
+    tr.restore(snap)?;
+    Ok(tr)
 }

@@ -157,7 +157,10 @@ pub struct Trainer {
     evaluator: Evaluator,
     settings: TrainSettings,
     scaling: Scaling,
+    /// The loss weights in the GPU's weights buffer.
     weights: Vec<f32>,
+    /// A gradient method's last combination coefficients (reported, never loss weights).
+    coefficients: Option<Vec<f32>>,
     weighter: Weighter,
     /// Parameters of the model proper (the graph may add weighting parameters after them).
     model_params: usize,
@@ -203,8 +206,10 @@ pub struct Snapshot {
     pub best_params: Option<Vec<Vec<f32>>>,
     /// The weighting and its host state.
     pub weighter: Weighter,
-    /// The task weights in force.
+    /// The loss weights in force (the GPU's weights buffer).
     pub weights: Vec<f32>,
+    /// A gradient method's last coefficients (reported only).
+    pub coefficients: Option<Vec<f32>>,
     /// The weighting's GPU state (FAMO).
     pub weighting_gpu: Option<Vec<f32>>,
 }
@@ -309,6 +314,7 @@ impl Trainer {
             settings,
             scaling,
             weights,
+            coefficients: None,
             weighter,
             model_params,
             state: LoopState::default(),
@@ -408,12 +414,12 @@ impl Trainer {
             if self.weighter.method == Method::GradDrop {
                 let seed = self.weighter.next_seed();
                 self.graph.apply_graddrop(seed)?;
-                self.weights = vec![1.0; t];
+                self.coefficients = Some(vec![1.0; t]);
             } else {
                 let lr = f64::from(self.settings.optimizer.lr());
-                let c = self.weighter.coefficients(&gram, &losses, lr);
-                self.weights = c.iter().map(|&v| v as f32).collect();
-                self.graph.apply_coefficients(&self.weights)?;
+                let c: Vec<f32> = self.weighter.coefficients(&gram, &losses, lr).iter().map(|&v| v as f32).collect();
+                self.graph.apply_coefficients(&c)?;
+                self.coefficients = Some(c);
             }
             return Ok(());
         }
@@ -442,8 +448,12 @@ impl Trainer {
         Ok((norms, cos))
     }
 
-    /// The task weights in force: what the GPU computed for uw, gls and famo, else the host's.
+    /// The task weights in force: a gradient method's last coefficients, what the GPU computed
+    /// for uw, gls and famo, else the host's loss weights.
     fn current_weights(&mut self) -> Result<Vec<f32>> {
+        if let Some(c) = &self.coefficients {
+            return Ok(c.clone());
+        }
         match self.weighter.method {
             Method::Uw | Method::Gls | Method::Famo { .. } => {
                 self.weights = self.graph.read_task_weights()?;
@@ -593,6 +603,7 @@ impl Trainer {
             best_params: self.best_params.clone(),
             weighter: self.weighter.clone(),
             weights: self.weights.clone(),
+            coefficients: self.coefficients.clone(),
             weighting_gpu: self.graph.read_weighting_state()?,
         })
     }
@@ -605,6 +616,7 @@ impl Trainer {
             self.graph.write_weighting_state(v)?;
         }
         self.set_weights(&snap.weights)?;
+        self.coefficients = snap.coefficients;
         self.state = snap.state;
         self.best_params = snap.best_params;
         self.weighter = snap.weighter;

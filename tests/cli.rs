@@ -106,3 +106,94 @@ fn init_from_a_checkpoint_resumes_and_bad_inputs_exit_non_zero_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("t.safetensors") && err.contains("truncated or corrupt"), "{err}");
 }
+
+const LONG: &str = r#"
+[data]
+path = "d.csv"
+split = [0.6, 0.2, 0.2]
+[[task]]
+name = "reg"
+target = "y"
+kind = "regression"
+[[task]]
+name = "cls"
+target = "c"
+kind = "multiclass"
+classes = 3
+[model]
+trunk = [16]
+[train]
+lr = 0.01
+batch_size = 7
+epochs = 60
+patience = 0
+[weighting]
+method = "pcgrad"
+"#;
+
+fn wait_for(path: &Path, secs: f64) {
+    let start = std::time::Instant::now();
+    while !path.exists() && start.elapsed().as_secs_f64() < secs {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_valid_checkpoint_and_resume_ends_bit_identical() {
+    let dir = tmpdir("kill");
+    tiny_data(&dir);
+    std::fs::write(dir.join("long.toml"), LONG).unwrap();
+    // The uninterrupted run.
+    let out = hydra(&["train", "--config", "long.toml", "--save", "full.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let full = std::fs::read(dir.join("full.safetensors")).unwrap();
+
+    // Runs killed at several moments: the checkpoint always loads.
+    let ck = dir.join("ck.safetensors");
+    let mut rng = hydra::cpu::Rng::new(5);
+    for attempt in 0..4 {
+        let _ = std::fs::remove_file(&ck);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hydra"))
+            .args(["train", "--config", "long.toml", "--save", "ck.safetensors", "--checkpoint-every", "1", "-q"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(&ck, 30.0);
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(400) as u64));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let c = hydra::checkpoint::Checkpoint::load(&ck).unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert!(c.metadata.contains_key("loop") && c.tensors.contains_key("trunk.0.weight"));
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        for l in leftovers {
+            let _ = std::fs::remove_file(l.path()); // a temporary file a kill may leave; never the target
+        }
+    }
+
+    // Resume the last killed run to the end: the result equals the uninterrupted run, byte for byte.
+    let out = hydra(
+        &["train", "--config", "long.toml", "--resume", "ck.safetensors", "--save", "out.safetensors", "-q"],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let resumed = std::fs::read(dir.join("out.safetensors")).unwrap();
+    assert!(resumed == full, "the resumed run's checkpoint differs from the uninterrupted run's");
+}
+
+#[test]
+fn resume_refuses_a_checkpoint_of_another_model() {
+    let dir = tmpdir("other");
+    tiny_data(&dir);
+    assert!(hydra(&["train", "--config", "c.toml", "--save", "a.safetensors", "-q"], &dir).status.success());
+    std::fs::write(dir.join("wide.toml"), TINY.replace("trunk = [8]", "trunk = [12]")).unwrap();
+    let out = hydra(&["train", "--config", "wide.toml", "--resume", "a.safetensors"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.safetensors") && err.contains("another model"), "{err}");
+}

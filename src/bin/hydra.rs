@@ -47,6 +47,12 @@ enum Command {
         /// Save the trained model here (safetensors, written atomically).
         #[arg(long)]
         save: Option<PathBuf>,
+        /// With --save: also write the whole training state there every N steps.
+        #[arg(long, requires = "save")]
+        checkpoint_every: Option<u64>,
+        /// Continue the run saved in this checkpoint exactly, to the end of the configured run.
+        #[arg(long, conflicts_with = "init")]
+        resume: Option<PathBuf>,
     },
     /// Evaluate a checkpoint on a split of the config's data.
     Eval {
@@ -110,8 +116,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, baselines, metrics_json, log, quiet, init, save } => {
-            train(config, baselines, metrics_json, log, quiet, init, save)
+        Command::Train { config, baselines, metrics_json, log, quiet, init, save, checkpoint_every, resume } => {
+            let opts = experiment::RunOptions {
+                init,
+                resume,
+                checkpoint: match (&save, checkpoint_every) {
+                    (Some(p), Some(n)) if n > 0 => Some((p.clone(), n)),
+                    _ => None,
+                },
+                baselines,
+            };
+            train(config, opts, metrics_json, log, quiet, save)
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
@@ -137,19 +152,20 @@ fn write_file(path: &PathBuf, text: &str) -> hydra::Result<()> {
         .map_err(|source| hydra::Error::Io { path: path.clone(), source })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn train(
     config: Option<PathBuf>,
-    baselines: bool,
+    mut opts: experiment::RunOptions,
     metrics_json: Option<PathBuf>,
     log: Option<PathBuf>,
     quiet: bool,
-    init: Option<PathBuf>,
     save: Option<PathBuf>,
 ) -> hydra::Result<()> {
-    let (cfg, baselines) = match &config {
-        Some(p) => (Config::load(p)?, baselines),
-        None => (Config::parse("<built-in examples/energy.toml>", DEFAULT_CONFIG, PathBuf::from("."))?, true),
+    let cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => {
+            opts.baselines = true;
+            Config::parse("<built-in examples/energy.toml>", DEFAULT_CONFIG, PathBuf::from("."))?
+        }
     };
     // Every input is read and checked before the GPU is touched.
     let prepared = experiment::prepare(&cfg)?;
@@ -206,10 +222,9 @@ fn train(
         }
     };
     let mut on_note = |n: &str| eprintln!("hydra: {n}");
-    let (out, trainer) =
-        experiment::run(&ctx, &cfg, &prepared, init.as_deref(), baselines, &mut on_eval, &mut on_note)?;
+    let (out, trainer) = experiment::run(&ctx, &cfg, &prepared, &opts, &mut on_eval, &mut on_note)?;
     if let Some(p) = &save {
-        experiment::outcome_checkpoint(&cfg, &prepared, &out, &trainer)?.save(p)?;
+        experiment::snapshot_checkpoint(&cfg, &prepared, &trainer)?.save(p)?;
         if !quiet {
             eprintln!("hydra: saved {}", p.display());
         }
@@ -323,7 +338,7 @@ fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::
     for name in &names {
         cfg.weighting = hydra::mtl::weighting::Method::by_name(name)?;
         let start = std::time::Instant::now();
-        let (out, _) = experiment::run(&ctx, &cfg, &prepared, None, false, &mut |_| {}, &mut |_| {})?;
+        let (out, _) = experiment::run(&ctx, &cfg, &prepared, &Default::default(), &mut |_| {}, &mut |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let epochs = out.report.history.len();
         let per: Vec<f64> = cfg

@@ -129,6 +129,9 @@ pub struct TrainSection {
     pub patience: Option<usize>,
     /// Clip the norm of all gradients before each update.
     pub max_grad_norm: Option<f32>,
+    /// Parameters kept fixed: "trunk", task names, or parameter-name prefixes.
+    #[serde(default)]
+    pub freeze: Vec<String>,
 }
 
 /// `[weighting]`.
@@ -401,6 +404,7 @@ impl Config {
             seed: t.seed.unwrap_or(0),
             patience: t.patience.unwrap_or(20),
             max_grad_norm: t.max_grad_norm,
+            freeze: t.freeze.clone(),
         };
         if let Some(m) = t.max_grad_norm {
             if !(m > 0.0 && m.is_finite()) {

@@ -38,6 +38,10 @@ pub struct TrainSettings {
     /// Clip the norm of all gradients to this before each update.
     #[serde(default)]
     pub max_grad_norm: Option<f32>,
+    /// Parameters kept fixed: "trunk", a task's name (its head), or any parameter-name prefix
+    /// such as "heads.cooling" or "trunk.0". No update, no optimizer state.
+    #[serde(default)]
+    pub freeze: Vec<String>,
 }
 
 impl Default for TrainSettings {
@@ -51,6 +55,7 @@ impl Default for TrainSettings {
             seed: 0,
             patience: 20,
             max_grad_norm: None,
+            freeze: Vec::new(),
         }
     }
 }
@@ -214,6 +219,29 @@ pub struct Snapshot {
     pub weighting_gpu: Option<Vec<f32>>,
 }
 
+/// Which parameters `freeze` names: "trunk", a task's name (its head), or a parameter-name
+/// prefix ("heads.cooling", "trunk.0"). A name that matches nothing is an error.
+pub fn frozen_params(graph: &crate::autograd::Graph, tasks: &[TaskDef], freeze: &[String]) -> Result<Vec<bool>> {
+    let mut frozen = vec![false; graph.params.len()];
+    for f in freeze {
+        let prefix = if tasks.iter().any(|t| &t.name == f) { format!("heads.{f}.") } else { format!("{f}.") };
+        let mut hit = false;
+        for (i, p) in graph.params.iter().enumerate() {
+            if p.name.starts_with(&prefix) || &p.name == f {
+                frozen[i] = true;
+                hit = true;
+            }
+        }
+        if !hit {
+            return Err(Error::invalid(
+                "train.freeze",
+                format!("{f:?} names no parameter (use trunk, a task name, or a parameter prefix)"),
+            ));
+        }
+    }
+    Ok(frozen)
+}
+
 /// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
 /// every label masked out. Returns x, then per task labels and mask.
 pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
@@ -301,7 +329,10 @@ impl Trainer {
             loss_weighting,
             max_grad_norm: settings.max_grad_norm,
         };
-        let graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
+        let mut graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
+        if !settings.freeze.is_empty() {
+            graph.freeze(&frozen_params(&model.graph, tasks, &settings.freeze)?)?;
+        }
         let weights: Vec<f32> = weighter.initial_weights().iter().map(|&w| w as f32).collect();
         graph.set_task_weights(&weights)?;
         let evaluator = Evaluator::new(ctx.clone(), spec, tasks, scaling.clone());

@@ -99,11 +99,14 @@ struct Slots {
 
 struct GpuOptim {
     opt: Optimizer,
-    dispatch: Dispatch,
+    /// One update per contiguous run of trainable parameters (one when nothing is frozen).
+    dispatches: Vec<Dispatch>,
     state: Vec<Tensor>,
+    max_norm: Option<f32>,
+    norm2: Tensor,
     step: u64,
     /// Squared gradient norm for clipping (computed before the update).
-    clip: Option<(Dispatch, Tensor)>,
+    clip: Option<Dispatch>,
     /// The divergence guard, after the update, and its 5-value state.
     guard: Dispatch,
     guard_state: Tensor,
@@ -132,6 +135,57 @@ pub struct GpuGraph {
 
 fn node_len(g: &Graph, id: NodeId) -> usize {
     g.shape(id).iter().product()
+}
+
+/// The optimizer's dispatches over `ranges` (start, length) of the flat buffers.
+#[allow(clippy::too_many_arguments)]
+fn optimizer_dispatches(
+    ctx: &Context,
+    opt: Optimizer,
+    params: &Tensor,
+    grads: &Tensor,
+    state: &[Tensor],
+    ranges: &[(usize, usize)],
+    max_norm: Option<f32>,
+    norm2: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let clip = max_norm.map(|m| kernels::Clip { norm2, max_norm: m });
+    let mut out = Vec::new();
+    for &(start, len) in ranges {
+        if len == 0 {
+            continue;
+        }
+        let v = |t: &Tensor| t.view(start, &[len]);
+        let mut d = match opt {
+            Optimizer::Sgd { momentum, nesterov, .. } => kernels::sgd(
+                ctx,
+                &v(params)?,
+                &v(grads)?,
+                &v(&state[0])?,
+                nesterov,
+                momentum != 0.0,
+                opt.uniform(1),
+                clip,
+            )?,
+            Optimizer::Adam { beta1, beta2, .. } | Optimizer::AdamW { beta1, beta2, .. } => {
+                let decoupled = matches!(opt, Optimizer::AdamW { .. });
+                kernels::adam(
+                    ctx,
+                    &v(params)?,
+                    &v(grads)?,
+                    &v(&state[0])?,
+                    &v(&state[1])?,
+                    (beta1, beta2),
+                    decoupled,
+                    opt.uniform(1),
+                    clip,
+                )?
+            }
+        };
+        d.elements = len as u32;
+        out.push(d);
+    }
+    Ok(out)
 }
 
 impl GpuGraph {
@@ -562,33 +616,15 @@ impl GpuGraph {
                 }
                 let max_norm = tspec.and_then(|t| t.max_grad_norm).filter(|m| *m > 0.0);
                 let norm2 = ctx.zeros(&[1])?;
-                let clip = max_norm.map(|m| kernels::Clip { norm2: &norm2, max_norm: m });
-                let dispatch = match opt {
-                    Optimizer::Sgd { momentum, nesterov, .. } => {
-                        kernels::sgd(&ctx, &params, &grads, &state[0], nesterov, momentum != 0.0, opt.uniform(1), clip)?
-                    }
-                    Optimizer::Adam { beta1, beta2, .. } | Optimizer::AdamW { beta1, beta2, .. } => {
-                        let decoupled = matches!(opt, Optimizer::AdamW { .. });
-                        kernels::adam(
-                            &ctx,
-                            &params,
-                            &grads,
-                            &state[0],
-                            &state[1],
-                            (beta1, beta2),
-                            decoupled,
-                            opt.uniform(1),
-                            clip,
-                        )?
-                    }
-                };
+                let dispatches =
+                    optimizer_dispatches(&ctx, opt, &params, &grads, &state, &[(0, total)], max_norm, &norm2)?;
                 let clip = match max_norm {
-                    Some(_) => Some((kernels::sq_norm(&ctx, &grads, &norm2, false)?, norm2)),
+                    Some(_) => Some(kernels::sq_norm(&ctx, &grads, &norm2, false)?),
                     None => None,
                 };
                 let guard_state = ctx.zeros(&[5])?;
                 let guard = kernels::check_finite(&ctx, &losses, &params, &guard_state)?;
-                Some(GpuOptim { opt, dispatch, state, step: 0, clip, guard, guard_state })
+                Some(GpuOptim { opt, dispatches, state, max_norm, norm2, step: 0, clip, guard, guard_state })
             }
         };
 
@@ -677,14 +713,19 @@ impl GpuGraph {
             return Err(Error::invalid("step", "the graph was compiled without an optimizer"));
         };
         opt.step += 1;
-        opt.dispatch.set_params(&self.ctx, [n, 0, 0, 0], opt.opt.uniform(opt.step));
+        let f = opt.opt.uniform(opt.step);
+        for d in &opt.dispatches {
+            let len = d.elements;
+            d.set_params(&self.ctx, [len, 0, 0, 0], f);
+        }
+        let _ = n;
         Ok(())
     }
 
     /// The update: clipping's norm (when on), the optimizer, the divergence guard.
     fn update(&self) -> Result<Vec<&Dispatch>> {
         let o = self.optim.as_ref().ok_or_else(|| Error::invalid("step", "no optimizer"))?;
-        Ok(o.clip.iter().map(|(d, _)| d).chain([&o.dispatch, &o.guard]).collect())
+        Ok(o.clip.iter().chain(&o.dispatches).chain(std::iter::once(&o.guard)).collect())
     }
 
     /// The first divergence the guard saw, as (step, task index or T for a parameter, value).
@@ -879,6 +920,39 @@ impl GpuGraph {
             self.ctx.write(buf, &flat)?;
         }
         o.step = steps;
+        Ok(())
+    }
+
+    /// Freezes parameters (by index, in [`Graph::params`] order): from now on they get no
+    /// update and their optimizer state stays zero. The update becomes one dispatch per
+    /// contiguous run of trainable parameters.
+    pub fn freeze(&mut self, frozen: &[bool]) -> Result<()> {
+        if frozen.len() != self.param_views.len() {
+            return Err(Error::shape(
+                "freeze",
+                format!("{} flags for {} parameters", frozen.len(), self.param_views.len()),
+            ));
+        }
+        let base = self.param_views.first().map_or(0, Tensor::offset_bytes);
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut open: Option<(usize, usize)> = None;
+        for (i, t) in self.param_views.iter().enumerate() {
+            let start = ((t.offset_bytes() - base) / 4) as usize;
+            let end = start + t.len();
+            if frozen[i] {
+                ranges.extend(open.take());
+            } else {
+                open = Some(match open {
+                    Some((s, _)) => (s, end),
+                    None => (start, end),
+                });
+            }
+        }
+        ranges.extend(open);
+        let ranges: Vec<(usize, usize)> = ranges.into_iter().map(|(s, e)| (s, e - s)).collect();
+        let o = self.optim.as_mut().ok_or_else(|| Error::invalid("freeze", "the graph has no optimizer"))?;
+        o.dispatches =
+            optimizer_dispatches(&self.ctx, o.opt, &self.params, &self.grads, &o.state, &ranges, o.max_norm, &o.norm2)?;
         Ok(())
     }
 

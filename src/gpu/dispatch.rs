@@ -28,6 +28,8 @@ pub struct Dispatch {
     pub(crate) groups: [u32; 3],
     /// Label (the entry point), for profiles and errors.
     pub label: &'static str,
+    /// The element count it was built for (what per-step parameter rewrites keep).
+    pub(crate) elements: u32,
     // Keeps the uniform block and the bound buffers alive as long as the dispatch.
     _uniform: GpuBuffer,
     _bound: Vec<Arc<GpuBuffer>>,
@@ -124,6 +126,7 @@ impl<'a> KernelCall<'a> {
             bind_group,
             groups,
             label,
+            elements: 0,
             _uniform: uniform,
             _bound: bindings.iter().map(|(_, t)| t.buffer().clone()).collect(),
         })

@@ -209,7 +209,7 @@ pub struct ConfigFile {
 /// A validated config.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Config {
-    /// The file (for messages), or "<built-in NAME>".
+    /// The file (for messages), or `<built-in NAME>`.
     pub file: String,
     /// The folder relative paths are resolved against.
     pub base: PathBuf,

@@ -90,7 +90,7 @@ pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
 pub struct Outcome {
     /// The training report.
     pub report: TrainReport,
-    /// Per task, single-task baseline metrics on [train, val, test], when asked for.
+    /// Per task, single-task baseline metrics on `[train, val, test]`, when asked for.
     pub baselines: Option<Vec<[Metrics; 3]>>,
     /// Per task Δ% on the test split, and Δm%, when baselines ran.
     pub delta: Option<(Vec<f64>, f64)>,

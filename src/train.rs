@@ -145,7 +145,7 @@ pub struct TrainReport {
     pub history: Vec<EvalRecord>,
     /// The epoch whose parameters were kept.
     pub best_epoch: usize,
-    /// Per task, metrics on each split: [train, val, test] (empty maps for empty splits).
+    /// Per task, metrics on each split: `[train, val, test]` (empty maps for empty splits).
     pub metrics: Vec<[Metrics; 3]>,
     /// The kept parameters, in graph order.
     pub params: Vec<Vec<f32>>,
@@ -686,7 +686,7 @@ impl Evaluator {
         &self.scaling
     }
 
-    /// Per task, the raw outputs [rows, outputs] for every row of `d` (already scaled).
+    /// Per task, the raw outputs `[rows, outputs]` for every row of `d` (already scaled).
     pub fn outputs(&mut self, params: &[Vec<f32>], d: &Dataset) -> Result<Vec<Vec<f32>>> {
         let n = d.rows();
         let mut outs: Vec<Vec<f32>> = self.tasks.iter().map(|t| Vec::with_capacity(n * t.loss.outputs())).collect();
@@ -788,7 +788,7 @@ impl Evaluator {
 }
 
 /// Trains one single-task model per task (same architecture and settings, one head) and
-/// returns each task's metrics on [train, val, test].
+/// returns each task's metrics on `[train, val, test]`.
 pub fn single_task_baselines(
     ctx: &Arc<Context>,
     spec: &ModelSpec,

@@ -77,11 +77,11 @@ struct TaskGrads {
 
 /// The per-task gradient slots and the dispatches that work on them.
 struct Slots {
-    /// Per-task gradients at z, [T, stride_z].
+    /// Per-task gradients at z, `[T, stride_z]`.
     gz: Tensor,
     len_z: usize,
     stride_z: usize,
-    /// Per-task gradients of the shared parameters, [T, stride_p] (params target).
+    /// Per-task gradients of the shared parameters, `[T, stride_p]` (params target).
     gp: Option<Tensor>,
     len_p: usize,
     stride_p: usize,
@@ -787,7 +787,7 @@ impl GpuGraph {
         self.ctx.run(&d)
     }
 
-    /// The Gram matrix [T×T] and the task losses, in one readback.
+    /// The Gram matrix `[T×T]` and the task losses, in one readback.
     pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
         let (_, sl) = self.task_grads()?;
         let mut v = self.ctx.read_many(&[&sl.gram, &self.losses])?;

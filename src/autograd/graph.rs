@@ -17,7 +17,7 @@ pub enum Op {
     Input,
     /// A learnable tensor: index into [`Graph::params`].
     Param(usize),
-    /// `y = act(x·wᵀ + b)`, x [B, in], w [out, in] (nn.Linear's layout), b [out].
+    /// `y = act(x·wᵀ + b)`, x `[B, in]`, w `[out, in]` (nn.Linear's layout), b `[out]`.
     Linear {
         /// Input.
         x: NodeId,
@@ -42,14 +42,14 @@ pub enum Op {
         /// Right.
         b: NodeId,
     },
-    /// Task `task`'s mean loss over rows with a label ([1]); its gradient seeds the backward
+    /// Task `task`'s mean loss over rows with a label (`[1]`); its gradient seeds the backward
     /// pass, scaled by the task's weight.
     Loss {
-        /// Logits [B, outputs].
+        /// Logits `[B, outputs]`.
         logits: NodeId,
-        /// Labels [B].
+        /// Labels `[B]`.
         labels: NodeId,
-        /// Label mask [B] (0: missing).
+        /// Label mask `[B]` (0: missing).
         mask: NodeId,
         /// Loss kind.
         kind: LossKind,
@@ -72,7 +72,7 @@ pub struct Node {
 /// How a parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
-    /// Uniform in [−bound, bound].
+    /// Uniform in `[−bound, bound]`.
     Uniform(f32),
     /// Every value the same.
     Constant(f32),

@@ -84,7 +84,7 @@ enum Command {
     /// Train the config once per weighting method (and the single-task baselines once) and
     /// print a Markdown table: per-task test metrics, Δm%, seconds per epoch.
     Compare {
-        /// The TOML config (its [weighting] section is replaced by each method in turn).
+        /// The TOML config (its `[weighting]` section is replaced by each method in turn).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Methods to compare (default: all).

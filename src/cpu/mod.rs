@@ -249,7 +249,7 @@ pub fn add<T: Real>(x: &[T], y: &[T], z: &mut [T]) {
     }
 }
 
-/// `out[c] (+)= Σ_r x[r, c]` for x of shape [rows, cols].
+/// `out[c] (+)= Σ_r x[r, c]` for x of shape `[rows, cols]`.
 pub fn col_sum<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool) {
     for c in 0..cols {
         let mut s = zero::<T>();

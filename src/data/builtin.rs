@@ -43,7 +43,7 @@ fn table(file: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Table {
 }
 
 /// MultiDigits: the digit images are split first; within each split image i is paired with
-/// image perm[i] (`pairs_per_image` seeded permutations), the input is the 8×16 image (left
+/// image perm`[i]` (`pairs_per_image` seeded permutations), the input is the 8×16 image (left
 /// row r, then right row r), and the tasks are `left` and `right` (10 classes each).
 pub fn multidigits(split: [f64; 3], seed: u64, pairs_per_image: usize) -> Result<[Table; 3]> {
     let digits = Table::parse("<built-in digits.csv>", DIGITS)?;

@@ -9,7 +9,7 @@ use crate::mtl::task::{TaskDef, TaskKind};
 pub struct Dataset {
     /// Feature names, in column order.
     pub feature_names: Vec<String>,
-    /// Row-major features [rows, features].
+    /// Row-major features `[rows, features]`.
     pub features: Vec<f32>,
     /// Per task, one label per row (0 where missing).
     pub labels: Vec<Vec<f32>>,

@@ -165,7 +165,8 @@ impl Context {
         Self::from_adapter(adapter)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Context>> {
+    /// A context on an adapter you chose yourself (the one place Hydra's API takes a wgpu type).
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Context>> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let mut features = wgpu::Features::empty();

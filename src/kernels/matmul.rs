@@ -49,9 +49,9 @@ impl MatmulVariant {
 /// What a matmul computes: `C (+)= act(op(A)·op(B) + bias)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MatmulSpec {
-    /// A is stored [K, M] and used transposed.
+    /// A is stored `[K, M]` and used transposed.
     pub trans_a: bool,
-    /// B is stored [N, K] and used transposed (nn.Linear's weight layout).
+    /// B is stored `[N, K]` and used transposed (nn.Linear's weight layout).
     pub trans_b: bool,
     /// Activation applied last.
     pub act: Activation,

@@ -14,7 +14,7 @@ pub struct Clip<'a> {
     pub max_norm: f32,
 }
 
-/// One SGD dispatch over flat buffers; `f` is the uniform block [lr, momentum, wd, 0].
+/// One SGD dispatch over flat buffers; `f` is the uniform block `[lr, momentum, wd, 0]`.
 #[allow(clippy::too_many_arguments)]
 pub fn sgd(
     ctx: &Context,
@@ -43,7 +43,7 @@ pub fn sgd(
     k.groups(g[0], g[1], g[2]).build(ctx)
 }
 
-/// One Adam/AdamW dispatch over flat buffers; `f` is [lr/bc1, 1/√bc2, wd or lr·wd, eps].
+/// One Adam/AdamW dispatch over flat buffers; `f` is `[lr/bc1, 1/√bc2, wd or lr·wd, eps]`.
 #[allow(clippy::too_many_arguments)]
 pub fn adam(
     ctx: &Context,

@@ -8,7 +8,7 @@ fn acc(accumulate: bool) -> [(&'static str, f64); 1] {
     [("ACCUMULATE", f64::from(u8::from(accumulate)))]
 }
 
-/// `out[c] (+)= Σ_r x[r, c]` for x of shape [R, C] (bias gradients).
+/// `out[c] (+)= Σ_r x[r, c]` for x of shape `[R, C]` (bias gradients).
 pub fn col_sum(ctx: &Context, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let (r, c) = x.dims2();
     check_len("col_sum", "out", out, c)?;

@@ -11,7 +11,7 @@ fn rows_check(op: &'static str, g: &Tensor, t: usize, p: usize, stride: usize) -
     Ok(())
 }
 
-/// `m = G·Gᵀ` for the T rows of G (length p, stride `stride`): the Gram matrix [T, T].
+/// `m = G·Gᵀ` for the T rows of G (length p, stride `stride`): the Gram matrix `[T, T]`.
 pub fn gram(ctx: &Context, g: &Tensor, t: usize, p: usize, stride: usize, m: &Tensor) -> Result<Dispatch> {
     rows_check("gram", g, t, p, stride)?;
     check_len("gram", "m", m, t * t)?;
@@ -126,7 +126,7 @@ pub fn gls_weights(ctx: &Context, losses: &Tensor, w: &Tensor) -> Result<Dispatc
         .build(ctx)
 }
 
-/// One FAMO step: updates `state` ([xi, m, v, prev] of T each, then the step) and writes `w`.
+/// One FAMO step: updates `state` (`[xi, m, v, prev]` of T each, then the step) and writes `w`.
 pub fn famo(
     ctx: &Context,
     min_losses: &Tensor,

@@ -63,7 +63,7 @@ pub fn binary(logit: &[f64], y: &[f64]) -> Metrics {
     m
 }
 
-/// Multiclass: accuracy (argmax), cross_entropy; `logits` row-major [rows, classes].
+/// Multiclass: accuracy (argmax), cross_entropy; `logits` row-major `[rows, classes]`.
 pub fn multiclass(logits: &[f64], classes: usize, y: &[f64]) -> Metrics {
     let n = y.len();
     let (mut correct, mut ce) = (0usize, 0.0);
@@ -83,7 +83,7 @@ pub fn multiclass(logits: &[f64], classes: usize, y: &[f64]) -> Metrics {
     m
 }
 
-/// Metrics of one task from its outputs [rows, outputs], labels and mask. Regression outputs
+/// Metrics of one task from its outputs `[rows, outputs]`, labels and mask. Regression outputs
 /// and labels are in original units here.
 pub fn task_metrics(kind: TaskKind, outputs: &[f32], width: usize, labels: &[f32], mask: &[f32]) -> Metrics {
     let rows: Vec<usize> = (0..labels.len()).filter(|&r| mask[r] != 0.0).collect();

@@ -9,13 +9,13 @@ use crate::autograd::{Graph, Init, NodeId};
 use crate::error::Result;
 use crate::kernels::Activation;
 
-/// A fully connected layer: weight [out, in] and bias [out], exactly as PyTorch's nn.Linear,
+/// A fully connected layer: weight `[out, in]` and bias `[out]`, exactly as PyTorch's nn.Linear,
 /// initialised as PyTorch does: U(−1/√in, 1/√in) for both (kaiming_uniform with a = √5).
 #[derive(Clone, Copy, Debug)]
 pub struct Linear {
-    /// Weight node, [out, in].
+    /// Weight node, `[out, in]`.
     pub weight: NodeId,
-    /// Bias node, [out].
+    /// Bias node, `[out]`.
     pub bias: NodeId,
     /// Input features.
     pub inputs: usize,

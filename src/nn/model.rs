@@ -71,11 +71,11 @@ pub struct MultiTaskModel {
     pub graph: Graph,
     /// Batch size the graph was built for.
     pub batch: usize,
-    /// The features input [B, inputs].
+    /// The features input `[B, inputs]`.
     pub x: NodeId,
-    /// The shared representation [B, representation].
+    /// The shared representation `[B, representation]`.
     pub z: NodeId,
-    /// Per task: logits [B, outputs].
+    /// Per task: logits `[B, outputs]`.
     pub logits: Vec<NodeId>,
     /// Per task: the loss node.
     pub losses: Vec<NodeId>,

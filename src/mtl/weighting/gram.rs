@@ -6,7 +6,7 @@
 pub struct Gram {
     /// Number of tasks.
     pub t: usize,
-    /// Entries, M[i][j] = <g_i, g_j>.
+    /// Entries, M`[i]``[j]` = <g_i, g_j>.
     pub m: Vec<f64>,
 }
 
@@ -27,7 +27,7 @@ impl Gram {
         }
         Gram { t, m }
     }
-    /// M[i][j].
+    /// M`[i]``[j]`.
     pub fn at(&self, i: usize, j: usize) -> f64 {
         self.m[i * self.t + j]
     }
@@ -35,7 +35,7 @@ impl Gram {
     pub fn norm(&self, i: usize) -> f64 {
         self.at(i, i).max(0.0).sqrt()
     }
-    /// (M·v)[i].
+    /// (M·v)`[i]`.
     pub fn mul(&self, v: &[f64]) -> Vec<f64> {
         (0..self.t).map(|i| (0..self.t).map(|j| self.at(i, j) * v[j]).sum()).collect()
     }

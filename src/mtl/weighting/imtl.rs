@@ -1,6 +1,6 @@
 //! IMTL-G (Liu et al., ICLR 2021): d = Σ α_t g_t with Σ α_t = 1 whose projections on every
 //! unit gradient u_t are equal. Closed form in the Gram matrix:
-//! α_{2:T} = g_1 Uᵀ (D Uᵀ)⁻¹ with D = [g_1 − g_t], U = [u_1 − u_t], α_1 = 1 − Σ α_{2:T}.
+//! α_{2:T} = g_1 Uᵀ (D Uᵀ)⁻¹ with D = `[g_1 − g_t]`, U = `[u_1 − u_t]`, α_1 = 1 − Σ α_{2:T}.
 
 use super::gram::Gram;
 use super::linalg::solve;

@@ -21,7 +21,7 @@ pub enum MgdaNorm {
     LossPlus,
 }
 
-/// min over γ ∈ [0, 1] of ‖γ a + (1−γ) b‖² given a·a, a·b, b·b: (γ, value).
+/// min over γ ∈ `[0, 1]` of ‖γ a + (1−γ) b‖² given a·a, a·b, b·b: (γ, value).
 pub fn line_search(aa: f64, ab: f64, bb: f64) -> (f64, f64) {
     if ab >= aa {
         return (1.0, aa);

@@ -5,7 +5,7 @@
 use super::gram::Gram;
 use crate::cpu::Rng;
 
-/// Coefficients c with d = Σ_t c_t g_t, and the rows C (C[i] = g_i^PC in the basis of g).
+/// Coefficients c with d = Σ_t c_t g_t, and the rows C (C`[i]` = g_i^PC in the basis of g).
 pub fn pcgrad(m: &Gram, rng: &mut Rng) -> (Vec<f64>, Vec<Vec<f64>>) {
     let t = m.t;
     let mut rows = Vec::with_capacity(t);

@@ -64,6 +64,7 @@ pub mod kernels;
 pub mod mtl;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod shaders;
 mod tensor;
 pub mod train;

@@ -61,6 +61,8 @@ fn train_save_eval_and_predict_agree() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
     let rmse = metrics["tasks"]["reg"]["test"]["rmse"].as_f64().unwrap();
+    let svg = std::fs::read_to_string(dir.join("p.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("reg") && svg.contains("cls"), "the plot names the tasks");
     assert!(metrics["tasks"]["bin"]["test"]["auc"].is_number());
     assert!(metrics["tasks"]["cls"]["test"]["cross_entropy"].is_number());
 

@@ -38,6 +38,9 @@ enum Command {
         /// Write one JSON line per evaluation.
         #[arg(long)]
         log: Option<PathBuf>,
+        /// Draw per-task training/validation curves and task weights as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
         /// Print nothing but the final table.
         #[arg(long, short)]
         quiet: bool,
@@ -116,7 +119,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, baselines, metrics_json, log, quiet, init, save, checkpoint_every, resume } => {
+        Command::Train { config, baselines, metrics_json, log, plot, quiet, init, save, checkpoint_every, resume } => {
             let opts = experiment::RunOptions {
                 init,
                 resume,
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
                 },
                 baselines,
             };
-            train(config, opts, metrics_json, log, quiet, save)
+            train(config, opts, metrics_json, log, plot, quiet, save)
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
@@ -157,6 +160,7 @@ fn train(
     mut opts: experiment::RunOptions,
     metrics_json: Option<PathBuf>,
     log: Option<PathBuf>,
+    plot: Option<PathBuf>,
     quiet: bool,
     save: Option<PathBuf>,
 ) -> hydra::Result<()> {
@@ -188,7 +192,21 @@ fn train(
     };
     let start = std::time::Instant::now();
     let mut log_err = None;
+    let per_epoch = prepared.splits.train.rows().div_ceil(cfg.train.batch_size.max(1));
+    let total = cfg.train.steps.unwrap_or(per_epoch * cfg.train.epochs) as u64;
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut history: Vec<hydra::train::EvalRecord> = Vec::new();
     let mut on_eval = |r: &hydra::train::EvalRecord| {
+        if plot.is_some() {
+            history.push(r.clone());
+        }
+        bar.set_position(r.step);
+        let losses: Vec<String> = names.iter().zip(&r.train_loss).map(|(n, l)| format!("{n} {l:.4}")).collect();
+        bar.set_message(format!("epoch {} | train loss {}", r.epoch, losses.join(", ")));
         if let Some(f) = log_file.as_mut() {
             let by_task = |v: Vec<serde_json::Value>| -> serde_json::Map<String, serde_json::Value> {
                 names.iter().cloned().zip(v).collect()
@@ -212,17 +230,21 @@ fn train(
         }
         if !quiet && (r.epoch % 10 == 0 || r.epoch == 1) {
             let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
-            eprintln!(
+            bar.println(format!(
                 "epoch {:>4} step {:>6}  train loss [{}]  val loss [{}]",
                 r.epoch,
                 r.step,
                 fmt(&r.train_loss),
                 fmt(&r.val_loss)
-            );
+            ));
         }
     };
     let mut on_note = |n: &str| eprintln!("hydra: {n}");
     let (out, trainer) = experiment::run(&ctx, &cfg, &prepared, &opts, &mut on_eval, &mut on_note)?;
+    bar.finish_and_clear();
+    if let Some(p) = &plot {
+        hydra::plot::write_svg(p, &names, &history)?;
+    }
     if let Some(p) = &save {
         experiment::snapshot_checkpoint(&cfg, &prepared, &trainer)?.save(p)?;
         if !quiet {

@@ -55,8 +55,9 @@ fn tiny_data(dir: &Path) {
 fn train_save_eval_and_predict_agree() {
     let dir = tmpdir("roundtrip");
     tiny_data(&dir);
-    let out =
-        hydra(&["train", "--config", "c.toml", "--save", "m.safetensors", "--metrics-json", "m.json", "-q"], &dir);
+    let args =
+        ["train", "--config", "c.toml", "--save", "m.safetensors", "--metrics-json", "m.json", "--plot", "p.svg", "-q"];
+    let out = hydra(&args, &dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();

@@ -956,6 +956,16 @@ impl GpuGraph {
         Ok(())
     }
 
+    /// The GPU time of every dispatch of a training step (label, ms), without updating
+    /// anything: forward, backward, and the update's dispatches timed on copies is not
+    /// possible, so the update is timed too and its step count is not advanced. None
+    /// without timestamp queries.
+    pub fn profile_step(&self) -> Result<Option<Vec<(&'static str, f64)>>> {
+        let mut d = self.gradient_dispatches();
+        d.extend(self.update()?);
+        Ok(self.ctx.profile(&d)?.map(|t| d.iter().zip(t).map(|(x, ms)| (x.label, ms)).collect()))
+    }
+
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
         self.optim.as_ref().map_or(0, |o| o.step)

@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod context;
 pub mod dispatch;
 pub mod pipeline;
+pub mod timer;
 
 pub use buffer::{BufferKind, BufferPool, GpuBuffer};
 pub use context::{AdapterSummary, Context, Counters, DeviceKind};

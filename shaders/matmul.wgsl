@@ -16,12 +16,20 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// The same A and B seen four floats at a time, used when rows are 16-byte aligned
+// (VEC_A: K % 4 == 0 for A [M, K], or M % 4 == 0 for a transposed A [K, M]; VEC_B: N % 4 == 0
+// for B [K, N], or K % 4 == 0 for a transposed B [N, K]). Otherwise a dummy is bound and
+// never read.
+@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override ACT: u32 = 0u;
+override VEC_A: bool = false;
+override VEC_B: bool = false;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
@@ -42,6 +50,7 @@ fn a_row4(m: u32, k: u32) -> vec4<f32> {
         return vec4<f32>(a[k * s + m], a[(k + 1u) * s + m], a[(k + 2u) * s + m], a[(k + 3u) * s + m]);
     }
     let i = m * p.u.z + k;
+    if VEC_A && !TRANS_A { return a4[i >> 2u]; }
     return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]);
 }
 
@@ -52,7 +61,13 @@ fn b_row4(k: u32, n: u32) -> vec4<f32> {
         return vec4<f32>(b[n * s + k], b[(n + 1u) * s + k], b[(n + 2u) * s + k], b[(n + 3u) * s + k]);
     }
     let i = k * p.u.y + n;
+    if VEC_B { return b4[i >> 2u]; }
     return vec4<f32>(b[i], b[i + 1u], b[i + 2u], b[i + 3u]);
+}
+
+// Four consecutive k of column n of op(B) when B is transposed and vectorised: B[n, k..k+4].
+fn bt_col4(k: u32, n: u32) -> vec4<f32> {
+    return b4[(n * p.u.z + k) >> 2u];
 }
 
 fn store(m: u32, n: u32, v: f32) {
@@ -89,7 +104,35 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let full_n = n0 + 4u <= N;
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     var k = 0u;
-    if full_n {
+    let full_m = m0 + 4u <= M;
+    if full_m && full_n && TRANS_A && VEC_A && !TRANS_B {
+        // A stored [K, M]: A[k, m0..m0+4] is four rows of op(A) at one k.
+        for (; k + 4u <= K; k += 4u) {
+            let a0 = a4[(k * M + m0) >> 2u];
+            let a1 = a4[((k + 1u) * M + m0) >> 2u];
+            let a2 = a4[((k + 2u) * M + m0) >> 2u];
+            let a3 = a4[((k + 3u) * M + m0) >> 2u];
+            let b0 = b_row4(k, n0);
+            let b1 = b_row4(k + 1u, n0);
+            let b2 = b_row4(k + 2u, n0);
+            let b3 = b_row4(k + 3u, n0);
+            for (var i = 0u; i < 4u; i++) {
+                acc[i] += a0[i] * b0 + a1[i] * b1 + a2[i] * b2 + a3[i] * b3;
+            }
+        }
+    } else if full_n && TRANS_B && VEC_B {
+        // B stored [N, K]: load four columns of op(B) along k and take dot products.
+        for (; k + 4u <= K; k += 4u) {
+            let c0 = bt_col4(k, n0);
+            let c1 = bt_col4(k, n0 + 1u);
+            let c2 = bt_col4(k, n0 + 2u);
+            let c3 = bt_col4(k, n0 + 3u);
+            for (var i = 0u; i < 4u; i++) {
+                let av = a_row4(mr[i], k);
+                acc[i] += vec4<f32>(dot(av, c0), dot(av, c1), dot(av, c2), dot(av, c3));
+            }
+        }
+    } else if full_n {
         for (; k + 4u <= K; k += 4u) {
             let b0 = b_row4(k, n0);
             let b1 = b_row4(k + 1u, n0);

@@ -115,6 +115,7 @@ pub fn matmul(
     };
     let per_x = 4 * wx as usize;
     let per_y = 4 * wy as usize;
+    let dummy4 = ctx.dummy()?;
     let dummy;
     let bias_t = match bias {
         Some(b) => b,
@@ -123,7 +124,15 @@ pub fn matmul(
             &dummy
         }
     };
+    // Four-float loads where rows are 16-byte aligned (and the bound views start aligned,
+    // which every tensor offset is).
+    // (The tiled form stages through workgroup memory and takes no vectorised views.)
+    let registers = matches!(variant, MatmulVariant::Registers { .. });
+    let vec_a = registers && (if spec.trans_a { s.m % 4 == 0 } else { s.k % 4 == 0 }) && a.offset_bytes() % 16 == 0;
+    let vec_b = registers && (if spec.trans_b { s.k % 4 == 0 } else { s.n % 4 == 0 }) && b.offset_bytes() % 16 == 0;
     let constants = [
+        ("VEC_A", f64::from(u8::from(vec_a))),
+        ("VEC_B", f64::from(u8::from(vec_b))),
         ("TRANS_A", f64::from(u8::from(spec.trans_a))),
         ("TRANS_B", f64::from(u8::from(spec.trans_b))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
@@ -132,12 +141,17 @@ pub fn matmul(
         ("WG_X", f64::from(wx)),
         ("WG_Y", f64::from(wy)),
     ];
-    KernelCall::new(Shader::Matmul, entry, &constants)
+    let call = KernelCall::new(Shader::Matmul, entry, &constants)
         .params([s.m as u32, s.n as u32, s.k as u32, 0], [spec.act.slope(), 0.0, 0.0, 0.0])
         .bind(a)
         .bind(b)
         .bind(bias_t)
         .bind(c)
-        .groups(s.n.div_ceil(per_x) as u32, s.m.div_ceil(per_y) as u32, 1)
-        .build(ctx)
+        .groups(s.n.div_ceil(per_x) as u32, s.m.div_ceil(per_y) as u32, 1);
+    let call = if registers {
+        call.bind_at(5, if vec_a { a } else { &dummy4 }).bind_at(6, if vec_b { b } else { &dummy4 })
+    } else {
+        call
+    };
+    call.build(ctx)
 }

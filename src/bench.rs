@@ -24,8 +24,36 @@ pub struct BenchRecord {
     /// Memory rate, when the kernel is bandwidth-bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gbps: Option<f64>,
+    /// "gpu" (timestamp queries) or "wall" (wall clock around a device sync).
+    pub timer: &'static str,
     /// The adapter's name.
     pub adapter: String,
+}
+
+/// Median milliseconds of `dispatches` and the timer used: GPU timestamps (summed over the
+/// dispatches) where the adapter has them, else wall clock around run + sync; after one
+/// warm-up run, repeated until `budget_s` seconds or `max_reps` runs (at least 3).
+pub fn time_kernels(
+    ctx: &Context,
+    dispatches: &[&Dispatch],
+    budget_s: f64,
+    max_reps: usize,
+) -> Result<(f64, &'static str)> {
+    if ctx.adapter().timestamps && std::env::var("HYDRA_WALL_CLOCK").is_err() {
+        ctx.profile(dispatches)?;
+        let mut times = Vec::new();
+        let start = Instant::now();
+        while times.len() < 3 || (times.len() < max_reps && start.elapsed().as_secs_f64() < budget_s) {
+            match ctx.profile(dispatches)? {
+                Some(t) => times.push(t.iter().sum::<f64>()),
+                None => break,
+            }
+        }
+        if !times.is_empty() {
+            return Ok((median(&mut times), "gpu"));
+        }
+    }
+    Ok((time_dispatches(ctx, dispatches, budget_s, max_reps)?, "wall"))
 }
 
 /// Median wall-clock milliseconds of `dispatches` run and synced, after one warm-up run,
@@ -73,7 +101,7 @@ pub fn bench_matmul(
     let b = ctx.upload(&rng.vec_f32(k * n, -1.0, 1.0), &if spec.trans_b { [n, k] } else { [k, n] })?;
     let c = ctx.empty(&[m, n])?;
     let d = kernels::matmul(ctx, &a, &b, None, &c, &spec)?;
-    let ms = time_dispatches(ctx, &[&d], budget_s, 50)?;
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 50)?;
     let mut dm = dims(&[("m", m), ("n", n), ("k", k)]);
     let v = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
     let op = match (spec.trans_a, spec.trans_b) {
@@ -90,6 +118,7 @@ pub fn bench_matmul(
         ms,
         gflops: Some(2.0 * (m * n * k) as f64 / (ms * 1e6)),
         gbps: None,
+        timer,
         adapter: ctx.adapter().name.clone(),
     })
 }
@@ -99,13 +128,14 @@ pub fn bench_activation(ctx: &Context, n: usize, budget_s: f64) -> Result<BenchR
     let x = ctx.upload(&Rng::new(2).vec_f32(n, -1.0, 1.0), &[n])?;
     let y = ctx.empty(&[n])?;
     let d = kernels::act_forward(ctx, Activation::Relu, &x, &y)?;
-    let ms = time_dispatches(ctx, &[&d], budget_s, 100)?;
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 100)?;
     Ok(BenchRecord {
         bench: "act_forward".into(),
         dims: dims(&[("n", n)]),
         ms,
         gflops: None,
         gbps: Some(8.0 * n as f64 / (ms * 1e6)),
+        timer,
         adapter: ctx.adapter().name.clone(),
     })
 }
@@ -115,13 +145,14 @@ pub fn bench_col_sum(ctx: &Context, rows: usize, cols: usize, budget_s: f64) -> 
     let x = ctx.upload(&Rng::new(3).vec_f32(rows * cols, -1.0, 1.0), &[rows, cols])?;
     let out = ctx.empty(&[cols])?;
     let d = kernels::col_sum(ctx, &x, &out, false)?;
-    let ms = time_dispatches(ctx, &[&d], budget_s, 100)?;
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 100)?;
     Ok(BenchRecord {
         bench: "col_sum".into(),
         dims: dims(&[("rows", rows), ("cols", cols)]),
         ms,
         gflops: None,
         gbps: Some(4.0 * (rows * cols) as f64 / (ms * 1e6)),
+        timer,
         adapter: ctx.adapter().name.clone(),
     })
 }
@@ -131,13 +162,14 @@ pub fn bench_sum(ctx: &Context, n: usize, budget_s: f64) -> Result<BenchRecord> 
     let x = ctx.upload(&Rng::new(4).vec_f32(n, -1.0, 1.0), &[n])?;
     let out = ctx.empty(&[1])?;
     let d = kernels::sum(ctx, &x, &out, false)?;
-    let ms = time_dispatches(ctx, &[&d], budget_s, 100)?;
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 100)?;
     Ok(BenchRecord {
         bench: "sum".into(),
         dims: dims(&[("n", n)]),
         ms,
         gflops: None,
         gbps: Some(4.0 * n as f64 / (ms * 1e6)),
+        timer,
         adapter: ctx.adapter().name.clone(),
     })
 }
@@ -234,6 +266,129 @@ pub fn bench_train_step(
         ms,
         gflops: None,
         gbps: None,
+        timer: "wall",
         adapter: ctx.adapter().name.clone(),
     })
+}
+
+/// One kernel's record from a measured time.
+fn record(
+    ctx: &Context,
+    bench: &str,
+    d: serde_json::Map<String, serde_json::Value>,
+    t: (f64, &'static str),
+    bytes: f64,
+) -> BenchRecord {
+    BenchRecord {
+        bench: bench.into(),
+        dims: d,
+        ms: t.0,
+        gflops: None,
+        gbps: Some(bytes / (t.0 * 1e6)),
+        timer: t.1,
+        adapter: ctx.adapter().name.clone(),
+    }
+}
+
+/// The rest of the kernel families: an activation's backward, the norm and dot reductions,
+/// the fused losses, the optimizer over a flat buffer, and the Gram matrix of per-task gradients.
+pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchRecord>> {
+    use crate::kernels::LossKind;
+    let mut out = Vec::new();
+    let mut rng = Rng::new(6);
+    let n = 1 << 20;
+    let x = ctx.upload(&rng.vec_f32(n, -1.0, 1.0), &[n])?;
+    let y = ctx.upload(&rng.vec_f32(n, -1.0, 1.0), &[n])?;
+    let z = ctx.empty(&[n])?;
+    let one = ctx.empty(&[1])?;
+    let d = kernels::act_backward(ctx, Activation::Gelu, &x, &y, false, &z, false)?;
+    out.push(record(ctx, "act_backward", dims(&[("n", n)]), time_kernels(ctx, &[&d], budget_s, 100)?, 12.0 * n as f64));
+    let d = kernels::sq_norm(ctx, &x, &one, false)?;
+    out.push(record(ctx, "sq_norm", dims(&[("n", n)]), time_kernels(ctx, &[&d], budget_s, 100)?, 4.0 * n as f64));
+    let d = kernels::dot(ctx, &x, &y, &one, false)?;
+    out.push(record(ctx, "dot", dims(&[("n", n)]), time_kernels(ctx, &[&d], budget_s, 100)?, 8.0 * n as f64));
+    for (kind, name) in
+        [(LossKind::Mse, "mse"), (LossKind::Bce, "bce"), (LossKind::CrossEntropy { classes: 10 }, "cross_entropy")]
+    {
+        let b = 4096;
+        let c = kind.outputs();
+        let logits = ctx.upload(&rng.vec_f32(b * c, -2.0, 2.0), &[b, c])?;
+        let labels = ctx.upload(&(0..b).map(|i| (i % c.max(2)) as f32 % 2.0).collect::<Vec<_>>(), &[b])?;
+        let mask = ctx.upload(&vec![1.0; b], &[b])?;
+        let w = ctx.upload(&[1.0], &[1])?;
+        let (grad, losses) = (ctx.empty(&[b, c])?, ctx.empty(&[1])?);
+        let d = kernels::task_loss(ctx, kind, &logits, &labels, &mask, &w, 0, &grad, &losses)?;
+        let mut dm = dims(&[("batch", b), ("outputs", c)]);
+        dm.insert("loss".into(), name.into());
+        out.push(record(ctx, "task_loss", dm, time_kernels(ctx, &[&d], budget_s, 100)?, 12.0 * (b * c) as f64));
+    }
+    let p = 1 << 20;
+    let (pt, gt, mt, vt) =
+        (ctx.zeros(&[p])?, ctx.upload(&rng.vec_f32(p, -1.0, 1.0), &[p])?, ctx.zeros(&[p])?, ctx.zeros(&[p])?);
+    let opt = crate::optim::Optimizer::adam(1e-3);
+    let d = kernels::adam(ctx, &pt, &gt, &mt, &vt, (0.9, 0.999), false, opt.uniform(1), None)?;
+    out.push(record(ctx, "adam", dims(&[("params", p)]), time_kernels(ctx, &[&d], budget_s, 100)?, 28.0 * p as f64));
+    let (t, len) = (3, 100_000);
+    let g = ctx.upload(&rng.vec_f32(t * len, -1.0, 1.0), &[t * len])?;
+    let m = ctx.empty(&[t * t])?;
+    let d = kernels::gram(ctx, &g, t, len, len, &m)?;
+    out.push(record(
+        ctx,
+        "gram",
+        dims(&[("tasks", t), ("length", len)]),
+        time_kernels(ctx, &[&d], budget_s, 100)?,
+        4.0 * (t * len) as f64 * t as f64,
+    ));
+    Ok(out)
+}
+
+/// Where the matmul autotune result is cached on disk: `$HYDRA_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/hydra`, else `~/.cache/hydra`.
+pub fn tune_cache_path() -> Option<std::path::PathBuf> {
+    if let Ok(d) = std::env::var("HYDRA_CACHE_DIR") {
+        return Some(std::path::PathBuf::from(d).join("matmul-tune.json"));
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .ok()
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var("HOME").ok().map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("hydra").join("matmul-tune.json"))
+}
+
+fn adapter_key(ctx: &Context) -> String {
+    let a = ctx.adapter();
+    format!("{} | {} | {}", a.name, a.backend, a.driver_info)
+}
+
+/// Autotunes the matmul form for this adapter ([`autotune_matmul`] at n = 256), sets it on the
+/// context and stores it in the on-disk cache (best effort). Returns the timings.
+pub fn tune_and_cache(ctx: &Context, budget_s: f64) -> Result<Vec<(MatmulVariant, f64)>> {
+    let results = autotune_matmul(ctx, 256, budget_s)?;
+    if let Some((best, _)) = results.first() {
+        ctx.set_matmul_variant(*best);
+        if let Some(path) = tune_cache_path() {
+            let mut all: std::collections::BTreeMap<String, String> =
+                std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            all.insert(adapter_key(ctx), format!("{best:?}"));
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(text) = serde_json::to_string_pretty(&all) {
+                let tmp = path.with_extension("json.tmp");
+                let _ = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Applies a cached autotune result for this adapter, if there is one; returns it.
+pub fn apply_cached_tune(ctx: &Context) -> Option<MatmulVariant> {
+    let path = tune_cache_path()?;
+    let all: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let v = all.get(&adapter_key(ctx))?;
+    let found = MATMUL_CANDIDATES.iter().find(|c| format!("{c:?}") == *v).copied()?;
+    ctx.set_matmul_variant(found);
+    Some(found)
 }

@@ -200,3 +200,22 @@ fn resume_refuses_a_checkpoint_of_another_model() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a.safetensors") && err.contains("another model"), "{err}");
 }
+
+#[test]
+fn bench_json_lines_name_the_bench_the_figures_and_the_adapter() {
+    let dir = tmpdir("bench");
+    let out = hydra(&["bench", "--json", "--only", "matmul", "--sizes", "64", "--budget", "0.05"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "the four transpose forms at 64");
+    for l in &lines {
+        assert_eq!(l["bench"], "matmul");
+        assert_eq!(l["m"], 64);
+        assert!(l["ms"].as_f64().unwrap() > 0.0 && l["gflops"].as_f64().unwrap() > 0.0);
+        assert!(l["adapter"].as_str().is_some_and(|a| !a.is_empty()));
+        assert!(l["timer"] == "gpu" || l["timer"] == "wall");
+    }
+    let out = hydra(&["bench", "--only", "nothing"], &dir);
+    assert!(!out.status.success());
+}

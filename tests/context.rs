@@ -66,3 +66,37 @@ fn one_run_is_one_submit_and_pipelines_are_cached() {
     assert_eq!(ctx.counters().submits, s0 + 1);
     assert_eq!(ctx.read(&x).unwrap(), vec![2.0; 100]);
 }
+
+#[test]
+fn matmul_autotune_is_cached_per_adapter_and_never_changes_results() {
+    use hydra::cpu::{self, Rng};
+    use hydra::kernels::{MatmulShape, MatmulSpec};
+    let dir = std::env::temp_dir().join(format!("hydra-tune-{}", std::process::id()));
+    std::env::set_var("HYDRA_CACHE_DIR", &dir);
+    let ctx = ctx();
+    let results = hydra::bench::tune_and_cache(&ctx, 0.05).unwrap();
+    assert_eq!(results.len(), hydra::bench::MATMUL_CANDIDATES.len());
+    let best = results[0].0;
+    assert_eq!(ctx.matmul_variant(), best);
+    // A new context on the same adapter picks the cached choice.
+    let fresh = Context::new().unwrap();
+    assert_eq!(hydra::bench::apply_cached_tune(&fresh), Some(best));
+    assert_eq!(fresh.matmul_variant(), best);
+    // Every candidate computes the same product (up to rounding).
+    let (m, n, k) = (33, 65, 64);
+    let mut rng = Rng::new(1);
+    let (a, b) = (rng.vec_f32(m * k, -1.0, 1.0), rng.vec_f32(k * n, -1.0, 1.0));
+    let mut want = vec![0f32; m * n];
+    cpu::matmul(&a, &b, None, &mut want, MatmulShape { m, n, k }, false, false, hydra::Activation::Identity, false);
+    for &v in hydra::bench::MATMUL_CANDIDATES {
+        let (ga, gb, gc) =
+            (fresh.upload(&a, &[m, k]).unwrap(), fresh.upload(&b, &[k, n]).unwrap(), fresh.empty(&[m, n]).unwrap());
+        let d = kernels::matmul(&fresh, &ga, &gb, None, &gc, &MatmulSpec { variant: Some(v), ..Default::default() })
+            .unwrap();
+        fresh.run(&[&d]).unwrap();
+        let got = fresh.read(&gc).unwrap();
+        let err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+        assert!(err < 1e-4, "{v:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -113,6 +113,12 @@ enum Command {
         /// Seconds spent on each figure (at least 3 runs each).
         #[arg(long, default_value_t = 2.0)]
         budget: f64,
+        /// Autotune the matmul form for this adapter first (cached on disk for later runs).
+        #[arg(long)]
+        tune: bool,
+        /// Also measure the training step at batch 64…4096 and trunk width 64…1024.
+        #[arg(long)]
+        scaling: bool,
     },
 }
 
@@ -135,7 +141,9 @@ fn main() -> ExitCode {
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
         Command::Compare { config, methods, target } => compare(config, &methods, &target),
         Command::Info => info(),
-        Command::Bench { json, only, sizes, budget } => run_bench(json, only.as_deref(), &sizes, budget),
+        Command::Bench { json, only, sizes, budget, tune, scaling } => {
+            run_bench(json, only.as_deref(), &sizes, budget, tune, scaling)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -493,14 +501,28 @@ fn info() -> hydra::Result<()> {
     Ok(())
 }
 
-fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hydra::Result<()> {
+fn run_bench(
+    json: bool,
+    only: Option<&str>,
+    sizes: &[usize],
+    budget: f64,
+    tune: bool,
+    scaling: bool,
+) -> hydra::Result<()> {
     let ctx = Context::new()?;
+    if tune {
+        for (v, g) in bench::tune_and_cache(&ctx, budget.min(1.0))? {
+            eprintln!("tune: {v:?} {g:.2} GFLOP/s at 256^3");
+        }
+    } else if let Some(v) = bench::apply_cached_tune(&ctx) {
+        eprintln!("using the cached matmul form {v:?}");
+    }
     let want = |name: &str| only.is_none_or(|o| o == name);
     if let Some(o) = only {
-        if !["matmul", "act_forward", "col_sum", "sum", "train_step"].contains(&o) {
+        if !["matmul", "act_forward", "col_sum", "sum", "kernels", "train_step"].contains(&o) {
             return Err(hydra::Error::invalid(
                 "--only",
-                format!("{o:?} (expected matmul, act_forward, col_sum, sum or train_step)"),
+                format!("{o:?} (expected matmul, act_forward, col_sum, sum, kernels or train_step)"),
             ));
         }
     }
@@ -532,7 +554,14 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
     };
     if want("matmul") {
         for &s in sizes {
-            emit(bench::bench_matmul(&ctx, s, s, s, MatmulSpec::default(), budget)?)?;
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                // Every transpose form at the first size; the plain product at every size.
+                if (ta || tb) && s != sizes[0] && s != 1024 {
+                    continue;
+                }
+                let spec = MatmulSpec { trans_a: ta, trans_b: tb, ..Default::default() };
+                emit(bench::bench_matmul(&ctx, s, s, s, spec, budget)?)?;
+            }
         }
     }
     if want("act_forward") {
@@ -544,8 +573,21 @@ fn run_bench(json: bool, only: Option<&str>, sizes: &[usize], budget: f64) -> hy
     if want("sum") {
         emit(bench::bench_sum(&ctx, 1 << 20, budget)?)?;
     }
+    if want("kernels") {
+        for r in bench::bench_other_kernels(&ctx, budget)? {
+            emit(r)?;
+        }
+    }
     if want("train_step") {
         emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), 256, 50, budget.max(1.0) * 5.0)?)?;
+    }
+    if scaling {
+        for batch in [64, 256, 1024, 4096] {
+            emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), batch, 20, budget)?)?;
+        }
+        for width in [64, 256, 1024] {
+            emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[width, width]), 256, 20, budget)?)?;
+        }
     }
     Ok(())
 }

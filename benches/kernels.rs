@@ -95,5 +95,88 @@ fn train_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, activation_and_reduction, train_step);
+/// The other kernel families: fused losses, the optimizer over a flat buffer, the Gram matrix
+/// of per-task gradients, an activation's backward, and the matmul transposes at 256.
+fn losses_optimizer_gram(c: &mut Criterion) {
+    use hydra::LossKind;
+    let ctx = context();
+    let mut g = c.benchmark_group(format!("kernels [{}]", ctx.adapter().name));
+    g.sample_size(20);
+    let mut rng = Rng::new(3);
+    let b = 4096;
+    for (kind, name) in [(LossKind::Mse, "mse"), (LossKind::CrossEntropy { classes: 10 }, "cross_entropy")] {
+        let k = kind.outputs();
+        let logits = ctx.upload(&rng.vec_f32(b * k, -2.0, 2.0), &[b, k]).unwrap();
+        let labels = ctx.upload(&(0..b).map(|i| (i % k) as f32).collect::<Vec<_>>(), &[b]).unwrap();
+        let mask = ctx.upload(&vec![1.0; b], &[b]).unwrap();
+        let w = ctx.upload(&[1.0], &[1]).unwrap();
+        let (grad, losses) = (ctx.empty(&[b, k]).unwrap(), ctx.empty(&[1]).unwrap());
+        let d = kernels::task_loss(&ctx, kind, &logits, &labels, &mask, &w, 0, &grad, &losses).unwrap();
+        g.throughput(Throughput::Bytes(12 * (b * k) as u64));
+        g.bench_function(format!("task_loss {name} {b}x{k}"), |bench| {
+            bench.iter(|| {
+                ctx.run(&[&d]).unwrap();
+                ctx.sync().unwrap();
+            })
+        });
+    }
+    let p = 1 << 20;
+    let (pt, gt, mt, vt) = (
+        ctx.zeros(&[p]).unwrap(),
+        ctx.upload(&rng.vec_f32(p, -1.0, 1.0), &[p]).unwrap(),
+        ctx.zeros(&[p]).unwrap(),
+        ctx.zeros(&[p]).unwrap(),
+    );
+    let d = kernels::adam(&ctx, &pt, &gt, &mt, &vt, (0.9, 0.999), false, [1e-3, 1.0, 0.0, 1e-8], None).unwrap();
+    g.throughput(Throughput::Bytes(28 * p as u64));
+    g.bench_function("adam 1M params", |bench| {
+        bench.iter(|| {
+            ctx.run(&[&d]).unwrap();
+            ctx.sync().unwrap();
+        })
+    });
+    let (t, len) = (3, 100_000);
+    let gm = ctx.upload(&rng.vec_f32(t * len, -1.0, 1.0), &[t * len]).unwrap();
+    let m = ctx.empty(&[t * t]).unwrap();
+    let d = kernels::gram(&ctx, &gm, t, len, len, &m).unwrap();
+    g.throughput(Throughput::Bytes(4 * (t * t * len) as u64));
+    g.bench_function("gram 3x100k", |bench| {
+        bench.iter(|| {
+            ctx.run(&[&d]).unwrap();
+            ctx.sync().unwrap();
+        })
+    });
+    let n = 1 << 20;
+    let (x, y, z) = (
+        ctx.upload(&rng.vec_f32(n, -1.0, 1.0), &[n]).unwrap(),
+        ctx.upload(&rng.vec_f32(n, -1.0, 1.0), &[n]).unwrap(),
+        ctx.empty(&[n]).unwrap(),
+    );
+    let d = kernels::act_backward(&ctx, Activation::Gelu, &x, &y, false, &z, false).unwrap();
+    g.throughput(Throughput::Bytes(12 * n as u64));
+    g.bench_function("gelu backward 1M", |bench| {
+        bench.iter(|| {
+            ctx.run(&[&d]).unwrap();
+            ctx.sync().unwrap();
+        })
+    });
+    let s = 256;
+    let a = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
+    let bb = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
+    let out = ctx.empty(&[s, s]).unwrap();
+    for (ta, tb) in [(false, true), (true, false), (true, true)] {
+        let spec = MatmulSpec { trans_a: ta, trans_b: tb, ..Default::default() };
+        let d = kernels::matmul(&ctx, &a, &bb, None, &out, &spec).unwrap();
+        g.throughput(Throughput::Elements(2 * (s * s * s) as u64));
+        g.bench_function(format!("matmul {s}^3 trans_a={ta} trans_b={tb}"), |bench| {
+            bench.iter(|| {
+                ctx.run(&[&d]).unwrap();
+                ctx.sync().unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, activation_and_reduction, losses_optimizer_gram, train_step);
 criterion_main!(benches);

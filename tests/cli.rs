@@ -199,6 +199,12 @@ fn resume_refuses_a_checkpoint_of_another_model() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a.safetensors") && err.contains("another model"), "{err}");
+    // --init names every mis-shaped tensor.
+    let out = hydra(&["train", "--config", "wide.toml", "--init", "a.safetensors"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trunk.0.weight is [8, 2], the model needs [12, 2]"), "{err}");
+    assert!(err.contains("trunk.0.bias is [8], the model needs [12]"), "{err}");
 }
 
 #[test]

@@ -392,3 +392,21 @@ pub fn apply_cached_tune(ctx: &Context) -> Option<MatmulVariant> {
     ctx.set_matmul_variant(found);
     Some(found)
 }
+
+/// The fixed cost of one dispatch: `count` one-element kernels recorded into one submit,
+/// wall clock per dispatch (the submit and sync shared among them).
+pub fn bench_dispatch_overhead(ctx: &Context, count: usize, budget_s: f64) -> Result<BenchRecord> {
+    let x = ctx.zeros(&[1])?;
+    let ds: Vec<Dispatch> = (0..count).map(|i| kernels::fill(ctx, &x, i as f32)).collect::<Result<_>>()?;
+    let refs: Vec<&Dispatch> = ds.iter().collect();
+    let ms = time_dispatches(ctx, &refs, budget_s, 50)? / count as f64;
+    Ok(BenchRecord {
+        bench: "dispatch".into(),
+        dims: dims(&[("dispatches_per_submit", count)]),
+        ms,
+        gflops: None,
+        gbps: None,
+        timer: "wall",
+        adapter: ctx.adapter().name.clone(),
+    })
+}

@@ -577,6 +577,7 @@ fn run_bench(
         for r in bench::bench_other_kernels(&ctx, budget)? {
             emit(r)?;
         }
+        emit(bench::bench_dispatch_overhead(&ctx, 100, budget)?)?;
     }
     if want("train_step") {
         emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), 256, 50, budget.max(1.0) * 5.0)?)?;

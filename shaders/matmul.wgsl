@@ -17,9 +17,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 // The same A and B seen four floats at a time, used when rows are 16-byte aligned
-// (VEC_A: K % 4 == 0 for A [M, K], or M % 4 == 0 for a transposed A [K, M]; VEC_B: N % 4 == 0
-// for B [K, N], or K % 4 == 0 for a transposed B [N, K]). Otherwise a dummy is bound and
-// never read.
+// (VEC_A: K % 4 == 0 for A [M, K]; VEC_B: N % 4 == 0 for B [K, N], or K % 4 == 0 for a
+// transposed B [N, K]). Otherwise a dummy is bound and never read. (A vectorised transposed-A
+// path leaked memory on every dispatch under lavapipe, Mesa 22.3, and was taken out.)
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
@@ -104,23 +104,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let full_n = n0 + 4u <= N;
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     var k = 0u;
-    let full_m = m0 + 4u <= M;
-    if full_m && full_n && TRANS_A && VEC_A && !TRANS_B {
-        // A stored [K, M]: A[k, m0..m0+4] is four rows of op(A) at one k.
-        for (; k + 4u <= K; k += 4u) {
-            let a0 = a4[(k * M + m0) >> 2u];
-            let a1 = a4[((k + 1u) * M + m0) >> 2u];
-            let a2 = a4[((k + 2u) * M + m0) >> 2u];
-            let a3 = a4[((k + 3u) * M + m0) >> 2u];
-            let b0 = b_row4(k, n0);
-            let b1 = b_row4(k + 1u, n0);
-            let b2 = b_row4(k + 2u, n0);
-            let b3 = b_row4(k + 3u, n0);
-            for (var i = 0u; i < 4u; i++) {
-                acc[i] += a0[i] * b0 + a1[i] * b1 + a2[i] * b2 + a3[i] * b3;
-            }
-        }
-    } else if full_n && TRANS_B && VEC_B {
+    if full_n && TRANS_B && VEC_B {
         // B stored [N, K]: load four columns of op(B) along k and take dot products.
         for (; k + 4u <= K; k += 4u) {
             let c0 = bt_col4(k, n0);

@@ -672,13 +672,14 @@ pub struct Evaluator {
     spec: ModelSpec,
     tasks: Vec<TaskDef>,
     scaling: Scaling,
-    cache: Option<(MultiTaskModel, GpuGraph)>,
+    /// Compiled forward graphs by batch size (the splits' sizes, each built once).
+    cache: Vec<(MultiTaskModel, GpuGraph)>,
 }
 
 impl Evaluator {
     /// An evaluator for `spec` with `tasks` and the scaling its inputs were trained with.
     pub fn new(ctx: Arc<Context>, spec: &ModelSpec, tasks: &[TaskDef], scaling: Scaling) -> Evaluator {
-        Evaluator { ctx, spec: spec.clone(), tasks: tasks.to_vec(), scaling, cache: None }
+        Evaluator { ctx, spec: spec.clone(), tasks: tasks.to_vec(), scaling, cache: Vec::new() }
     }
 
     /// The scaling.
@@ -700,16 +701,19 @@ impl Evaluator {
             ));
         }
         let batch = n.min(1024);
-        let rebuild = !matches!(&self.cache, Some((m, _)) if m.batch == batch);
-        if rebuild {
-            let m = MultiTaskModel::build(&self.spec, batch)?;
-            let g = GpuGraph::new(self.ctx.clone(), m.graph.clone(), params, None)?;
-            self.cache = Some((m, g));
-        }
-        let Some((model, eg)) = self.cache.as_mut() else { unreachable!("evaluation graph just built") };
-        if !rebuild {
-            eg.write_params(params)?;
-        }
+        let slot = match self.cache.iter().position(|(m, _)| m.batch == batch) {
+            Some(i) => {
+                self.cache[i].1.write_params(params)?;
+                i
+            }
+            None => {
+                let m = MultiTaskModel::build(&self.spec, batch)?;
+                let g = GpuGraph::new(self.ctx.clone(), m.graph.clone(), params, None)?;
+                self.cache.push((m, g));
+                self.cache.len() - 1
+            }
+        };
+        let (model, eg) = &mut self.cache[slot];
         let rows: Vec<usize> = (0..n).collect();
         for chunk in rows.chunks(batch) {
             let mut inputs = gather(d, chunk, batch);

@@ -100,3 +100,40 @@ fn matmul_autotune_is_cached_per_adapter_and_never_changes_results() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Resident memory of this process in MB (Linux).
+#[cfg(target_os = "linux")]
+fn rss_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/statm").expect("statm");
+    s.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()).expect("resident pages") * 4096.0 / 1e6
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn repeated_steps_and_transposed_products_do_not_grow_host_memory() {
+    use hydra::autograd::GpuGraph;
+    use hydra::kernels::MatmulSpec;
+    // A context of its own; lavapipe leaked ~360 KB per dispatch of the register-blocked
+    // transposed-A product, and unpolled submissions piled up before flow control.
+    let own = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let (a, b, c) = (own.zeros(&[64, 64]).unwrap(), own.zeros(&[64, 64]).unwrap(), own.zeros(&[64, 64]).unwrap());
+    let d = kernels::matmul(&own, &a, &b, None, &c, &MatmulSpec { trans_a: true, ..Default::default() }).unwrap();
+    let spec = hydra::bench::peer_model(8, &[64, 64]);
+    let m = hydra::nn::MultiTaskModel::build(&spec, 64).unwrap();
+    let mut g =
+        GpuGraph::new(own.clone(), m.graph.clone(), &m.graph.init_params(0), Some(hydra::Optimizer::adam(1e-3)))
+            .unwrap();
+    for _ in 0..50 {
+        own.run(&[&d]).unwrap();
+        g.step().unwrap();
+    }
+    own.sync().unwrap();
+    let before = rss_mb();
+    for _ in 0..600 {
+        own.run(&[&d]).unwrap();
+        g.step().unwrap();
+    }
+    own.sync().unwrap();
+    let grew = rss_mb() - before;
+    assert!(grew < 64.0, "host memory grew by {grew:.1} MB over 600 steps");
+}

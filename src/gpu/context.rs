@@ -98,7 +98,14 @@ pub struct Context {
     fault: Arc<Mutex<Option<Error>>>,
     matmul_variant: Mutex<Option<MatmulVariant>>,
     dummy: OnceLock<Tensor>,
+    /// Submissions not yet known to be finished, oldest first (flow control).
+    in_flight: Mutex<std::collections::VecDeque<wgpu::SubmissionIndex>>,
 }
+
+/// Submissions allowed in flight before `submit` waits for the oldest: enough to keep the
+/// device busy while the host records the next step, few enough that finished work (command
+/// buffers, upload staging memory) is reclaimed promptly instead of piling up.
+const MAX_IN_FLIGHT: usize = 2;
 
 fn kind_of(t: wgpu::DeviceType) -> DeviceKind {
     match t {
@@ -229,6 +236,7 @@ impl Context {
             fault,
             matmul_variant: Mutex::new(None),
             dummy: OnceLock::new(),
+            in_flight: Mutex::new(std::collections::VecDeque::new()),
         }))
     }
 
@@ -314,7 +322,19 @@ impl Context {
 
     pub(crate) fn submit(&self, cmd: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
         AtomicCounters::bump(&self.counters.submits, 1);
-        self.queue.submit(Some(cmd))
+        let index = self.queue.submit(Some(cmd));
+        // Flow control, not a readback: reclaim what has finished, and never let more than
+        // MAX_IN_FLIGHT submissions queue up behind a slower device.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        if let Ok(mut q) = self.in_flight.lock() {
+            q.push_back(index.clone());
+            while q.len() > MAX_IN_FLIGHT {
+                if let Some(oldest) = q.pop_front() {
+                    let _ = self.device.poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None });
+                }
+            }
+        }
+        index
     }
 }
 

@@ -6,6 +6,7 @@
 //   add            z = x + y
 //   act_forward    y = act(x)
 //   act_backward   z (+)= x * act'(y)      x = upstream gradient, y = saved input or output
+//   transpose      y = xᵀ                  x is [R, C] (p.u.y = R, p.u.z = C), y is [C, R]
 
 struct Params {
     u: vec4<u32>, // n, unused...
@@ -66,5 +67,15 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         var r = x[i] * d;
         if ACCUMULATE { r += z[i]; }
         z[i] = r;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i < p.u.x {
+        let r = i / p.u.z;
+        let c = i % p.u.z;
+        y[c * p.u.y + r] = x[i];
     }
 }

@@ -188,3 +188,17 @@ fn reductions_match_cpu() {
         );
     }
 }
+
+#[test]
+fn transpose_matches_cpu() {
+    let ctx = ctx();
+    for (r, c) in [(1, 1), (3, 17), (63, 65), (257, 4), (64, 64)] {
+        let x = Rng::new((r * c) as u64).vec_f32(r * c, -1.0, 1.0);
+        let gx = ctx.upload(&x, &[r, c]).unwrap();
+        let gy = ctx.empty(&[c, r]).unwrap();
+        ctx.run(&[&kernels::transpose(&ctx, &gx, &gy).unwrap()]).unwrap();
+        let mut want = vec![0.0; r * c];
+        cpu::transpose(&to64(&x), r, c, &mut want);
+        assert_close_all(&format!("transpose {r}x{c}"), &ctx.read(&gy).unwrap(), &want, 0.0);
+    }
+}

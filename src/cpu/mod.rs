@@ -249,6 +249,15 @@ pub fn add<T: Real>(x: &[T], y: &[T], z: &mut [T]) {
     }
 }
 
+/// `y = xᵀ` for x of shape [rows, cols].
+pub fn transpose<T: Real>(x: &[T], rows: usize, cols: usize, y: &mut [T]) {
+    for r in 0..rows {
+        for c in 0..cols {
+            y[c * rows + r] = x[r * cols + c];
+        }
+    }
+}
+
 /// `out[c] (+)= Σ_r x[r, c]` for x of shape `[rows, cols]`.
 pub fn col_sum<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool) {
     for c in 0..cols {

@@ -74,3 +74,12 @@ pub fn act_backward(
     ];
     launch(ctx, call("act_backward", &c, n, [0.0, act.slope(), 0.0, 0.0]).bind(dy).bind(saved).bind(dx), n)
 }
+
+/// `y = xᵀ` for x of shape [R, C]; y has C×R values.
+pub fn transpose(ctx: &Context, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let (r, c) = x.dims2();
+    let n = r * c;
+    check_len("transpose", "y", y, n)?;
+    let k = KernelCall::new(Shader::Elementwise, "transpose", &[]).params([n as u32, r as u32, c as u32, 0], [0.0; 4]);
+    launch(ctx, k.bind(x).bind(y), n)
+}

@@ -12,7 +12,7 @@ mod reduce;
 mod weighting;
 
 pub use activation::Activation;
-pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale};
+pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale, transpose};
 pub use loss::{task_loss, LossKind};
 pub use matmul::{matmul, MatmulShape, MatmulSpec, MatmulVariant};
 pub use optim::{adam, sgd, Clip};

@@ -233,3 +233,36 @@ fn a_run_restored_from_a_mid_epoch_snapshot_ends_bit_identical() {
         assert!(got == want, "{name}: the resumed run's parameters differ from the uninterrupted run's");
     }
 }
+
+#[test]
+fn a_lost_device_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let settings = TrainSettings {
+        optimizer: Optimizer::adam(1e-2),
+        batch_size: 64,
+        epochs: 10,
+        patience: 0,
+        ..Default::default()
+    };
+    let mut tr = Trainer::new(own.clone(), &spec, &tasks, settings, scaling, None).unwrap();
+    let mut saved: Option<hydra::train::Snapshot> = None;
+    let err = tr
+        .fit_with_checkpoints(&splits, &mut |_| {}, 5, &mut |t| {
+            if t.loop_state().step >= 15 {
+                own.simulate_device_loss(); // the GPU goes away after the third checkpoint
+                return Ok(());
+            }
+            saved = Some(t.snapshot()?); // what --checkpoint-every would write
+            Ok(())
+        })
+        .err()
+        .expect("training must fail once the device is gone");
+    let msg = err.to_string();
+    assert!(msg.to_lowercase().contains("device") || msg.contains("GPU"), "a clear error: {msg}");
+    let snap = saved.expect("checkpoints were taken before the loss");
+    assert_eq!(snap.state.step, 10, "the last good checkpoint is the one before the loss");
+    assert!(snap.params.iter().flatten().all(|v| v.is_finite()));
+}

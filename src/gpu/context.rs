@@ -268,6 +268,12 @@ impl Context {
         Ok(self.dummy.get_or_init(|| t).clone())
     }
 
+    /// Destroys the device, as a driver reset or a removed GPU would: every later operation
+    /// fails with an error. For testing how a program handles a lost device.
+    pub fn simulate_device_loss(&self) {
+        self.device.destroy();
+    }
+
     /// How many distinct pipelines have been compiled.
     pub fn pipelines_compiled(&self) -> usize {
         self.pipelines.len()

@@ -126,6 +126,10 @@ impl Error {
     pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
         Error::Shape { op, message: message.into() }
     }
+    /// An error about a whole file (no line or column), e.g. a checkpoint.
+    pub fn file(file: impl std::fmt::Display, message: impl Into<String>) -> Self {
+        Error::Data { file: file.to_string(), line: None, column: None, message: message.into() }
+    }
     /// An invalid-value error.
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), message: message.into() }

@@ -146,15 +146,13 @@ pub fn run(
             let ck = crate::checkpoint::Checkpoint::load(path)?;
             let info = checkpoint_info(&ck, path)?;
             if info.features != prepared.splits.train.feature_names {
-                return Err(Error::Data {
-                    file: path.display().to_string(),
-                    line: None,
-                    column: None,
-                    message: format!(
+                return Err(Error::file(
+                    path.display(),
+                    format!(
                         "trained on features {:?}, the config gives {:?}",
                         info.features, prepared.splits.train.feature_names
                     ),
-                });
+                ));
             }
             let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
             let fresh_params = fresh.graph.init_params(cfg.train.seed);
@@ -260,12 +258,8 @@ fn meta_json<T: serde::de::DeserializeOwned>(
     path: &std::path::Path,
     key: &str,
 ) -> Result<T> {
-    serde_json::from_str(ck.meta(path, key)?).map_err(|e| Error::Data {
-        file: path.display().to_string(),
-        line: None,
-        column: None,
-        message: format!("metadata {key:?} is unreadable: {e}"),
-    })
+    serde_json::from_str(ck.meta(path, key)?)
+        .map_err(|e| Error::file(path.display(), format!("metadata {key:?} is unreadable: {e}")))
 }
 
 /// What a checkpoint says about its model.
@@ -288,6 +282,17 @@ pub fn checkpoint_info(ck: &crate::checkpoint::Checkpoint, path: &std::path::Pat
         scaling: meta_json(ck, path, "scaling")?,
         features: meta_json(ck, path, "features")?,
     })
+}
+
+/// A trained model from a checkpoint: its description and its parameters (by name and shape).
+pub fn load_model(path: &std::path::Path) -> Result<(CheckpointInfo, Vec<Vec<f32>>)> {
+    let ck = crate::checkpoint::Checkpoint::load(path)?;
+    let info = checkpoint_info(&ck, path)?;
+    let model = crate::nn::MultiTaskModel::build(&info.spec, 1)?;
+    let names: Vec<String> = model.graph.params.iter().map(|p| p.name.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.graph.params.iter().map(|p| p.shape.clone()).collect();
+    let params = ck.take(path, &names, &shapes)?;
+    Ok((info, params))
 }
 
 /// Initial parameters for `graph` from a checkpoint, by name. Parameters of heads of tasks
@@ -336,12 +341,10 @@ pub fn init_from_checkpoint(
         }
     }
     if !unexpected.is_empty() {
-        return Err(Error::Data {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            message: format!("unexpected tensors for this model: {}", unexpected.join(", ")),
-        });
+        return Err(Error::file(
+            path.display(),
+            format!("unexpected tensors for this model: {}", unexpected.join(", ")),
+        ));
     }
     let mut it = loaded.into_iter();
     let params: Vec<Vec<f32>> =
@@ -421,12 +424,10 @@ pub fn resume_trainer(
     let info = checkpoint_info(&ck, path)?;
     let spec = model_spec(cfg, prepared.splits.train.width());
     if info.spec != spec || info.features != prepared.splits.train.feature_names {
-        return Err(Error::Data {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            message: "it was written for another model or other features than this config's".into(),
-        });
+        return Err(Error::file(
+            path.display(),
+            "it was written for another model or other features than this config's",
+        ));
     }
     let mut tr = Trainer::with_weighting(
         ctx.clone(),
@@ -451,12 +452,10 @@ pub fn resume_trainer(
     let snap = crate::train::Snapshot {
         params,
         optim_state,
-        steps: ck.meta(path, "step")?.parse().map_err(|_| Error::Data {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            message: "metadata \"step\" is not a number".into(),
-        })?,
+        steps: ck
+            .meta(path, "step")?
+            .parse()
+            .map_err(|_| Error::file(path.display(), "metadata \"step\" is not a number"))?,
         state: meta_json(&ck, path, "loop")?,
         best_params,
         weighter: meta_json(&ck, path, "weighter")?,
@@ -465,16 +464,10 @@ pub fn resume_trainer(
         weighting_gpu: ck.tensors.get("weighting.state").map(|(_, v)| v.clone()),
     };
     if snap.weighter.method != cfg.weighting {
-        return Err(Error::Data {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            message: format!(
-                "written with weighting {}, the config says {}",
-                snap.weighter.method.name(),
-                cfg.weighting.name()
-            ),
-        });
+        return Err(Error::file(
+            path.display(),
+            format!("written with weighting {}, the config says {}", snap.weighter.method.name(), cfg.weighting.name()),
+        ));
     }
     tr.restore(snap)?;
     Ok(tr)

@@ -157,7 +157,12 @@ impl Context {
 
     fn map_read(&self, staging: &GpuBuffer, bytes: u64) -> Result<Vec<f32>> {
         AtomicCounters::bump(&self.counters.readbacks, 1);
-        let slice = staging.raw().slice(0..bytes);
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&self.map_bytes(staging.raw(), bytes)?))
+    }
+
+    /// Waits for the queue, maps the first `bytes` of a MAP_READ buffer and copies them out.
+    pub(crate) fn map_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let slice = buffer.slice(0..bytes);
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -168,11 +173,8 @@ impl Context {
             Ok(Err(e)) => return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}"))),
             Err(_) => return Err(Error::DeviceLost("readback callback never ran".into())),
         }
-        let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.raw().unmap();
+        let out = slice.get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?.to_vec();
+        buffer.unmap();
         Ok(out)
     }
 

@@ -26,7 +26,8 @@ fn context_reports_adapter_and_limits() {
 
 #[test]
 fn buffer_pool_reuses_freed_buffers_and_tracks_peak() {
-    let ctx = ctx();
+    // A context of its own: other tests allocate on the shared one in parallel.
+    let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
     // A size no other test uses, so the free list is ours.
     let shape = [12_345];
     let before = ctx.counters().allocations;
@@ -54,7 +55,8 @@ fn oversized_tensor_is_refused_with_the_limit() {
 
 #[test]
 fn one_run_is_one_submit_and_pipelines_are_cached() {
-    let ctx = ctx();
+    // A context of its own: other tests submit on the shared one in parallel.
+    let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
     let x = ctx.zeros(&[100]).unwrap();
     let d1 = kernels::fill(&ctx, &x, 1.0).unwrap();
     let d2 = kernels::scale(&ctx, &x, 2.0).unwrap();

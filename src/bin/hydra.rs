@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hydra::bench::{self, BenchRecord};
-use hydra::checkpoint::Checkpoint;
 use hydra::config::Config;
 use hydra::cpu::{self, Rng};
 use hydra::data::{Dataset, Table};
@@ -397,8 +396,7 @@ fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydr
     };
     let cfg = Config::load(config)?;
     let prepared = experiment::prepare(&cfg)?;
-    let ck = Checkpoint::load(checkpoint)?;
-    let info = experiment::checkpoint_info(&ck, checkpoint)?;
+    let (info, params) = experiment::load_model(checkpoint)?;
     if info.features != prepared.splits.train.feature_names {
         return Err(hydra::Error::invalid(
             "--checkpoint",
@@ -408,10 +406,6 @@ fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydr
             ),
         ));
     }
-    let model = hydra::nn::MultiTaskModel::build(&info.spec, 1)?;
-    let names: Vec<String> = model.graph.params.iter().map(|p| p.name.clone()).collect();
-    let shapes: Vec<Vec<usize>> = model.graph.params.iter().map(|p| p.shape.clone()).collect();
-    let params = ck.take(checkpoint, &names, &shapes)?;
     let ctx = Context::new()?;
     let mut ev = Evaluator::new(ctx, &info.spec, &info.tasks, info.scaling.clone());
     let mut data = prepared.raw[s].clone();
@@ -435,14 +429,9 @@ fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydr
 }
 
 fn predict(checkpoint: &PathBuf, input: &PathBuf, output: &PathBuf) -> hydra::Result<()> {
-    let ck = Checkpoint::load(checkpoint)?;
-    let info = experiment::checkpoint_info(&ck, checkpoint)?;
+    let (info, params) = experiment::load_model(checkpoint)?;
     let table = Table::read(input)?;
     let data = Dataset::from_table(&table, Some(&info.features), &[], &[], None)?;
-    let model = hydra::nn::MultiTaskModel::build(&info.spec, 1)?;
-    let names: Vec<String> = model.graph.params.iter().map(|p| p.name.clone()).collect();
-    let shapes: Vec<Vec<usize>> = model.graph.params.iter().map(|p| p.shape.clone()).collect();
-    let params = ck.take(checkpoint, &names, &shapes)?;
     let ctx = Context::new()?;
     let mut ev = Evaluator::new(ctx, &info.spec, &info.tasks, info.scaling.clone());
     let preds = ev.predict(&params, &data)?;

@@ -1,11 +1,9 @@
 //! GPU timestamp queries: the device time of each dispatch (for benchmarks and profiles),
 //! where the adapter supports them.
 
-use std::sync::mpsc;
-
 use super::context::Context;
 use super::dispatch::Dispatch;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Context {
     /// The GPU time of each dispatch in milliseconds, each in its own compute pass between
@@ -53,21 +51,7 @@ impl Context {
             self.submit(enc.finish());
             (qs, resolve, staging)
         })?;
-        let slice = staging.slice(..);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.sync()?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            _ => return Err(Error::DeviceLost("mapping the timestamps failed".into())),
-        }
-        let ticks: Vec<u64> = {
-            let view = slice.get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?;
-            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
-        };
-        staging.unmap();
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.map_bytes(&staging, bytes)?);
         drop((qs, resolve));
         let period_ns = f64::from(self.queue.get_timestamp_period());
         Ok(Some(ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period_ns / 1e6).collect()))

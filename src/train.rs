@@ -130,6 +130,10 @@ pub struct EvalRecord {
     pub val_loss: Vec<f64>,
     /// Per task, validation metrics.
     pub val_metrics: Vec<Metrics>,
+    /// Per task, test loss (empty without a test split).
+    pub test_loss: Vec<f64>,
+    /// Per task, test metrics.
+    pub test_metrics: Vec<Metrics>,
     /// The task weights (loss weights, or the last gradient coefficients of a gradient method).
     pub weights: Vec<f32>,
     /// Per task, the norm of its gradient at the shared representation (one training batch).
@@ -569,6 +573,7 @@ impl Trainer {
             let epoch = self.state.epoch;
             let (train_loss, _) = self.evaluate(&splits.train)?;
             let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
+            let (test_loss, test_metrics) = self.evaluate(&splits.test)?;
             let first: Vec<usize> = order.iter().copied().take(b).collect();
             let (grad_norms, grad_cosines) = self.diagnose(&splits.train, &first)?;
             if let Some(w) = self.weighter.epoch_weights(&train_loss) {
@@ -581,6 +586,8 @@ impl Trainer {
                 train_loss,
                 val_loss: val_loss.clone(),
                 val_metrics,
+                test_loss,
+                test_metrics,
                 weights,
                 grad_norms,
                 grad_cosines,

@@ -68,6 +68,7 @@ fn a_new_task_on_a_frozen_trunk_learns_and_the_trunk_does_not_change() {
     assert!(after.tensors.contains_key("heads.c.0.weight"));
     let log = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines[0]["test_metrics"]["c"]["rmse"].is_number(), "each evaluation reports the test split too");
     let first = lines[0]["train_loss"]["c"].as_f64().unwrap();
     let last = lines.last().unwrap()["train_loss"]["c"].as_f64().unwrap();
     assert!(last < 0.5 * first, "task c's loss {first} -> {last}");

@@ -223,6 +223,8 @@ fn train(
                 "train_loss": by_task(r.train_loss.iter().map(|&v| v.into()).collect()),
                 "val_loss": by_task(r.val_loss.iter().map(|&v| v.into()).collect()),
                 "val_metrics": by_task(r.val_metrics.iter().map(|m| serde_json::json!(m)).collect()),
+                "test_loss": by_task(r.test_loss.iter().map(|&v| v.into()).collect()),
+                "test_metrics": by_task(r.test_metrics.iter().map(|m| serde_json::json!(m)).collect()),
                 "weights": by_task(r.weights.iter().map(|&v| v.into()).collect()),
                 "grad_norms": by_task(r.grad_norms.iter().map(|&v| v.into()).collect()),
                 "grad_cosines": names.iter().enumerate().map(|(i, a)| {

@@ -1,7 +1,7 @@
 //! The `hydra` command: train, info and bench. A thin layer over the library.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -155,11 +155,11 @@ fn main() -> ExitCode {
 
 const DEFAULT_CONFIG: &str = include_str!("../../examples/energy.toml");
 
-fn write_file(path: &PathBuf, text: &str) -> hydra::Result<()> {
+fn write_file(path: &Path, text: &str) -> hydra::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| hydra::Error::Io { path: path.clone(), source })
+        .map_err(|source| hydra::Error::Io { path: path.to_path_buf(), source })
 }
 
 fn train(
@@ -389,7 +389,7 @@ fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::
     Ok(())
 }
 
-fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydra::Result<()> {
+fn eval(config: &Path, checkpoint: &Path, split: &str, json: bool) -> hydra::Result<()> {
     let s = match split {
         "train" => 0,
         "val" => 1,
@@ -430,7 +430,7 @@ fn eval(config: &PathBuf, checkpoint: &PathBuf, split: &str, json: bool) -> hydr
     Ok(())
 }
 
-fn predict(checkpoint: &PathBuf, input: &PathBuf, output: &PathBuf) -> hydra::Result<()> {
+fn predict(checkpoint: &Path, input: &Path, output: &Path) -> hydra::Result<()> {
     let (info, params) = experiment::load_model(checkpoint)?;
     let table = Table::read(input)?;
     let data = Dataset::from_table(&table, Some(&info.features), &[], &[], None)?;

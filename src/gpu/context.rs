@@ -215,7 +215,7 @@ impl Context {
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
             kind: kind_of(info.device_type),
-            max_storage_binding: u64::from(limits.max_storage_buffer_binding_size),
+            max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,

@@ -160,7 +160,7 @@ impl Optimizer {
                     if decoupled {
                         x = x * (one - f(lr) * f(weight_decay));
                     } else {
-                        gi = gi + f(weight_decay) * x;
+                        gi += f(weight_decay) * x;
                     }
                     m[i] = b1 * m[i] + (one - b1) * gi;
                     v[i] = b2 * v[i] + (one - b2) * gi * gi;

@@ -101,6 +101,25 @@ pub struct Outcome {
 }
 
 /// Trains the config's model (from `init` when given), optionally with baselines.
+/// The trainer a config describes (model, tasks, settings, weighting), from `init` or the seed.
+pub fn config_trainer(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    init: Option<Vec<Vec<f32>>>,
+) -> Result<Trainer> {
+    let spec = model_spec(cfg, prepared.splits.train.width());
+    Trainer::with_weighting(
+        ctx.clone(),
+        &spec,
+        &cfg.tasks,
+        cfg.train.clone(),
+        prepared.scaling.clone(),
+        init,
+        cfg.weighter(),
+    )
+}
+
 /// How a run starts and what it writes while it goes.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -128,21 +147,10 @@ pub fn run(
     if opts.init.is_some() && opts.resume.is_some() {
         return Err(Error::invalid("--resume", "give --init or --resume, not both"));
     }
-    let init = opts.init.as_deref();
-    let mut tr = match init {
-        None if opts.resume.is_some() => {
-            resume_trainer(ctx, cfg, prepared, opts.resume.as_deref().unwrap_or(std::path::Path::new("")))?
-        }
-        None => Trainer::with_weighting(
-            ctx.clone(),
-            &spec,
-            &cfg.tasks,
-            cfg.train.clone(),
-            prepared.scaling.clone(),
-            None,
-            cfg.weighter(),
-        )?,
-        Some(path) => {
+    let mut tr = match (opts.init.as_deref(), opts.resume.as_deref()) {
+        (None, Some(path)) => resume_trainer(ctx, cfg, prepared, path)?,
+        (None, None) => config_trainer(ctx, cfg, prepared, None)?,
+        (Some(path), _) => {
             let ck = crate::checkpoint::Checkpoint::load(path)?;
             let info = checkpoint_info(&ck, path)?;
             if info.features != prepared.splits.train.feature_names {
@@ -429,15 +437,7 @@ pub fn resume_trainer(
             "it was written for another model or other features than this config's",
         ));
     }
-    let mut tr = Trainer::with_weighting(
-        ctx.clone(),
-        &spec,
-        &cfg.tasks,
-        cfg.train.clone(),
-        prepared.scaling.clone(),
-        None,
-        cfg.weighter(),
-    )?;
+    let mut tr = config_trainer(ctx, cfg, prepared, None)?;
     let names = tr.param_names();
     let (n, s): (Vec<String>, Vec<Vec<usize>>) = names.iter().cloned().unzip();
     let params = ck.take(path, &n, &s)?;

@@ -1,9 +1,11 @@
 // C[M,N] = op(A)·op(B) [+ C] [+ bias[N]] [-> activation], any M, N, K >= 1.
 // A is [M,K], or [K,M] when TRANS_A; B is [K,N], or [N,K] when TRANS_B (nn.Linear's weight).
-// Two variants of one kernel, chosen by entry point, both 4x4 outputs per invocation held in
-// registers and loaded four at a time:
-//   matmul        barrier-free register blocking: what llvmpipe (lavapipe) wants
-//   matmul_tiled  workgroup-memory tiles of (4*WG_Y) x TILE_K and TILE_K x (4*WG_X): what GPUs want
+// Two variants of one kernel, chosen by entry point, both keeping a block of outputs per
+// invocation in registers and loading four floats at a time:
+//   matmul        barrier-free register blocking, up to 16x16 per invocation: what llvmpipe
+//                 (lavapipe) wants
+//   matmul_tiled  workgroup-memory tiles of (4*WG_Y) x TILE_K and TILE_K x (4*WG_X), 4x4 per
+//                 invocation: what GPUs want
 // Requires activation.wgsl (prepended by Hydra).
 
 struct Params {
@@ -11,15 +13,19 @@ struct Params {
     f: vec4<f32>, // activation slope, unused...
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// The parameters come in a storage buffer, not a uniform one as in the other kernels: lavapipe
+// (Mesa 22.3) inlines uniform values that steer loops into a recompiled shader, and for some
+// forms of this kernel (a transposed A) it recompiled on every dispatch: 170 ms and ~360 KB of
+// host memory each time.
+@group(0) @binding(0) var<storage, read> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 // The same A and B seen four floats at a time, used when rows are 16-byte aligned
-// (VEC_A: K % 4 == 0 for A [M, K]; VEC_B: N % 4 == 0 for B [K, N], or K % 4 == 0 for a
-// transposed B [N, K]). Otherwise a dummy is bound and never read. (A vectorised transposed-A
-// path leaked memory on every dispatch under lavapipe, Mesa 22.3, and was taken out.)
+// (VEC_A: K % 4 == 0 for A [M, K], or M % 4 == 0 for a transposed A [K, M]; VEC_B: N % 4 == 0
+// for B [K, N], or K % 4 == 0 for a transposed B [N, K]). Otherwise a dummy is bound and never
+// read.
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
@@ -32,6 +38,9 @@ override VEC_A: bool = false;
 override VEC_B: bool = false;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
+// Tiles of 4x4 outputs per invocation along M and N (the register-blocked form), 1 to 4.
+override TM: u32 = 4u;
+override TN: u32 = 4u;
 
 fn a_at(m: u32, k: u32) -> f32 {
     if TRANS_A { return a[k * p.u.x + m]; }
@@ -91,51 +100,141 @@ fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
     }
 }
 
+// The register-blocked form works on 4x4 tiles held as mat4x4 values:
+//   an A tile's column i is row m+i of op(A) at k..k+3;
+//   a B tile's column t is row k+t of op(B) at n..n+3;
+// so (B tile) * (A tile) has column i = sum_t A[m+i, k+t] * B[k+t, n..n+3]: row m+i of the
+// product over four k and four columns, accumulated in a tile of the same layout.
+// Rows >= M and columns >= N at an edge are read like any other (an index past the end of a
+// buffer is clamped by the bounds checks wgpu puts in every shader) and computed, but never
+// stored: output (m, n) depends on row m of op(A) and column n of op(B) alone. Not so for k:
+// the `_tail` forms read zeros for k >= K (the last K % 4).
+
+fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
+    let M = p.u.x;
+    if TRANS_A && VEC_A {
+        // A stored [K, M] with M % 4 == 0 (and m % 4 == 0): four rows at each k, transposed.
+        return transpose(mat4x4<f32>(
+            a4[(k * M + m) >> 2u], a4[((k + 1u) * M + m) >> 2u], a4[((k + 2u) * M + m) >> 2u], a4[((k + 3u) * M + m) >> 2u]));
+    }
+    return mat4x4<f32>(a_row4(m, k), a_row4(m + 1u, k), a_row4(m + 2u, k), a_row4(m + 3u, k));
+}
+
+fn a_tail(m: u32, k: u32) -> f32 {
+    let K = p.u.z;
+    return select(0.0, a_at(m, min(k, K - 1u)), k < K);
+}
+
+fn a_tile_tail(m: u32, k: u32) -> mat4x4<f32> {
+    var t: mat4x4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        t[i] = vec4<f32>(a_tail(m + i, k), a_tail(m + i, k + 1u), a_tail(m + i, k + 2u), a_tail(m + i, k + 3u));
+    }
+    return t;
+}
+
+// Row k of op(B) at columns n..n+3, one float at a time.
+fn b_quad(k: u32, n: u32) -> vec4<f32> {
+    return vec4<f32>(b_at(k, n), b_at(k, n + 1u), b_at(k, n + 2u), b_at(k, n + 3u));
+}
+
+fn b_tile(k: u32, n: u32) -> mat4x4<f32> {
+    if TRANS_B && VEC_B {
+        // B stored [N, K] with K % 4 == 0: four k of each column, transposed.
+        return transpose(mat4x4<f32>(bt_col4(k, n), bt_col4(k, n + 1u), bt_col4(k, n + 2u), bt_col4(k, n + 3u)));
+    }
+    if VEC_B && !TRANS_B {
+        // B stored [K, N] with N % 4 == 0 (and n % 4 == 0).
+        return mat4x4<f32>(b_row4(k, n), b_row4(k + 1u, n), b_row4(k + 2u, n), b_row4(k + 3u, n));
+    }
+    return mat4x4<f32>(b_quad(k, n), b_quad(k + 1u, n), b_quad(k + 2u, n), b_quad(k + 3u, n));
+}
+
+fn b_tile_tail(k: u32, n: u32) -> mat4x4<f32> {
+    let K = p.u.z;
+    var t: mat4x4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        t[i] = select(vec4<f32>(0.0), b_quad(min(k + i, K - 1u), n), k + i < K);
+    }
+    return t;
+}
+
+fn store_tile(m: u32, n: u32, t: mat4x4<f32>) {
+    store_block(m, n, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
+}
+
+// acc[4 * r + j] += b[j] * a for the TN tiles in use along N: row r of the block's tiles.
+// acc is indexed by constants only (r is a literal at every call), so it stays in registers.
+fn mac_row(acc: ptr<function, array<mat4x4<f32>, 16>>, r: u32, a: mat4x4<f32>, b: array<mat4x4<f32>, 4>) {
+    (*acc)[4u * r] += b[0] * a;
+    if TN > 1u { (*acc)[4u * r + 1u] += b[1] * a; }
+    if TN > 2u { (*acc)[4u * r + 2u] += b[2] * a; }
+    if TN > 3u { (*acc)[4u * r + 3u] += b[3] * a; }
+}
+
+// Where tile t of a block starting at x0 starts, or x0 itself when that is past the edge (the
+// tile then re-reads the first one and stores nothing). Keeps vector reads aligned and in range.
+fn tile_start(x0: u32, t: u32, size: u32) -> u32 {
+    return select(x0, x0 + 4u * t, x0 + 4u * t < size);
+}
+
+// The register-blocked form: (4*TM) x (4*TN) outputs per invocation, TM, TN <= 4.
+// Why large blocks: lavapipe (Mesa 22.3) fetches a storage buffer one SIMD lane at a time, so a
+// load costs about the same whatever its width and the kernel is bound by loads, not by
+// arithmetic. Per four k a 16x16 block makes 32 four-float loads for 1024 multiply-adds, a 4x4
+// block 8 for 64: four times the loads per flop. At 1024^3 the 16x16 block ran 2.5x faster
+// than an 8x8 one and 3x faster than a 4x4 one.
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let M = p.u.x;
     let N = p.u.y;
     let K = p.u.z;
-    let m0 = gid.y * 4u;
-    let n0 = gid.x * 4u;
+    let m0 = gid.y * 4u * TM;
+    let n0 = gid.x * 4u * TN;
     if m0 >= M || n0 >= N { return; }
-    // Rows and columns past the edge read a valid neighbour; their results are not stored.
-    let mr = vec4<u32>(m0, min(m0 + 1u, M - 1u), min(m0 + 2u, M - 1u), min(m0 + 3u, M - 1u));
-    let full_n = n0 + 4u <= N;
-    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let ms = vec4<u32>(m0, tile_start(m0, 1u, M), tile_start(m0, 2u, M), tile_start(m0, 3u, M));
+    let ns = vec4<u32>(n0, tile_start(n0, 1u, N), tile_start(n0, 2u, N), tile_start(n0, 3u, N));
+    var acc: array<mat4x4<f32>, 16>;
+    var bt: array<mat4x4<f32>, 4>;
     var k = 0u;
-    if full_n && TRANS_B && VEC_B {
-        // B stored [N, K]: load four columns of op(B) along k and take dot products.
-        for (; k + 4u <= K; k += 4u) {
-            let c0 = bt_col4(k, n0);
-            let c1 = bt_col4(k, n0 + 1u);
-            let c2 = bt_col4(k, n0 + 2u);
-            let c3 = bt_col4(k, n0 + 3u);
-            for (var i = 0u; i < 4u; i++) {
-                let av = a_row4(mr[i], k);
-                acc[i] += vec4<f32>(dot(av, c0), dot(av, c1), dot(av, c2), dot(av, c3));
-            }
-        }
-    } else if full_n {
-        for (; k + 4u <= K; k += 4u) {
-            let b0 = b_row4(k, n0);
-            let b1 = b_row4(k + 1u, n0);
-            let b2 = b_row4(k + 2u, n0);
-            let b3 = b_row4(k + 3u, n0);
-            for (var i = 0u; i < 4u; i++) {
-                let av = a_row4(mr[i], k);
-                acc[i] += av.x * b0 + av.y * b1 + av.z * b2 + av.w * b3;
-            }
-        }
+    // The B tiles of four k first, then one A tile at a time: fewer values live at once.
+    for (; k + 4u <= K; k += 4u) {
+        bt[0] = b_tile(k, ns.x);
+        if TN > 1u { bt[1] = b_tile(k, ns.y); }
+        if TN > 2u { bt[2] = b_tile(k, ns.z); }
+        if TN > 3u { bt[3] = b_tile(k, ns.w); }
+        mac_row(&acc, 0u, a_tile(ms.x, k), bt);
+        if TM > 1u { mac_row(&acc, 1u, a_tile(ms.y, k), bt); }
+        if TM > 2u { mac_row(&acc, 2u, a_tile(ms.z, k), bt); }
+        if TM > 3u { mac_row(&acc, 3u, a_tile(ms.w, k), bt); }
     }
-    let nc = vec4<u32>(n0, min(n0 + 1u, N - 1u), min(n0 + 2u, N - 1u), min(n0 + 3u, N - 1u));
-    for (; k < K; k++) {
-        let bv = vec4<f32>(b_at(k, nc.x), b_at(k, nc.y), b_at(k, nc.z), b_at(k, nc.w));
-        for (var i = 0u; i < 4u; i++) {
-            acc[i] += a_at(mr[i], k) * bv;
-        }
+    if k < K {
+        bt[0] = b_tile_tail(k, ns.x);
+        if TN > 1u { bt[1] = b_tile_tail(k, ns.y); }
+        if TN > 2u { bt[2] = b_tile_tail(k, ns.z); }
+        if TN > 3u { bt[3] = b_tile_tail(k, ns.w); }
+        mac_row(&acc, 0u, a_tile_tail(ms.x, k), bt);
+        if TM > 1u { mac_row(&acc, 1u, a_tile_tail(ms.y, k), bt); }
+        if TM > 2u { mac_row(&acc, 2u, a_tile_tail(ms.z, k), bt); }
+        if TM > 3u { mac_row(&acc, 3u, a_tile_tail(ms.w, k), bt); }
     }
-    store_block(m0, n0, acc);
+    // Written out: a loop over acc would index it by a counter, leaving registers for memory.
+    store_tile(m0 + 0u, n0 + 0u, acc[0]);
+    if TN > 1u { store_tile(m0 + 0u, n0 + 4u, acc[1]); }
+    if TN > 2u { store_tile(m0 + 0u, n0 + 8u, acc[2]); }
+    if TN > 3u { store_tile(m0 + 0u, n0 + 12u, acc[3]); }
+    if TM > 1u { store_tile(m0 + 4u, n0 + 0u, acc[4]); }
+    if TM > 1u && TN > 1u { store_tile(m0 + 4u, n0 + 4u, acc[5]); }
+    if TM > 1u && TN > 2u { store_tile(m0 + 4u, n0 + 8u, acc[6]); }
+    if TM > 1u && TN > 3u { store_tile(m0 + 4u, n0 + 12u, acc[7]); }
+    if TM > 2u { store_tile(m0 + 8u, n0 + 0u, acc[8]); }
+    if TM > 2u && TN > 1u { store_tile(m0 + 8u, n0 + 4u, acc[9]); }
+    if TM > 2u && TN > 2u { store_tile(m0 + 8u, n0 + 8u, acc[10]); }
+    if TM > 2u && TN > 3u { store_tile(m0 + 8u, n0 + 12u, acc[11]); }
+    if TM > 3u { store_tile(m0 + 12u, n0 + 0u, acc[12]); }
+    if TM > 3u && TN > 1u { store_tile(m0 + 12u, n0 + 4u, acc[13]); }
+    if TM > 3u && TN > 2u { store_tile(m0 + 12u, n0 + 8u, acc[14]); }
+    if TM > 3u && TN > 3u { store_tile(m0 + 12u, n0 + 12u, acc[15]); }
 }
 
 const TILE_K: u32 = 16u;

@@ -355,9 +355,14 @@ pub fn tune_cache_path() -> Option<std::path::PathBuf> {
     Some(base.join("hydra").join("matmul-tune.json"))
 }
 
+/// The cache key: the adapter, its driver, and a fingerprint of the matmul source, so that a
+/// changed kernel is tuned afresh rather than judged by its predecessor's timings.
 fn adapter_key(ctx: &Context) -> String {
     let a = ctx.adapter();
-    format!("{} | {} | {}", a.name, a.backend, a.driver_info)
+    // FNV-1a over the kernel source.
+    let source = crate::shaders::Shader::Matmul.source();
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{} | {} | {} | matmul {hash:016x}", a.name, a.backend, a.driver_info)
 }
 
 /// Autotunes the matmul form for this adapter ([`autotune_matmul`] at n = 256), sets it on the

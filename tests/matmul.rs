@@ -74,8 +74,14 @@ fn matmul_matches_cpu_on_odd_shapes_every_transpose_bias_and_activation() {
             for tb in [false, true] {
                 for with_bias in [false, true] {
                     for act in Activation::ALL {
-                        let spec =
-                            MatmulSpec { trans_a: ta, trans_b: tb, act, accumulate: false, variant: Some(variant) };
+                        let spec = MatmulSpec {
+                            trans_a: ta,
+                            trans_b: tb,
+                            act,
+                            accumulate: false,
+                            variant: Some(variant),
+                            tiles: None,
+                        };
                         for &shape in SHAPES {
                             seed += 1;
                             check(shape, spec, with_bias, seed);
@@ -97,12 +103,76 @@ fn matmul_accumulates_into_c() {
                 act: Activation::Identity,
                 accumulate: true,
                 variant: Some(variant),
+                tiles: None,
             };
             for &shape in SHAPES {
                 check(shape, spec, false, 7);
             }
         }
     }
+}
+
+/// The register-blocked form with larger blocks (2×2 and 4×4 tiles of 4×4 outputs, and mixed),
+/// on shapes that leave partial and wholly-empty tiles at the edges, a K % 4 tail, and both the
+/// four-float and the one-float read paths. (Each block size and transpose is its own
+/// pipeline, and a 4×4 one takes seconds to compile under llvmpipe: the cases are chosen,
+/// not crossed.)
+#[test]
+fn matmul_larger_register_blocks_match_cpu() {
+    let registers = Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 });
+    // Four-float reads on both sides for every transpose: M, N, K multiples of 4.
+    let vec_shape = (36, 44, 20);
+    // One-float reads and a K tail.
+    let odd_shape = (37, 45, 19);
+    let mut seed = 500;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for shape in [vec_shape, odd_shape] {
+            seed += 1;
+            let spec =
+                MatmulSpec { trans_a: ta, trans_b: tb, variant: registers, tiles: Some((2, 2)), ..Default::default() };
+            check(shape, spec, false, seed);
+        }
+    }
+    let four =
+        |ta, tb| MatmulSpec { trans_a: ta, trans_b: tb, variant: registers, tiles: Some((4, 4)), ..Default::default() };
+    check(vec_shape, four(false, false), false, 601);
+    check(vec_shape, four(true, false), false, 602);
+    check(odd_shape, four(false, true), false, 603);
+    check(odd_shape, MatmulSpec { act: Activation::Relu, accumulate: true, ..four(true, true) }, true, 604);
+    for tiles in [(4, 1), (1, 4), (2, 4)] {
+        check(odd_shape, MatmulSpec { variant: registers, tiles: Some(tiles), ..Default::default() }, true, 605);
+    }
+}
+
+#[test]
+fn matmul_rejects_tile_counts_other_than_1_2_4() {
+    let ctx = ctx();
+    let (a, b, c) = (ctx.zeros(&[8, 8]).unwrap(), ctx.zeros(&[8, 8]).unwrap(), ctx.zeros(&[8, 8]).unwrap());
+    let spec = MatmulSpec {
+        variant: Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 }),
+        tiles: Some((3, 1)),
+        ..Default::default()
+    };
+    let err = kernels::matmul(&ctx, &a, &b, None, &c, &spec).err().expect("must fail");
+    assert!(err.to_string().contains("each must be 1, 2 or 4"), "{err}");
+}
+
+/// Block sizes grow with the work (compile time is paid once per pipeline, and only large
+/// products repay a large block's) and shrink to keep every core busy.
+#[test]
+fn register_tiles_follow_the_size_of_the_product() {
+    use hydra::kernels::register_tiles;
+    assert_eq!(register_tiles(1024, 1024, 1024), (4, 4));
+    assert_eq!(register_tiles(512, 512, 256), (4, 4)); // 2^26 multiply-adds
+    assert_eq!(register_tiles(512, 256, 256), (2, 2)); // 2^25
+    assert_eq!(register_tiles(256, 256, 256), (1, 1)); // a small model's layer
+    assert_eq!(register_tiles(256, 1, 256), (1, 1));
+    assert_eq!(register_tiles(1 << 16, 4, 1 << 10), (4, 1)); // one tile of room along N
+    assert_eq!(register_tiles(1 << 14, 8, 1 << 10), (4, 2));
+    // 64 x 8192: 4x4 tiles would leave 4 x 512 = 2048 invocations, enough.
+    assert_eq!(register_tiles(64, 8192, 1 << 10), (4, 4));
+    // 32 x 32 with a huge K: one invocation per 16x16 block would leave 4 of them.
+    assert_eq!(register_tiles(32, 32, 1 << 20), (1, 1));
 }
 
 #[test]

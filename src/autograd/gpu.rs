@@ -478,13 +478,9 @@ impl GpuGraph {
                         mark(x, i, &mut written, &mut written_gz);
                     }
                     if need[w.0] {
-                        // dW = dzᵀ·x as (dzᵀ)·x: an explicit transpose (memory-bound, cheap) lets
-                        // the product run in the fast non-transposed form.
-                        let (m_rows, out) = (graph.shape(id)[0], graph.shape(id)[1]);
-                        let dzt = ctx.empty(&[out, m_rows])?;
-                        backward.push(kernels::transpose(&ctx, dz, &dzt)?);
-                        let spec = MatmulSpec { accumulate: written[w.0], ..Default::default() };
-                        backward.push(kernels::matmul(&ctx, &dzt, v(x)?, None, gr(w)?, &spec)?);
+                        // dW = dzᵀ·x, reading dz transposed in place.
+                        let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
+                        backward.push(kernels::matmul(&ctx, dz, v(x)?, None, gr(w)?, &spec)?);
                         written[w.0] = true;
                     }
                     if let Some(b) = b {

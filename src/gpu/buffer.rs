@@ -10,7 +10,8 @@ use super::context::AtomicCounters;
 pub enum BufferKind {
     /// Read/write storage (tensors, parameters, gradients).
     Storage,
-    /// Small uniform blocks of kernel parameters.
+    /// Small blocks of kernel parameters, bound as uniform (most kernels) or read-only storage
+    /// (matmul: see shaders/matmul.wgsl).
     Uniform,
     /// Host-mappable staging buffers for readback.
     Readback,
@@ -21,7 +22,7 @@ impl BufferKind {
         use wgpu::BufferUsages as U;
         match self {
             BufferKind::Storage => U::STORAGE | U::COPY_SRC | U::COPY_DST,
-            BufferKind::Uniform => U::UNIFORM | U::COPY_DST,
+            BufferKind::Uniform => U::UNIFORM | U::STORAGE | U::COPY_DST,
             BufferKind::Readback => U::MAP_READ | U::COPY_DST,
         }
     }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::shaders::Shader;
 use crate::tensor::Tensor;
 
-/// The uniform block every kernel takes at binding 0: four integers and four floats.
+/// The parameter block every kernel takes at binding 0: four integers and four floats.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {

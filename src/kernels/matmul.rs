@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 /// Which form of the matmul kernel runs. Both give the same results (up to rounding order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
-    /// Barrier-free register blocking (entry `matmul`): 4×4 outputs per invocation, workgroups
+    /// Barrier-free register blocking (entry `matmul`): 8×8 outputs per invocation, workgroups
     /// of `wg_x × wg_y` invocations. Fast on llvmpipe, whose barriers are costly.
     Registers {
         /// Invocations along N.
@@ -59,11 +59,21 @@ pub struct MatmulSpec {
     pub accumulate: bool,
     /// Kernel form; `None` picks the adapter's default.
     pub variant: Option<MatmulVariant>,
+    /// 4×4 output tiles per invocation along M and N for the register-blocked form, each 1, 2
+    /// or 4; `None` picks by size ([`register_tiles`]). The tiled form ignores it.
+    pub tiles: Option<(usize, usize)>,
 }
 
 impl Default for MatmulSpec {
     fn default() -> Self {
-        MatmulSpec { trans_a: false, trans_b: false, act: Activation::Identity, accumulate: false, variant: None }
+        MatmulSpec {
+            trans_a: false,
+            trans_b: false,
+            act: Activation::Identity,
+            accumulate: false,
+            variant: None,
+            tiles: None,
+        }
     }
 }
 
@@ -90,6 +100,42 @@ impl MatmulShape {
     }
 }
 
+/// How many 4×4 output tiles one invocation of the register-blocked form takes along M and N
+/// (1, 2 or 4 each).
+///
+/// Larger blocks make fewer loads per multiply-add (lavapipe, whose loads dominate, ran 1024³
+/// at 2.5× the speed with 4×4 tiles as with 1×1), but cost compile time: under llvmpipe a 4×4
+/// pipeline takes 3–5 s to compile, 2×2 about 0.8 s, 1×1 about 0.2 s, once per combination of
+/// transposes, bias, activation and accumulation. So the block grows with the product:
+/// 4×4 tiles from 2²⁶ multiply-adds (about 400³), 2×2 from 2²⁵, 1×1 below, which keeps a
+/// small model's first step quick. Within that cap, an axis takes no more tiles than it has
+/// room for, and the larger count is halved while the product would have fewer than
+/// [`MIN_INVOCATIONS`] invocations, so that every core gets work.
+pub fn register_tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let cap = if work >= 1 << 26 {
+        4
+    } else if work >= 1 << 25 {
+        2
+    } else {
+        1
+    };
+    let room = |len: usize| len.div_ceil(4).next_power_of_two().min(cap);
+    let invocations = |tm: usize, tn: usize| m.div_ceil(4 * tm) * n.div_ceil(4 * tn);
+    let (mut tm, mut tn) = (room(m), room(n));
+    while invocations(tm, tn) < MIN_INVOCATIONS && (tm > 1 || tn > 1) {
+        if tm >= tn {
+            tm /= 2;
+        } else {
+            tn /= 2;
+        }
+    }
+    (tm, tn)
+}
+
+/// See [`register_tiles`].
+pub const MIN_INVOCATIONS: usize = 256;
+
 /// `C (+)= act(op(A)·op(B) + bias)`; A, B, C row-major, bias of length N.
 pub fn matmul(
     ctx: &Context,
@@ -107,20 +153,22 @@ pub fn matmul(
     if let Some(bias) = bias {
         super::check_len("matmul", "bias", bias, s.n)?;
     }
-    let mut variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
+    let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
     variant.check()?;
-    // Under lavapipe (Mesa 22.3, LLVM 15) the register-blocked kernel with a transposed A
-    // leaks ~360 KB of host memory on every dispatch when M % 4 == 0 (the tiled form and the
-    // other transposes do not): transposed-A products take the tiled form there.
-    if let (true, MatmulVariant::Registers { wg_x, wg_y }) = (spec.trans_a, variant) {
-        variant = MatmulVariant::Tiled { wg_x: wg_x.min(16), wg_y: wg_y.min(16) };
-    }
     let (entry, wx, wy) = match variant {
         MatmulVariant::Registers { wg_x, wg_y } => ("matmul", wg_x, wg_y),
         MatmulVariant::Tiled { wg_x, wg_y } => ("matmul_tiled", wg_x, wg_y),
     };
-    let per_x = 4 * wx as usize;
-    let per_y = 4 * wy as usize;
+    // 4×4 tiles per invocation along M and N.
+    let (tm, tn) = match variant {
+        MatmulVariant::Registers { .. } => spec.tiles.unwrap_or_else(|| register_tiles(s.m, s.n, s.k)),
+        MatmulVariant::Tiled { .. } => (1, 1),
+    };
+    if ![tm, tn].iter().all(|t| [1, 2, 4].contains(t)) {
+        return Err(Error::invalid("matmul tiles", format!("{:?}: each must be 1, 2 or 4", (tm, tn))));
+    }
+    let per_x = 4 * tn * wx as usize;
+    let per_y = 4 * tm * wy as usize;
     let dummy4 = ctx.dummy()?;
     let dummy;
     let bias_t = match bias {
@@ -146,6 +194,8 @@ pub fn matmul(
         ("ACT", f64::from(spec.act.code())),
         ("WG_X", f64::from(wx)),
         ("WG_Y", f64::from(wy)),
+        ("TM", tm as f64),
+        ("TN", tn as f64),
     ];
     let call = KernelCall::new(Shader::Matmul, entry, &constants)
         .params([s.m as u32, s.n as u32, s.k as u32, 0], [spec.act.slope(), 0.0, 0.0, 0.0])

@@ -107,8 +107,9 @@ fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
 // product over four k and four columns, accumulated in a tile of the same layout.
 // Rows >= M and columns >= N at an edge are read like any other (an index past the end of a
 // buffer is clamped by the bounds checks wgpu puts in every shader) and computed, but never
-// stored: output (m, n) depends on row m of op(A) and column n of op(B) alone. Not so for k:
-// the `_tail` forms read zeros for k >= K (the last K % 4).
+// stored: output (m, n) depends on row m of op(A) and column n of op(B) alone. The last K % 4
+// values of k are taken one at a time by the `_one` forms: tiles holding a single k (in column
+// 0 of a B tile and row 0 of an A tile's columns, zeros elsewhere).
 
 fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
     let M = p.u.x;
@@ -120,17 +121,14 @@ fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
     return mat4x4<f32>(a_row4(m, k), a_row4(m + 1u, k), a_row4(m + 2u, k), a_row4(m + 3u, k));
 }
 
-fn a_tail(m: u32, k: u32) -> f32 {
-    let K = p.u.z;
-    return select(0.0, a_at(m, min(k, K - 1u)), k < K);
-}
-
-fn a_tile_tail(m: u32, k: u32) -> mat4x4<f32> {
-    var t: mat4x4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        t[i] = vec4<f32>(a_tail(m + i, k), a_tail(m + i, k + 1u), a_tail(m + i, k + 2u), a_tail(m + i, k + 3u));
+fn a_tile_one(m: u32, k: u32) -> mat4x4<f32> {
+    var col: vec4<f32>;
+    if TRANS_A && VEC_A {
+        col = a4[(k * p.u.x + m) >> 2u];
+    } else {
+        col = vec4<f32>(a_at(m, k), a_at(m + 1u, k), a_at(m + 2u, k), a_at(m + 3u, k));
     }
-    return t;
+    return transpose(mat4x4<f32>(col, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0)));
 }
 
 // Row k of op(B) at columns n..n+3, one float at a time.
@@ -150,13 +148,14 @@ fn b_tile(k: u32, n: u32) -> mat4x4<f32> {
     return mat4x4<f32>(b_quad(k, n), b_quad(k + 1u, n), b_quad(k + 2u, n), b_quad(k + 3u, n));
 }
 
-fn b_tile_tail(k: u32, n: u32) -> mat4x4<f32> {
-    let K = p.u.z;
-    var t: mat4x4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        t[i] = select(vec4<f32>(0.0), b_quad(min(k + i, K - 1u), n), k + i < K);
+fn b_tile_one(k: u32, n: u32) -> mat4x4<f32> {
+    var row: vec4<f32>;
+    if VEC_B && !TRANS_B {
+        row = b_row4(k, n);
+    } else {
+        row = b_quad(k, n);
     }
-    return t;
+    return mat4x4<f32>(row, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
 fn store_tile(m: u32, n: u32, t: mat4x4<f32>) {
@@ -208,15 +207,15 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
         if TM > 2u { mac_row(&acc, 2u, a_tile(ms.z, k), bt); }
         if TM > 3u { mac_row(&acc, 3u, a_tile(ms.w, k), bt); }
     }
-    if k < K {
-        bt[0] = b_tile_tail(k, ns.x);
-        if TN > 1u { bt[1] = b_tile_tail(k, ns.y); }
-        if TN > 2u { bt[2] = b_tile_tail(k, ns.z); }
-        if TN > 3u { bt[3] = b_tile_tail(k, ns.w); }
-        mac_row(&acc, 0u, a_tile_tail(ms.x, k), bt);
-        if TM > 1u { mac_row(&acc, 1u, a_tile_tail(ms.y, k), bt); }
-        if TM > 2u { mac_row(&acc, 2u, a_tile_tail(ms.z, k), bt); }
-        if TM > 3u { mac_row(&acc, 3u, a_tile_tail(ms.w, k), bt); }
+    for (; k < K; k++) {
+        bt[0] = b_tile_one(k, ns.x);
+        if TN > 1u { bt[1] = b_tile_one(k, ns.y); }
+        if TN > 2u { bt[2] = b_tile_one(k, ns.z); }
+        if TN > 3u { bt[3] = b_tile_one(k, ns.w); }
+        mac_row(&acc, 0u, a_tile_one(ms.x, k), bt);
+        if TM > 1u { mac_row(&acc, 1u, a_tile_one(ms.y, k), bt); }
+        if TM > 2u { mac_row(&acc, 2u, a_tile_one(ms.z, k), bt); }
+        if TM > 3u { mac_row(&acc, 3u, a_tile_one(ms.w, k), bt); }
     }
     // Written out: a loop over acc would index it by a counter, leaving registers for memory.
     store_tile(m0 + 0u, n0 + 0u, acc[0]);

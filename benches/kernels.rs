@@ -72,7 +72,7 @@ fn train_step(c: &mut Criterion) {
     let spec = hydra::bench::peer_model(64, &[256, 256]);
     let batch = 256;
     let model = MultiTaskModel::build(&spec, batch).unwrap();
-    let init = model.graph.init_params(0);
+    let init = model.graph.init_params(0).unwrap();
     let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3))).unwrap();
     let mut rng = Rng::new(5);
     let mut inputs = vec![rng.vec_f32(batch * 64, -1.0, 1.0)];

@@ -29,7 +29,7 @@ fn main() -> hydra::Result<()> {
         ],
     };
     let model = MultiTaskModel::build(&spec, batch)?;
-    let init = model.graph.init_params(7);
+    let init = model.graph.init_params(7)?;
     // Compiled once: every later step is one queue submit, nothing read back.
     let mut graph = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(3e-3)))?;
     graph.set_task_weights(&[1.0, 0.5])?;

@@ -8,7 +8,7 @@ fn main() -> hydra::Result<()> {
     let batch: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(256);
     let spec = hydra::bench::peer_model(64, &[256, 256]);
     let model = MultiTaskModel::build(&spec, batch)?;
-    let init = model.graph.init_params(0);
+    let init = model.graph.init_params(0)?;
     let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3)))?;
     g.step()?;
     match g.profile_step()? {

@@ -230,7 +230,7 @@ pub fn bench_train_step(
     use crate::nn::MultiTaskModel;
     use crate::optim::Optimizer;
     let model = MultiTaskModel::build(spec, batch)?;
-    let init = model.graph.init_params(0);
+    let init = model.graph.init_params(0)?;
     let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-3)))?;
     let mut rng = Rng::new(5);
     let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];

@@ -32,10 +32,18 @@ pub enum Error {
         message: String,
     },
     /// The GPU ran out of memory.
-    #[error("GPU out of memory in {context}")]
+    #[error("GPU out of memory in {context}: a smaller batch_size or model needs less")]
     OutOfMemory {
         /// What Hydra was doing.
         context: String,
+    },
+    /// The host ran out of memory for a large buffer (parameters, a batch, a readback).
+    #[error("out of host memory: {what} needs {bytes} bytes")]
+    HostOutOfMemory {
+        /// What was being allocated.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
     },
     /// The device was lost (driver reset, hang, removal).
     #[error("GPU device lost: {0}")]
@@ -134,4 +142,17 @@ impl Error {
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), message: message.into() }
     }
+}
+
+/// A vector of `n` copies of `value`, or [`Error::HostOutOfMemory`] naming `what` when the
+/// allocation fails (a plain `vec!` would abort the process). For buffers whose size the user
+/// controls: parameters, batches, readbacks.
+pub(crate) fn host_vec<T: Clone>(n: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::HostOutOfMemory {
+        what: what.to_string(),
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    })?;
+    v.resize(n, value);
+    Ok(v)
 }

@@ -163,7 +163,7 @@ pub fn run(
                 ));
             }
             let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
-            let fresh_params = fresh.graph.init_params(cfg.train.seed);
+            let fresh_params = fresh.graph.init_params(cfg.train.seed)?;
             let (params, optim, step, notes) =
                 init_from_checkpoint(&ck, path, &fresh.graph, &cfg.tasks, &fresh_params, &cfg.train.optimizer)?;
             for n in &notes {

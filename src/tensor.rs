@@ -107,7 +107,7 @@ impl Context {
     /// A tensor of zeros.
     pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
         let t = self.empty(shape)?;
-        self.write(&t, &vec![0.0; t.len()])?;
+        self.write(&t, &crate::error::host_vec(t.len(), 0.0, &format!("zeros for a tensor of shape {shape:?}"))?)?;
         Ok(t)
     }
 

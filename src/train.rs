@@ -312,7 +312,7 @@ impl Trainer {
             Method::Famo { lr, weight_decay } => GpuLossWeighting::Famo { lr, weight_decay },
             _ => GpuLossWeighting::Host,
         };
-        let seeded = model.graph.init_params(settings.seed);
+        let seeded = model.graph.init_params(settings.seed)?;
         let init = match init {
             None => seeded,
             Some(mut p) => {

@@ -41,7 +41,7 @@ fn net(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind], seed:
 
 /// Checks every parameter gradient of Σ_t w_t·L_t against central differences, in f64.
 fn fd_check(g: &Graph, inputs: &[Vec<f32>], seed: u64, what: &str) {
-    let params: Vec<Vec<f64>> = g.init_params(seed).iter().map(|p| to64(p)).collect();
+    let params: Vec<Vec<f64>> = g.init_params(seed).unwrap().iter().map(|p| to64(p)).collect();
     let inputs: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
     let w: Vec<f64> = (0..g.tasks()).map(|t| 0.5 + t as f64).collect();
     let run = gcpu::run(g, &params, &inputs, &w, true).unwrap();
@@ -111,7 +111,7 @@ fn three_layer_mlp_passes_finite_difference_gradient_check() {
 /// Compares GPU gradients (and losses) with the f64 CPU reference.
 fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind]) {
     let n = net(batch, trunk, act, heads, 21);
-    let init = n.graph.init_params(22);
+    let init = n.graph.init_params(22).unwrap();
     let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, None).unwrap();
     let w: Vec<f32> = (0..heads.len()).map(|t| 1.0 + 0.25 * t as f32).collect();
     gg.set_task_weights(&w).unwrap();
@@ -149,7 +149,7 @@ fn gpu_backward_equals_cpu_backward_on_awkward_shapes() {
 fn train_compare(opt: Optimizer, steps: usize) {
     let heads = [LossKind::Mse, LossKind::CrossEntropy { classes: 3 }];
     let n = net(33, &[5, 17, 9], Activation::Tanh, &heads, 31);
-    let init = n.graph.init_params(32);
+    let init = n.graph.init_params(32).unwrap();
     let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, Some(opt)).unwrap();
     let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
     gg.feed(&refs).unwrap();
@@ -193,7 +193,7 @@ fn twenty_steps_of_adam_and_adamw_match_the_cpu() {
 fn replayed_steps_submit_once_each_and_never_read_back_or_allocate() {
     let heads = [LossKind::Mse, LossKind::Mse, LossKind::CrossEntropy { classes: 10 }];
     let n = net(64, &[16, 32, 32], Activation::Relu, &heads, 41);
-    let init = n.graph.init_params(42);
+    let init = n.graph.init_params(42).unwrap();
     let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
     let steps = 25;
     // A context of its own: the shared one counts other tests' work running in parallel.
@@ -216,4 +216,15 @@ fn replayed_steps_submit_once_each_and_never_read_back_or_allocate() {
     let l = gg.losses().unwrap();
     assert_eq!(own.counters().readbacks - after.readbacks, 1);
     assert!(l.iter().all(|v| v.is_finite()));
+}
+
+/// Parameters too large for the host's memory are an error naming them, not an abort.
+#[test]
+fn parameters_beyond_host_memory_are_an_error_not_an_abort() {
+    let mut g = Graph::new();
+    g.param("small", &[4], Init::Constant(0.0));
+    g.param("huge", &[1 << 30, 1 << 30], Init::Uniform(0.1));
+    let err = g.init_params(1).err().expect("2^60 floats cannot be allocated");
+    let msg = err.to_string();
+    assert!(msg.starts_with("out of host memory: parameter huge needs"), "{msg}");
 }

@@ -225,3 +225,45 @@ fn bench_json_lines_name_the_bench_the_figures_and_the_adapter() {
     let out = hydra(&["bench", "--only", "nothing"], &dir);
     assert!(!out.status.success());
 }
+
+/// A real out-of-memory: the process's address space is capped (lavapipe's device memory is
+/// host memory) and the model's activations need several times the cap. The run must end
+/// with an error naming the allocation, exit 1 (not a crash), and leave the checkpoint that
+/// a previous run wrote at the same path untouched.
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_memory_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
+    let dir = tmpdir("oom");
+    tiny_data(&dir);
+    let out = hydra(&["train", "--config", "c.toml", "--save", "m.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = std::fs::read(dir.join("m.safetensors")).unwrap();
+
+    // 20 000 rows; 24 layers of 1024 at batch 16384 hold 3 x 24 x 64 MiB of activations and
+    // their gradients, about 4.7 GiB, against a 2.5 GB cap that lavapipe itself needs about
+    // 1.2 GB of.
+    let mut csv = String::from("x1,x2,x3,x4,y\n");
+    for i in 0..20_000 {
+        let x: Vec<f32> = (0..4).map(|j| ((i * 7 + j * 13) % 101) as f32 / 101.0).collect();
+        csv += &format!("{},{},{},{},{}\n", x[0], x[1], x[2], x[3], x.iter().sum::<f32>());
+    }
+    std::fs::write(dir.join("big.csv"), csv).unwrap();
+    let trunk = vec!["1024"; 24].join(", ");
+    let config = format!(
+        "[data]\npath = \"big.csv\"\n[[task]]\nname = \"y\"\ntarget = \"y\"\nkind = \"regression\"\n\
+         [model]\ntrunk = [{trunk}]\n[train]\nbatch_size = 16384\nsteps = 3\n"
+    );
+    std::fs::write(dir.join("big.toml"), config).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2500000 && exec \"$0\" train --config big.toml --save m.safetensors --checkpoint-every 1")
+        .arg(env!("CARGO_BIN_EXE_hydra"))
+        .current_dir(&dir)
+        .output()
+        .expect("run hydra under a memory cap");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "must exit 1, not crash: {err}");
+    assert!(err.contains("GPU out of memory in allocating a Storage buffer of"), "{err}");
+    assert_eq!(std::fs::read(dir.join("m.safetensors")).unwrap(), good, "the checkpoint changed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

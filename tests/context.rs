@@ -122,9 +122,13 @@ fn repeated_steps_and_transposed_products_do_not_grow_host_memory() {
     let d = kernels::matmul(&own, &a, &b, None, &c, &MatmulSpec { trans_a: true, ..Default::default() }).unwrap();
     let spec = hydra::bench::peer_model(8, &[64, 64]);
     let m = hydra::nn::MultiTaskModel::build(&spec, 64).unwrap();
-    let mut g =
-        GpuGraph::new(own.clone(), m.graph.clone(), &m.graph.init_params(0), Some(hydra::Optimizer::adam(1e-3)))
-            .unwrap();
+    let mut g = GpuGraph::new(
+        own.clone(),
+        m.graph.clone(),
+        &m.graph.init_params(0).unwrap(),
+        Some(hydra::Optimizer::adam(1e-3)),
+    )
+    .unwrap();
     for _ in 0..50 {
         own.run(&[&d]).unwrap();
         g.step().unwrap();

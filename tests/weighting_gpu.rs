@@ -53,7 +53,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
     let batch = 13;
     for target in [Target::Representation, Target::Params] {
         let (m, inputs) = model(batch);
-        let init = m.graph.init_params(3);
+        let init = m.graph.init_params(3).unwrap();
         let spec = TaskGradSpec {
             z: m.z,
             shared_params: m.trunk_params,
@@ -96,7 +96,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
 fn applied_coefficients_update_like_the_cpu_combination() {
     // One step with SGD lr 1: trunk parameters move by exactly -Σ c_t g_t.
     let (m, inputs) = model(9);
-    let init = m.graph.init_params(4);
+    let init = m.graph.init_params(4).unwrap();
     let spec = TaskGradSpec {
         z: m.z,
         shared_params: m.trunk_params,

@@ -226,7 +226,7 @@ impl GpuGraph {
         // Parameters and gradients: one flat buffer each.
         let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
         let (offsets, total) = flat_layout(&lens, align);
-        let mut host = vec![0f32; total];
+        let mut host = crate::error::host_vec(total, 0f32, "the initial parameters")?;
         for (i, v) in init.iter().enumerate() {
             if v.len() != lens[i] {
                 return Err(Error::shape(

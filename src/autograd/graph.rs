@@ -231,16 +231,18 @@ impl Graph {
     }
 
     /// Initial parameter values from a seed, in [`Graph::params`] order.
-    pub fn init_params(&self, seed: u64) -> Vec<Vec<f32>> {
+    pub fn init_params(&self, seed: u64) -> Result<Vec<Vec<f32>>> {
         let mut rng = Rng::new(seed);
         self.params
             .iter()
             .map(|p| {
                 let n: usize = p.shape.iter().product();
+                let mut v = crate::error::host_vec(n, 0.0, &format!("parameter {}", p.name))?;
                 match p.init {
-                    Init::Uniform(b) => rng.vec_f32(n, -f64::from(b), f64::from(b)),
-                    Init::Constant(c) => vec![c; n],
+                    Init::Uniform(b) => v.iter_mut().for_each(|x| *x = rng.range(-f64::from(b), f64::from(b)) as f32),
+                    Init::Constant(c) => v.fill(c),
                 }
+                Ok(v)
             })
             .collect()
     }

@@ -115,12 +115,24 @@ impl BufferPool {
             Some(b) => b,
             None => {
                 AtomicCounters::bump(&sh.counters.allocations, 1);
-                sh.device.create_buffer(&wgpu::BufferDescriptor {
+                // An allocation the device cannot satisfy is reported here, by name and size,
+                // not later as an anonymous fault.
+                let oom = sh.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let buffer = sh.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("hydra"),
                     size: class,
                     usage: kind.usage(),
                     mapped_at_creation: false,
-                })
+                });
+                if pollster::block_on(oom.pop()).is_some() {
+                    return Err(crate::Error::OutOfMemory {
+                        context: format!(
+                            "allocating a {kind:?} buffer of {class} bytes with {} bytes already in use",
+                            st.in_use
+                        ),
+                    });
+                }
+                buffer
             }
         };
         st.in_use += class;

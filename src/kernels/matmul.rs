@@ -105,17 +105,18 @@ impl MatmulShape {
 ///
 /// Larger blocks make fewer loads per multiply-add (lavapipe, whose loads dominate, ran 1024³
 /// at 2.5× the speed with 4×4 tiles as with 1×1), but cost compile time: under llvmpipe a 4×4
-/// pipeline takes 3–5 s to compile, 2×2 about 0.8 s, 1×1 about 0.2 s, once per combination of
+/// pipeline takes 3–5 s to compile, 2×2 about 0.7 s, 1×1 about 0.3 s, once per combination of
 /// transposes, bias, activation and accumulation. So the block grows with the product:
-/// 4×4 tiles from 2²⁶ multiply-adds (about 400³), 2×2 from 2²⁵, 1×1 below, which keeps a
-/// small model's first step quick. Within that cap, an axis takes no more tiles than it has
+/// 4×4 tiles from 2²⁸ multiply-adds (about 645³), 2×2 from 2²⁶ (406³), 1×1 below, where the
+/// time a larger block saves per call would take hundreds of calls to repay its compilation,
+/// and a small model's first step stays quick. Within that cap, an axis takes no more tiles than it has
 /// room for, and the larger count is halved while the product would have fewer than
 /// [`MIN_INVOCATIONS`] invocations, so that every core gets work.
 pub fn register_tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    let cap = if work >= 1 << 26 {
+    let cap = if work >= 1 << 28 {
         4
-    } else if work >= 1 << 25 {
+    } else if work >= 1 << 26 {
         2
     } else {
         1

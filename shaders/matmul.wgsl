@@ -18,6 +18,10 @@ struct Params {
 // forms of this kernel (a transposed A) it recompiled on every dispatch: 170 ms and ~360 KB of
 // host memory each time.
 @group(0) @binding(0) var<storage, read> p: Params;
+// M, N, K and the activation slope, copied from p once per invocation: every read of a storage
+// buffer costs a per-lane loop under lavapipe, so the helpers must not read p in the k loop.
+var<private> dims: vec3<u32>;
+var<private> slope: f32;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -43,22 +47,22 @@ override TM: u32 = 4u;
 override TN: u32 = 4u;
 
 fn a_at(m: u32, k: u32) -> f32 {
-    if TRANS_A { return a[k * p.u.x + m]; }
-    return a[m * p.u.z + k];
+    if TRANS_A { return a[k * dims.x + m]; }
+    return a[m * dims.z + k];
 }
 
 fn b_at(k: u32, n: u32) -> f32 {
-    if TRANS_B { return b[n * p.u.z + k]; }
-    return b[k * p.u.y + n];
+    if TRANS_B { return b[n * dims.z + k]; }
+    return b[k * dims.y + n];
 }
 
 // Four consecutive k of row m of op(A).
 fn a_row4(m: u32, k: u32) -> vec4<f32> {
     if TRANS_A {
-        let s = p.u.x;
+        let s = dims.x;
         return vec4<f32>(a[k * s + m], a[(k + 1u) * s + m], a[(k + 2u) * s + m], a[(k + 3u) * s + m]);
     }
-    let i = m * p.u.z + k;
+    let i = m * dims.z + k;
     if VEC_A && !TRANS_A { return a4[i >> 2u]; }
     return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]);
 }
@@ -66,30 +70,30 @@ fn a_row4(m: u32, k: u32) -> vec4<f32> {
 // Four consecutive n of row k of op(B).
 fn b_row4(k: u32, n: u32) -> vec4<f32> {
     if TRANS_B {
-        let s = p.u.z;
+        let s = dims.z;
         return vec4<f32>(b[n * s + k], b[(n + 1u) * s + k], b[(n + 2u) * s + k], b[(n + 3u) * s + k]);
     }
-    let i = k * p.u.y + n;
+    let i = k * dims.y + n;
     if VEC_B { return b4[i >> 2u]; }
     return vec4<f32>(b[i], b[i + 1u], b[i + 2u], b[i + 3u]);
 }
 
 // Four consecutive k of column n of op(B) when B is transposed and vectorised: B[n, k..k+4].
 fn bt_col4(k: u32, n: u32) -> vec4<f32> {
-    return b4[(n * p.u.z + k) >> 2u];
+    return b4[(n * dims.z + k) >> 2u];
 }
 
 fn store(m: u32, n: u32, v: f32) {
-    let idx = m * p.u.y + n;
+    let idx = m * dims.y + n;
     var r = v;
     if ACCUMULATE { r += c[idx]; }
     if HAS_BIAS { r += bias[n]; }
-    c[idx] = act_apply(ACT, r, p.f.x);
+    c[idx] = act_apply(ACT, r, slope);
 }
 
 fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
-    let M = p.u.x;
-    let N = p.u.y;
+    let M = dims.x;
+    let N = dims.y;
     for (var i = 0u; i < 4u; i++) {
         let m = m0 + i;
         if m >= M { break; }
@@ -112,7 +116,7 @@ fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
 // 0 of a B tile and row 0 of an A tile's columns, zeros elsewhere).
 
 fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
-    let M = p.u.x;
+    let M = dims.x;
     if TRANS_A && VEC_A {
         // A stored [K, M] with M % 4 == 0 (and m % 4 == 0): four rows at each k, transposed.
         return transpose(mat4x4<f32>(
@@ -124,7 +128,7 @@ fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
 fn a_tile_one(m: u32, k: u32) -> mat4x4<f32> {
     var col: vec4<f32>;
     if TRANS_A && VEC_A {
-        col = a4[(k * p.u.x + m) >> 2u];
+        col = a4[(k * dims.x + m) >> 2u];
     } else {
         col = vec4<f32>(a_at(m, k), a_at(m + 1u, k), a_at(m + 2u, k), a_at(m + 3u, k));
     }
@@ -185,9 +189,11 @@ fn tile_start(x0: u32, t: u32, size: u32) -> u32 {
 // than an 8x8 one and 3x faster than a 4x4 one.
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let M = p.u.x;
-    let N = p.u.y;
-    let K = p.u.z;
+    dims = p.u.xyz;
+    slope = p.f.x;
+    let M = dims.x;
+    let N = dims.y;
+    let K = dims.z;
     let m0 = gid.y * 4u * TM;
     let n0 = gid.x * 4u * TN;
     if m0 >= M || n0 >= N { return; }
@@ -246,9 +252,11 @@ fn matmul_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let M = p.u.x;
-    let N = p.u.y;
-    let K = p.u.z;
+    dims = p.u.xyz;
+    slope = p.f.x;
+    let M = dims.x;
+    let N = dims.y;
+    let K = dims.z;
     let tm = 4u * WG_Y;
     let tn = 4u * WG_X;
     let threads = WG_X * WG_Y;

@@ -229,6 +229,8 @@ pub fn bench_train_step(
     use crate::autograd::GpuGraph;
     use crate::nn::MultiTaskModel;
     use crate::optim::Optimizer;
+    // The peak of this configuration alone (a scaling run measures several in one context).
+    ctx.reset_memory_peak();
     let model = MultiTaskModel::build(spec, batch)?;
     let init = model.graph.init_params(0)?;
     let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-3)))?;

@@ -40,6 +40,13 @@ fn buffer_pool_reuses_freed_buffers_and_tracks_peak() {
     let again = ctx.empty(&shape).unwrap();
     assert_eq!(ctx.counters().allocations, after_first, "a freed buffer of the same class must be reused");
     drop(again);
+    // The peak restarts from what is in use, for measuring one phase.
+    let (in_use, _) = ctx.memory();
+    ctx.reset_memory_peak();
+    assert_eq!(ctx.memory(), (in_use, in_use));
+    let big = ctx.empty(&[1 << 20]).unwrap();
+    assert!(ctx.memory().1 >= in_use + (4 << 20));
+    drop(big);
 }
 
 #[test]

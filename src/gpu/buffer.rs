@@ -140,6 +140,13 @@ impl BufferPool {
         Ok(GpuBuffer { buffer: Some(buffer), kind, class, pool: sh.clone() })
     }
 
+    /// Restarts the peak from the bytes in use now.
+    pub fn reset_peak(&self) {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.peak = st.in_use;
+        }
+    }
+
     /// (bytes held by live buffers, peak of that).
     pub fn usage(&self) -> (u64, u64) {
         match self.shared.state.lock() {

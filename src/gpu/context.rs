@@ -291,9 +291,15 @@ impl Context {
         }
     }
 
-    /// Bytes of GPU memory held by live buffers now, and the most ever held at once.
+    /// Bytes of GPU memory held by live buffers now, and the most ever held at once (since the
+    /// context was made or [`Context::reset_memory_peak`]).
     pub fn memory(&self) -> (u64, u64) {
         self.pool.usage()
+    }
+
+    /// Restarts the peak of [`Context::memory`] from what is in use now, to measure one phase.
+    pub fn reset_memory_peak(&self) {
+        self.pool.reset_peak();
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes, turning any captured error

@@ -24,7 +24,8 @@ const VARIANTS: [MatmulVariant; 2] =
 /// One product on the GPU against the f64 reference. Tolerance: the f32 rounding bound of a
 /// K-term dot product, 2·K·ε·Σ|a||b| (+|bias|), then the activation's Lipschitz factor (≤ 1.2),
 /// plus 1e-6 relative for the activation's own rounding.
-fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: u64) {
+/// Returns the GPU's result.
+fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: u64) -> Vec<f32> {
     let ctx = ctx();
     let (m, n, k) = shape;
     let mut rng = Rng::new(seed);
@@ -64,6 +65,17 @@ fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: 
     let tol: Vec<f64> =
         mag.iter().zip(&want).map(|(g, w)| 1.2 * 2.0 * (k as f64 + 2.0) * eps * g + 1e-6 * (1.0 + w.abs())).collect();
     assert_close(&format!("matmul {shape:?} {spec:?} bias={with_bias}"), &got, &want, &tol);
+    got
+}
+
+/// [`check`], and the same product with one 4×4 tile per invocation must give the same bits:
+/// every block size sums each output over k in the same order, so a program may switch block
+/// sizes (to trade compile time for speed) without changing a single result.
+fn check_block(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: u64) {
+    let got = check(shape, spec, with_bias, seed);
+    let base = check(shape, MatmulSpec { tiles: Some((1, 1)), ..spec }, with_bias, seed);
+    let same = got.iter().zip(&base).all(|(x, y)| x.to_bits() == y.to_bits());
+    assert!(same, "{shape:?} {spec:?}: results differ from one tile per invocation");
 }
 
 #[test]
@@ -114,7 +126,8 @@ fn matmul_accumulates_into_c() {
 
 /// The register-blocked form with larger blocks (2×2 and 4×4 tiles of 4×4 outputs, and mixed),
 /// on shapes that leave partial and wholly-empty tiles at the edges, a K % 4 tail, and both the
-/// four-float and the one-float read paths. (Each block size and transpose is its own
+/// four-float and the one-float read paths: each against the CPU, and bit for bit against
+/// one tile per invocation. (Each block size and transpose is its own
 /// pipeline, and a 4×4 one takes seconds to compile under llvmpipe: the cases are chosen,
 /// not crossed.)
 #[test]
@@ -130,17 +143,17 @@ fn matmul_larger_register_blocks_match_cpu() {
             seed += 1;
             let spec =
                 MatmulSpec { trans_a: ta, trans_b: tb, variant: registers, tiles: Some((2, 2)), ..Default::default() };
-            check(shape, spec, false, seed);
+            check_block(shape, spec, false, seed);
         }
     }
     let four =
         |ta, tb| MatmulSpec { trans_a: ta, trans_b: tb, variant: registers, tiles: Some((4, 4)), ..Default::default() };
-    check(vec_shape, four(false, false), false, 601);
-    check(vec_shape, four(true, false), false, 602);
-    check(odd_shape, four(false, true), false, 603);
-    check(odd_shape, MatmulSpec { act: Activation::Relu, accumulate: true, ..four(true, true) }, true, 604);
+    check_block(vec_shape, four(false, false), false, 601);
+    check_block(vec_shape, four(true, false), false, 602);
+    check_block(odd_shape, four(false, true), false, 603);
+    check_block(odd_shape, MatmulSpec { act: Activation::Relu, accumulate: true, ..four(true, true) }, true, 604);
     for tiles in [(4, 1), (1, 4), (2, 4)] {
-        check(odd_shape, MatmulSpec { variant: registers, tiles: Some(tiles), ..Default::default() }, true, 605);
+        check_block(odd_shape, MatmulSpec { variant: registers, tiles: Some(tiles), ..Default::default() }, true, 605);
     }
 }
 

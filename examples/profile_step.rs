@@ -1,5 +1,7 @@
 //! Where a training step's time goes: the GPU time of each of its dispatches (timestamp
-//! queries), for the peer model of the benchmarks. `cargo run --release --example profile_step`
+//! queries), for the peer model of the benchmarks, with the matmul blocks a long run uses
+//! (`quick` as a second argument: the blocks a short run starts with).
+//! `cargo run --release --example profile_step [batch] [quick]`
 use hydra::autograd::GpuGraph;
 use hydra::nn::MultiTaskModel;
 
@@ -10,6 +12,12 @@ fn main() -> hydra::Result<()> {
     let model = MultiTaskModel::build(&spec, batch)?;
     let init = model.graph.init_params(0)?;
     let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3)))?;
+    if std::env::args().nth(2).as_deref() != Some("quick") {
+        g.start_upgrades();
+        g.wait_upgrades();
+    }
+    let (larger, in_use) = g.upgrade_progress();
+    println!("matmuls with a larger-block form: {larger}, in use: {in_use}");
     g.step()?;
     match g.profile_step()? {
         None => println!("{}: no timestamp queries", ctx.adapter().name),

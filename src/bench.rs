@@ -234,6 +234,10 @@ pub fn bench_train_step(
     let model = MultiTaskModel::build(spec, batch)?;
     let init = model.graph.init_params(0)?;
     let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-3)))?;
+    // The steady state of a long run: the step's matmuls in the larger blocks a run of
+    // `train::UPGRADE_AFTER_STEPS` or more switches to (compiled here before timing).
+    gg.start_upgrades();
+    gg.wait_upgrades();
     let mut rng = Rng::new(5);
     let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
     for t in &spec.tasks {

@@ -157,6 +157,11 @@ pub struct TrainReport {
     pub steps: u64,
 }
 
+/// Runs of at least this many steps compile the larger-block forms of the step's matmuls on a
+/// background thread ([`GpuGraph::start_upgrades`]): at ~2 ms saved per step for each 256³
+/// product under llvmpipe, against 3–5 s of compilation each. Results are the same either way.
+pub const UPGRADE_AFTER_STEPS: usize = 1000;
+
 /// Trains a multi-task model on the GPU.
 pub struct Trainer {
     ctx: Arc<Context>,
@@ -542,6 +547,10 @@ impl Trainer {
         let b = s.batch_size;
         let per_epoch = n.div_ceil(b);
         let total_steps = s.steps.unwrap_or(per_epoch * s.epochs);
+        // A run this long repays compiling the step's larger-block matmuls, in the background.
+        if total_steps >= UPGRADE_AFTER_STEPS {
+            self.graph.start_upgrades();
+        }
         if self.state.order.len() != n {
             self.state =
                 LoopState { order: (0..n).collect(), rng: Rng::new(s.seed ^ 0x5EED).state(), ..Default::default() };

@@ -228,3 +228,45 @@ fn parameters_beyond_host_memory_are_an_error_not_an_abort() {
     let msg = err.to_string();
     assert!(msg.starts_with("out of host memory: parameter huge needs"), "{msg}");
 }
+
+/// The step's matmuls switched to their larger-block forms (compiled in the background in a
+/// long run) train to the same bits as the quick forms: only speed changes.
+#[test]
+fn larger_block_upgrades_change_no_bit_of_training() {
+    let ctx = ctx();
+    // 128 x 128 outputs: 2x2 tiles of 4x4 per invocation in the long run, 1x1 at once.
+    let spec = hydra::bench::peer_model(64, &[128, 128]);
+    let batch = 128;
+    let model = hydra::nn::MultiTaskModel::build(&spec, batch).unwrap();
+    let init = model.graph.init_params(9).unwrap();
+    let mut rng = Rng::new(10);
+    let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
+    for t in &spec.tasks {
+        let k = t.loss.outputs();
+        inputs
+            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
+        inputs.push(vec![1.0; batch]);
+    }
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let train = |upgrade: bool| {
+        let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-2))).unwrap();
+        if upgrade {
+            assert!(g.start_upgrades() > 0, "this model's trunk products have larger-block forms");
+            g.wait_upgrades();
+            let (larger, in_use) = g.upgrade_progress();
+            assert!(larger > 0 && in_use == larger, "{in_use} of {larger} upgrades in use");
+        } else {
+            assert_eq!(g.upgrade_progress().1, 0);
+        }
+        for _ in 0..5 {
+            g.feed(&refs).unwrap();
+            g.step().unwrap();
+        }
+        g.read_params().unwrap()
+    };
+    let quick = train(false);
+    let upgraded = train(true);
+    for (q, u) in quick.iter().zip(&upgraded) {
+        assert!(q.iter().zip(u).all(|(a, b)| a.to_bits() == b.to_bits()), "parameters differ after the upgrade");
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::graph::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, Dispatch};
-use crate::kernels::{self, Activation, MatmulSpec};
+use crate::kernels::{self, Activation, MatmulShape, MatmulSpec, MatmulVariant};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
@@ -131,6 +131,53 @@ pub struct GpuGraph {
     backward: Vec<Dispatch>,
     optim: Option<GpuOptim>,
     tg: Option<TaskGrads>,
+    /// Matmuls of the step that a larger block would run faster, not yet started.
+    upgrades: Vec<UpgradeJob>,
+    /// The thread compiling them, and the flag that stops it between two of them.
+    upgrader: Option<(std::thread::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>)>,
+}
+
+/// A matmul of the step to build again with its long-run block ([`kernels::steady_register_tiles`])
+/// on a background thread; `slot` is the step's dispatch's upgrade.
+struct UpgradeJob {
+    a: Tensor,
+    b: Tensor,
+    bias: Option<Tensor>,
+    c: Tensor,
+    spec: MatmulSpec,
+    slot: Arc<std::sync::OnceLock<Dispatch>>,
+}
+
+/// [`kernels::matmul`] with the block its size gets at once, and, where a long run would
+/// repay a larger block's compile time, an upgrade job for [`GpuGraph::start_upgrades`].
+fn matmul_upgradable(
+    ctx: &Context,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    spec: &MatmulSpec,
+    jobs: &mut Vec<UpgradeJob>,
+) -> Result<Dispatch> {
+    let mut d = kernels::matmul(ctx, a, b, bias, c, spec)?;
+    let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
+    if spec.tiles.is_none() && matches!(variant, MatmulVariant::Registers { .. }) {
+        let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
+        let steady = kernels::steady_register_tiles(s.m, s.n);
+        if steady != kernels::register_tiles(s.m, s.n, s.k) {
+            let slot = Arc::new(std::sync::OnceLock::new());
+            d.upgrade = Some(slot.clone());
+            jobs.push(UpgradeJob {
+                a: a.clone(),
+                b: b.clone(),
+                bias: bias.cloned(),
+                c: c.clone(),
+                spec: MatmulSpec { tiles: Some(steady), ..*spec },
+                slot,
+            });
+        }
+    }
+    Ok(d)
 }
 
 fn node_len(g: &Graph, id: NodeId) -> usize {
@@ -338,6 +385,7 @@ impl GpuGraph {
         let z_node = tspec.map(|s| s.z.0).filter(|&z| need[z]);
 
         // Forward.
+        let mut upgrades = Vec::new();
         let mut forward = Vec::new();
         if let Some(GpuLossWeighting::Uw { log_var }) = tspec.map(|s| s.loss_weighting) {
             forward.push(kernels::uw_weights(&ctx, &param_views[log_var], &weights)?);
@@ -353,11 +401,11 @@ impl GpuGraph {
                     };
                     if let Some(z) = &pre[i] {
                         let spec = MatmulSpec { trans_b: true, ..Default::default() };
-                        forward.push(kernels::matmul(&ctx, v(x)?, v(w)?, bias, z, &spec)?);
+                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, z, &spec, &mut upgrades)?);
                         forward.push(kernels::act_forward(&ctx, act, z, v(id)?)?);
                     } else {
                         let spec = MatmulSpec { trans_b: true, act, ..Default::default() };
-                        forward.push(kernels::matmul(&ctx, v(x)?, v(w)?, bias, v(id)?, &spec)?);
+                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, v(id)?, &spec, &mut upgrades)?);
                     }
                 }
                 Op::Act { x, act } => forward.push(kernels::act_forward(&ctx, act, v(x)?, v(id)?)?),
@@ -474,13 +522,13 @@ impl GpuGraph {
                     if need[x.0] {
                         let (dst, acc) = dest(x, i, &written, &written_gz)?;
                         let spec = MatmulSpec { accumulate: acc, ..Default::default() };
-                        backward.push(kernels::matmul(&ctx, dz, v(w)?, None, &dst, &spec)?);
+                        backward.push(matmul_upgradable(&ctx, dz, v(w)?, None, &dst, &spec, &mut upgrades)?);
                         mark(x, i, &mut written, &mut written_gz);
                     }
                     if need[w.0] {
                         // dW = dzᵀ·x, reading dz transposed in place.
                         let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
-                        backward.push(kernels::matmul(&ctx, dz, v(x)?, None, gr(w)?, &spec)?);
+                        backward.push(matmul_upgradable(&ctx, dz, v(x)?, None, gr(w)?, &spec, &mut upgrades)?);
                         written[w.0] = true;
                     }
                     if let Some(b) = b {
@@ -647,7 +695,51 @@ impl GpuGraph {
             backward,
             optim,
             tg,
+            upgrades,
+            upgrader: None,
         })
+    }
+
+    /// Starts compiling, on a background thread, the larger-block form of each of the step's
+    /// matmuls that has one ([`kernels::steady_register_tiles`]); each replaces its quick form
+    /// in the step as soon as it is ready. Results do not change, bit for bit (every block
+    /// size sums in the same order), only speed: under llvmpipe a 16×16 block runs a 256³
+    /// product about twice as fast as a 4×4 one but takes 3–5 s to compile, which a short run
+    /// should not wait for. Returns how many were started; a second call starts none.
+    pub fn start_upgrades(&mut self) -> usize {
+        let jobs = std::mem::take(&mut self.upgrades);
+        let count = jobs.len();
+        if count == 0 {
+            return 0;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ctx, flag) = (self.ctx.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            for job in jobs {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                // A failure leaves the quick form in place: it computes the same values.
+                if let Ok(d) = kernels::matmul(&ctx, &job.a, &job.b, job.bias.as_ref(), &job.c, &job.spec) {
+                    let _ = job.slot.set(d);
+                }
+            }
+        });
+        self.upgrader = Some((handle, stop));
+        count
+    }
+
+    /// Waits until every upgrade started by [`GpuGraph::start_upgrades`] is built.
+    pub fn wait_upgrades(&mut self) {
+        if let Some((handle, _)) = self.upgrader.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// (matmuls of the step with a larger-block form, how many of those are in use).
+    pub fn upgrade_progress(&self) -> (usize, usize) {
+        let all = self.forward.iter().chain(&self.backward).chain(self.tg.iter().flat_map(|t| t.trunk_bw.iter()));
+        all.map(|d| d.upgrade_state()).fold((0, 0), |(n, u), (has, used)| (n + usize::from(has), u + usize::from(used)))
     }
 
     /// The graph this was compiled from.
@@ -1049,5 +1141,15 @@ impl GpuGraph {
             self.ctx.write(t, v)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for GpuGraph {
+    /// Stops the upgrade thread after the matmul it is compiling, and waits for it.
+    fn drop(&mut self) {
+        if let Some((handle, stop)) = self.upgrader.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.join();
+        }
     }
 }

@@ -30,12 +30,25 @@ pub struct Dispatch {
     pub label: &'static str,
     /// The element count it was built for (what per-step parameter rewrites keep).
     pub(crate) elements: u32,
+    /// A replacement built later (a faster form of the same kernel, compiled in the
+    /// background): encoding uses it once it is set. It must compute exactly the same values.
+    pub(crate) upgrade: Option<Arc<std::sync::OnceLock<Dispatch>>>,
     // Keeps the uniform block and the bound buffers alive as long as the dispatch.
     _uniform: GpuBuffer,
     _bound: Vec<Arc<GpuBuffer>>,
 }
 
 impl Dispatch {
+    /// The dispatch that runs: the upgrade once it is ready, else this one.
+    pub(crate) fn active(&self) -> &Dispatch {
+        self.upgrade.as_ref().and_then(|u| u.get()).unwrap_or(self)
+    }
+
+    /// Whether an upgrade was planned for this dispatch, and whether it is in use.
+    pub fn upgrade_state(&self) -> (bool, bool) {
+        (self.upgrade.is_some(), self.upgrade.as_ref().is_some_and(|u| u.get().is_some()))
+    }
+
     /// Rewrites the uniform parameters (ordered on the queue before the next submit); used
     /// for values that change per step, such as the optimizer's bias corrections.
     pub fn set_params(&self, ctx: &Context, u: [u32; 4], f: [f32; 4]) {
@@ -127,6 +140,7 @@ impl<'a> KernelCall<'a> {
             groups,
             label,
             elements: 0,
+            upgrade: None,
             _uniform: uniform,
             _bound: bindings.iter().map(|(_, t)| t.buffer().clone()).collect(),
         })
@@ -136,6 +150,7 @@ impl<'a> KernelCall<'a> {
 /// Records dispatches into a compute pass, in order.
 pub(crate) fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, dispatches: &[&Dispatch]) {
     for d in dispatches {
+        let d = d.active();
         if d.groups.contains(&0) {
             continue;
         }

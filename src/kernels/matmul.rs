@@ -121,6 +121,18 @@ pub fn register_tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
     } else {
         1
     };
+    tiles_within(m, n, cap)
+}
+
+/// The block a product replayed many times repays: [`register_tiles`] without the size cap
+/// (up to 4×4 tiles wherever the output has room and every core still gets work). Same
+/// results, bit for bit; only the compile time differs, which is why a long training run
+/// switches to these in the background (see `GpuGraph::start_upgrades`).
+pub fn steady_register_tiles(m: usize, n: usize) -> (usize, usize) {
+    tiles_within(m, n, 4)
+}
+
+fn tiles_within(m: usize, n: usize, cap: usize) -> (usize, usize) {
     let room = |len: usize| len.div_ceil(4).next_power_of_two().min(cap);
     let invocations = |tm: usize, tn: usize| m.div_ceil(4 * tm) * n.div_ceil(4 * tn);
     let (mut tm, mut tn) = (room(m), room(n));

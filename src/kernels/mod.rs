@@ -14,7 +14,9 @@ mod weighting;
 pub use activation::Activation;
 pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale, transpose};
 pub use loss::{task_loss, LossKind};
-pub use matmul::{matmul, register_tiles, MatmulShape, MatmulSpec, MatmulVariant, MIN_INVOCATIONS};
+pub use matmul::{
+    matmul, register_tiles, steady_register_tiles, MatmulShape, MatmulSpec, MatmulVariant, MIN_INVOCATIONS,
+};
 pub use optim::{adam, sgd, Clip};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};

@@ -74,6 +74,9 @@ fn train_step(c: &mut Criterion) {
     let model = MultiTaskModel::build(&spec, batch).unwrap();
     let init = model.graph.init_params(0).unwrap();
     let mut gg = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3))).unwrap();
+    // The steady state of a long run, as `hydra bench` measures it.
+    gg.start_upgrades();
+    gg.wait_upgrades();
     let mut rng = Rng::new(5);
     let mut inputs = vec![rng.vec_f32(batch * 64, -1.0, 1.0)];
     for t in &spec.tasks {

@@ -77,14 +77,7 @@ fn train_step(c: &mut Criterion) {
     // The steady state of a long run, as `hydra bench` measures it.
     gg.start_upgrades();
     gg.wait_upgrades();
-    let mut rng = Rng::new(5);
-    let mut inputs = vec![rng.vec_f32(batch * 64, -1.0, 1.0)];
-    for t in &spec.tasks {
-        let k = t.loss.outputs();
-        inputs
-            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
-        inputs.push(vec![1.0; batch]);
-    }
+    let inputs = hydra::bench::peer_inputs(&spec, batch, 5);
     let mut g = c.benchmark_group(format!("train_step [{}]", ctx.adapter().name));
     g.sample_size(20);
     g.bench_function("peer model, batch 256, adam", |bench| {

@@ -197,6 +197,20 @@ pub fn autotune_matmul(ctx: &Context, n: usize, budget_s: f64) -> Result<Vec<(Ma
     Ok(out)
 }
 
+/// A random batch for a model's step, in `GpuGraph::feed` order: the inputs in [-1, 1], then
+/// per task its labels (a class, or a value in [-1, 1]) and a mask of ones.
+pub fn peer_inputs(spec: &crate::nn::ModelSpec, batch: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    let mut inputs = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
+    for t in &spec.tasks {
+        let k = t.loss.outputs();
+        inputs
+            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
+        inputs.push(vec![1.0; batch]);
+    }
+    inputs
+}
+
 /// The peer model of ../shared/PEERS.md: `inputs → trunk (ReLU) → heads 1 (MSE), 1 (MSE),
 /// 10 (cross-entropy)`.
 pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
@@ -238,14 +252,7 @@ pub fn bench_train_step(
     // `train::UPGRADE_AFTER_STEPS` or more switches to (compiled here before timing).
     gg.start_upgrades();
     gg.wait_upgrades();
-    let mut rng = Rng::new(5);
-    let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
-    for t in &spec.tasks {
-        let k = t.loss.outputs();
-        inputs
-            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
-        inputs.push(vec![1.0; batch]);
-    }
+    let inputs = peer_inputs(spec, batch, 5);
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     for _ in 0..10 {
         gg.feed(&refs)?;

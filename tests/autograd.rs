@@ -239,14 +239,7 @@ fn larger_block_upgrades_change_no_bit_of_training() {
     let batch = 128;
     let model = hydra::nn::MultiTaskModel::build(&spec, batch).unwrap();
     let init = model.graph.init_params(9).unwrap();
-    let mut rng = Rng::new(10);
-    let mut inputs: Vec<Vec<f32>> = vec![rng.vec_f32(batch * spec.inputs, -1.0, 1.0)];
-    for t in &spec.tasks {
-        let k = t.loss.outputs();
-        inputs
-            .push((0..batch).map(|_| if k > 1 { rng.below(k) as f32 } else { rng.range(-1.0, 1.0) as f32 }).collect());
-        inputs.push(vec![1.0; batch]);
-    }
+    let inputs = hydra::bench::peer_inputs(&spec, batch, 10);
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let train = |upgrade: bool| {
         let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(Optimizer::adam(1e-2))).unwrap();

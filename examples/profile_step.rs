@@ -1,33 +1,53 @@
 //! Where a training step's time goes: the GPU time of each of its dispatches (timestamp
 //! queries), for the peer model of the benchmarks, with the matmul blocks a long run uses
-//! (`quick` as a second argument: the blocks a short run starts with).
-//! `cargo run --release --example profile_step [batch] [quick]`
+//! (`quick` as a third argument: the blocks a short run starts with). Each dispatch's fastest
+//! and median time over `rounds` profiled steps: this machine's speed swings, so the fastest
+//! says what a kernel costs, the median what it costs in practice.
+//! `cargo run --release --example profile_step [batch] [rounds] [quick]`
 use hydra::autograd::GpuGraph;
 use hydra::nn::MultiTaskModel;
 
 fn main() -> hydra::Result<()> {
     let ctx = hydra::Context::new()?;
-    let batch: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let arg = |i: usize| std::env::args().nth(i);
+    let batch: usize = arg(1).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let rounds: usize = arg(2).and_then(|s| s.parse().ok()).unwrap_or(15).max(1);
     let spec = hydra::bench::peer_model(64, &[256, 256]);
     let model = MultiTaskModel::build(&spec, batch)?;
     let init = model.graph.init_params(0)?;
     let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3)))?;
-    if std::env::args().nth(2).as_deref() != Some("quick") {
+    if arg(3).as_deref() != Some("quick") {
         g.start_upgrades();
         g.wait_upgrades();
     }
     let (larger, in_use) = g.upgrade_progress();
     println!("matmuls with a larger-block form: {larger}, in use: {in_use}");
     g.step()?;
-    match g.profile_step()? {
-        None => println!("{}: no timestamp queries", ctx.adapter().name),
-        Some(rows) => {
-            let total: f64 = rows.iter().map(|r| r.1).sum();
-            println!("{} dispatches, {total:.3} ms of GPU time ({})", rows.len(), ctx.adapter().name);
-            for (label, ms) in rows {
-                println!("{label:<16} {ms:>9.3} ms");
+    let mut runs: Vec<Vec<(&'static str, f64)>> = Vec::new();
+    for _ in 0..rounds {
+        match g.profile_step()? {
+            None => {
+                println!("{}: no timestamp queries", ctx.adapter().name);
+                return Ok(());
             }
+            Some(rows) => runs.push(rows),
         }
+    }
+    let stat = |i: usize| {
+        let mut v: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+        v.sort_by(f64::total_cmp);
+        (v[0], v[v.len() / 2])
+    };
+    let rows: Vec<(&str, (f64, f64))> = (0..runs[0].len()).map(|i| (runs[0][i].0, stat(i))).collect();
+    let (fast, med): (f64, f64) = rows.iter().fold((0.0, 0.0), |a, r| (a.0 + r.1 .0, a.1 + r.1 .1));
+    println!(
+        "{} dispatches over {rounds} profiled steps, {fast:.3} ms summing the fastest, {med:.3} the medians ({})",
+        rows.len(),
+        ctx.adapter().name
+    );
+    println!("{:<16} {:>9} {:>9}", "dispatch", "fastest", "median");
+    for (label, (f, m)) in rows {
+        println!("{label:<16} {f:>9.3} {m:>9.3}");
     }
     Ok(())
 }

@@ -7,6 +7,9 @@
 //   act_forward    y = act(x)
 //   act_backward   z (+)= x * act'(y)      x = upstream gradient, y = saved input or output
 //   transpose      y = xᵀ                  x is [R, C] (p.u.y = R, p.u.z = C), y is [C, R]
+//   copy_columns   y[r, oy + j] = x[r, ox + j] (+ z[j])   a block of C = p.u.y columns from one
+//                  matrix to another: x's rows p.u.z apart, y's p.u.w apart; the column offsets
+//                  ox, oy come as the bits of p.f.x and p.f.y
 
 struct Params {
     u: vec4<u32>, // n, unused...
@@ -21,6 +24,7 @@ struct Params {
 override ACT: u32 = 0u;
 override FROM_OUTPUT: bool = false;
 override ACCUMULATE: bool = false;
+override HAS_BIAS: bool = false;
 
 const WG: u32 = 256u;
 
@@ -77,5 +81,17 @@ fn transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let r = i / p.u.z;
         let c = i % p.u.z;
         y[c * p.u.y + r] = x[i];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn copy_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i < p.u.x {
+        let r = i / p.u.y;
+        let j = i % p.u.y;
+        var v = x[r * p.u.z + bitcast<u32>(p.f.x) + j];
+        if HAS_BIAS { v += z[j]; }
+        y[r * p.u.w + bitcast<u32>(p.f.y) + j] = v;
     }
 }

@@ -1,4 +1,5 @@
-// C[M,N] = op(A)·op(B) [+ C] [+ bias[N]] [-> activation], any M, N, K >= 1.
+// C[M,N] = op(A)·op(B) [+ C] [+ bias[N]] [-> activation], any M, N, K >= 1; or, in a backward
+// pass, C[M,N] = (op(A)·op(B) [+ C]) * act'(saved[M,N]).
 // A is [M,K], or [K,M] when TRANS_A; B is [K,N], or [N,K] when TRANS_B (nn.Linear's weight).
 // Two variants of one kernel, chosen by entry point, both keeping a block of outputs per
 // invocation in registers and loading four floats at a time:
@@ -32,12 +33,18 @@ var<private> slope: f32;
 // read.
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+// What a backward product multiplies its result by when GRAD_ACT is set: the gradient of
+// activation GRAD_ACT at each output, from the saved input (or output, GRAD_FROM_OUTPUT) of
+// that activation, [M, N] like C. It saves the separate act_backward pass.
+@group(0) @binding(7) var<storage, read> saved: array<f32>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override ACT: u32 = 0u;
+override GRAD_ACT: u32 = 0u;
+override GRAD_FROM_OUTPUT: bool = false;
 override VEC_A: bool = false;
 override VEC_B: bool = false;
 override WG_X: u32 = 8u;
@@ -88,6 +95,10 @@ fn store(m: u32, n: u32, v: f32) {
     var r = v;
     if ACCUMULATE { r += c[idx]; }
     if HAS_BIAS { r += bias[n]; }
+    if GRAD_ACT != 0u {
+        let x = saved[idx];
+        if GRAD_FROM_OUTPUT { r *= act_grad_from_output(GRAD_ACT, x, slope); } else { r *= act_grad_from_input(GRAD_ACT, x, slope); }
+    }
     c[idx] = act_apply(ACT, r, slope);
 }
 

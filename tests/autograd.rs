@@ -109,10 +109,16 @@ fn three_layer_mlp_passes_finite_difference_gradient_check() {
 }
 
 /// Compares GPU gradients (and losses) with the f64 CPU reference.
-fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind]) {
+/// `fused`: the heads must run as one product (their weights fit any adapter's alignment, at
+/// most 64 values, back to back: a representation width that is a multiple of 64).
+fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind], fused: bool) {
     let n = net(batch, trunk, act, heads, 21);
     let init = n.graph.init_params(22).unwrap();
     let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, None).unwrap();
+    if fused {
+        // (Whether other widths fuse depends on the adapter's alignment.)
+        assert_eq!(gg.fused_head_groups(), 1, "batch {batch} trunk {trunk:?}: heads run as one product");
+    }
     let w: Vec<f32> = (0..heads.len()).map(|t| 1.0 + 0.25 * t as f32).collect();
     gg.set_task_weights(&w).unwrap();
     let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
@@ -139,16 +145,26 @@ fn gpu_vs_cpu(batch: usize, trunk: &[usize], act: Activation, heads: &[LossKind]
 #[test]
 fn gpu_backward_equals_cpu_backward_on_awkward_shapes() {
     let heads = [LossKind::Mse, LossKind::Huber { delta: 1.0 }, LossKind::CrossEntropy { classes: 10 }];
-    gpu_vs_cpu(1, &[3, 17], Activation::Relu, &heads);
-    gpu_vs_cpu(17, &[63, 65, 3], Activation::Tanh, &heads);
-    gpu_vs_cpu(65, &[17, 64, 63], Activation::Gelu, &heads[..2]);
-    gpu_vs_cpu(257, &[3, 65], Activation::LeakyRelu(0.01), &[LossKind::Bce, LossKind::L1]);
-    gpu_vs_cpu(63, &[5, 9], Activation::Sigmoid, &[LossKind::Mse]);
+    gpu_vs_cpu(1, &[3, 17], Activation::Relu, &heads, false);
+    gpu_vs_cpu(17, &[63, 65, 3], Activation::Tanh, &heads, false);
+    gpu_vs_cpu(65, &[17, 64, 63], Activation::Gelu, &heads[..2], false);
+    gpu_vs_cpu(257, &[3, 65], Activation::LeakyRelu(0.01), &[LossKind::Bce, LossKind::L1], false);
+    gpu_vs_cpu(63, &[5, 9], Activation::Sigmoid, &[LossKind::Mse], false);
+    // Heads run as one product (outputs 1, 1 and 10, or 1 and 1).
+    gpu_vs_cpu(1, &[3, 64], Activation::Relu, &heads, true);
+    gpu_vs_cpu(17, &[5, 128], Activation::Tanh, &heads, true);
+    gpu_vs_cpu(65, &[17, 64], Activation::Gelu, &[LossKind::Bce, LossKind::L1], true);
 }
 
 fn train_compare(opt: Optimizer, steps: usize) {
+    train_compare_on(opt, steps, &[5, 17, 9]);
+    // Heads run as one product, their weights placed together in the flat buffers.
+    train_compare_on(opt, steps, &[5, 64]);
+}
+
+fn train_compare_on(opt: Optimizer, steps: usize, trunk: &[usize]) {
     let heads = [LossKind::Mse, LossKind::CrossEntropy { classes: 3 }];
-    let n = net(33, &[5, 17, 9], Activation::Tanh, &heads, 31);
+    let n = net(33, trunk, Activation::Tanh, &heads, 31);
     let init = n.graph.init_params(32).unwrap();
     let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, Some(opt)).unwrap();
     let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
@@ -261,5 +277,48 @@ fn larger_block_upgrades_change_no_bit_of_training() {
     let upgraded = train(true);
     for (q, u) in quick.iter().zip(&upgraded) {
         assert!(q.iter().zip(u).all(|(a, b)| a.to_bits() == b.to_bits()), "parameters differ after the upgrade");
+    }
+}
+
+#[test]
+fn freezing_one_of_heads_run_as_one_product_updates_the_others_like_the_cpu() {
+    // The heads' weights sit together in the flat buffers, so freezing the middle one splits
+    // the update where parameter order would not.
+    let heads = [LossKind::Mse, LossKind::Bce, LossKind::CrossEntropy { classes: 3 }];
+    let n = net(9, &[5, 64], Activation::Tanh, &heads, 41);
+    let init = n.graph.init_params(42).unwrap();
+    let opt = Optimizer::adam(1e-2);
+    let mut gg = GpuGraph::new(ctx(), n.graph.clone(), &init, Some(opt)).unwrap();
+    assert_eq!(gg.fused_head_groups(), 1);
+    let frozen: Vec<bool> = n.graph.params.iter().map(|p| p.name.starts_with("heads.t1.")).collect();
+    assert_eq!(frozen.iter().filter(|&&f| f).count(), 2);
+    gg.freeze(&frozen).unwrap();
+    let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+    gg.feed(&refs).unwrap();
+    let steps = 5;
+    for _ in 0..steps {
+        gg.step().unwrap();
+    }
+    let got = gg.read_params().unwrap();
+
+    let mut p: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut v = m.clone();
+    let inputs: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
+    for s in 1..=steps {
+        let run = gcpu::run(&n.graph, &p, &inputs, &[1.0, 1.0, 1.0], true).unwrap();
+        let g = run.param_grads(&n.graph);
+        for i in (0..p.len()).filter(|&i| !frozen[i]) {
+            opt.cpu_step(s as u64, &mut p[i], &g[i], &mut m[i], &mut v[i]);
+        }
+    }
+    for (i, want) in p.iter().enumerate() {
+        let name = &n.graph.params[i].name;
+        if frozen[i] {
+            assert!(got[i].iter().zip(&init[i]).all(|(a, b)| a.to_bits() == b.to_bits()), "{name} moved while frozen");
+        } else {
+            assert!(got[i] != init[i], "{name} did not move");
+            assert_close(&format!("frozen middle head: {name}"), &got[i], want, &vec![1e-4; want.len()]);
+        }
     }
 }

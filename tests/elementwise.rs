@@ -202,3 +202,44 @@ fn transpose_matches_cpu() {
         assert_close_all(&format!("transpose {r}x{c}"), &ctx.read(&gy).unwrap(), &want, 0.0);
     }
 }
+
+#[test]
+fn copy_columns_matches_cpu() {
+    let ctx = ctx();
+    // (rows, source width, source offset, target width, target offset, columns)
+    for (rows, wx, ox, wy, oy, cols) in [
+        (1, 1, 0, 1, 0, 1),
+        (3, 17, 5, 12, 2, 10),
+        (257, 1, 0, 12, 11, 1),
+        (65, 63, 0, 63, 0, 63),
+        (17, 12, 2, 3, 0, 3),
+    ] {
+        let mut rng = Rng::new((rows * wx + ox) as u64);
+        let x = rng.vec_f32(rows * wx, -1.0, 1.0);
+        let y0 = rng.vec_f32(rows * wy, -1.0, 1.0);
+        let bias = rng.vec_f32(cols, -1.0, 1.0);
+        for with_bias in [false, true] {
+            let gx = ctx.upload(&x, &[rows, wx]).unwrap();
+            let gy = ctx.upload(&y0, &[rows, wy]).unwrap();
+            let gb = ctx.upload(&bias, &[cols]).unwrap();
+            let b = with_bias.then_some(&gb);
+            ctx.run(&[&kernels::copy_columns(&ctx, &gx, ox, &gy, oy, cols, b).unwrap()]).unwrap();
+            let mut want = to64(&y0);
+            let b64 = to64(&bias);
+            cpu::copy_columns(&to64(&x), wx, ox, &mut want, wy, oy, cols, with_bias.then_some(&b64[..]));
+            // Columns outside the block keep their values; a copy is exact, a bias adds one rounding.
+            let tol = if with_bias { 1e-6 } else { 0.0 };
+            assert_close_all(
+                &format!("copy_columns {rows}x{wx}[{ox}..] -> x{wy}[{oy}..] bias {with_bias}"),
+                &ctx.read(&gy).unwrap(),
+                &want,
+                tol,
+            );
+        }
+    }
+    // A block past either matrix's edge is refused.
+    let a = ctx.zeros(&[4, 5]).unwrap();
+    let b = ctx.zeros(&[4, 3]).unwrap();
+    assert!(kernels::copy_columns(&ctx, &a, 3, &b, 0, 3, None).is_err());
+    assert!(kernels::copy_columns(&ctx, &a, 0, &b, 1, 3, None).is_err());
+}

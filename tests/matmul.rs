@@ -208,3 +208,94 @@ fn matmul_rejects_mismatched_shapes() {
     let err = kernels::matmul(&ctx, &a, &b, Some(&bad_bias), &c, &MatmulSpec::default()).err().expect("must fail");
     assert!(err.to_string().contains("bias has 5 elements, expected 6"), "{err}");
 }
+
+/// A backward product that takes an activation's gradient in its epilogue,
+/// `C = (op(A)·op(B) [+ C]) ⊙ act'(saved)`, against the f64 reference: the product, then the
+/// activation's gradient from its saved input (or output). Tolerance: the product's bound
+/// times the largest |act'| (≤ 1.2), plus 1e-6 relative. Returns the GPU's result.
+fn check_act_grad(
+    shape: (usize, usize, usize),
+    spec: MatmulSpec,
+    act: Activation,
+    from_output: bool,
+    seed: u64,
+) -> Vec<f32> {
+    let ctx = ctx();
+    let (m, n, k) = shape;
+    let mut rng = Rng::new(seed);
+    let (ta, tb) = (spec.trans_a, spec.trans_b);
+    let a = rng.vec_f32(m * k, -1.0, 1.0);
+    let b = rng.vec_f32(k * n, -1.0, 1.0);
+    let c0 = rng.vec_f32(m * n, -1.0, 1.0);
+    // The saved input, or the output of the activation at a random input.
+    let x = rng.vec_f32(m * n, -2.0, 2.0);
+    let saved: Vec<f32> =
+        if from_output { x.iter().map(|&v| cpu::act_apply(act, f64::from(v)) as f32).collect() } else { x };
+    let ga = ctx.upload(&a, &if ta { [k, m] } else { [m, k] }).unwrap();
+    let gb = ctx.upload(&b, &if tb { [n, k] } else { [k, n] }).unwrap();
+    let gc = ctx.upload(&c0, &[m, n]).unwrap();
+    let gs = ctx.upload(&saved, &[m, n]).unwrap();
+    let grad = kernels::ActGrad { act, saved: &gs, from_output };
+    ctx.run(&[&kernels::matmul_act_grad(&ctx, &ga, &gb, &gc, &spec, grad).unwrap()]).unwrap();
+    let got = ctx.read(&gc).unwrap();
+
+    let s = MatmulShape { m, n, k };
+    let mut want = to64(&c0);
+    cpu::matmul(&to64(&a), &to64(&b), None, &mut want, s, ta, tb, Activation::Identity, spec.accumulate);
+    let abs = |v: &[f32]| v.iter().map(|x| f64::from(x.abs())).collect::<Vec<_>>();
+    let mut mag = if spec.accumulate { abs(&c0) } else { vec![0.0; m * n] };
+    cpu::matmul(&abs(&a), &abs(&b), None, &mut mag, s, ta, tb, Activation::Identity, spec.accumulate);
+    for (i, w) in want.iter_mut().enumerate() {
+        let sv = f64::from(saved[i]);
+        *w *= if from_output { cpu::act_grad_from_output(act, sv) } else { cpu::act_grad_from_input(act, sv) };
+    }
+    let eps = f64::from(f32::EPSILON);
+    let tol: Vec<f64> =
+        mag.iter().zip(&want).map(|(g, w)| 1.2 * 2.0 * (k as f64 + 2.0) * eps * g + 1e-6 * (1.0 + w.abs())).collect();
+    assert_close(&format!("matmul {shape:?} {spec:?} then {act:?}' (from output: {from_output})"), &got, &want, &tol);
+    got
+}
+
+#[test]
+fn backward_products_take_the_activation_gradient_like_the_cpu() {
+    // Every activation both ways in the form the backward pass uses (dz·W), a few in the
+    // others and in the tiled variant: each is a pipeline of its own to compile.
+    let registers = VARIANTS[0];
+    let mut cases = Vec::new();
+    for act in Activation::ALL {
+        cases.push((registers, false, false, act, false));
+        if act.grad_from_output() {
+            cases.push((registers, false, false, act, true));
+        }
+    }
+    for act in [Activation::Relu, Activation::Tanh] {
+        cases.push((registers, true, false, act, true));
+        cases.push((registers, false, true, act, false));
+        cases.push((VARIANTS[1], false, false, act, true));
+    }
+    let mut seed = 500;
+    for (variant, ta, tb, act, from_output) in cases {
+        for accumulate in [false, true] {
+            let spec =
+                MatmulSpec { trans_a: ta, trans_b: tb, accumulate, variant: Some(variant), ..Default::default() };
+            for &shape in &SHAPES[..7] {
+                seed += 1;
+                let got = check_act_grad(shape, spec, act, from_output, seed);
+                if variant == registers && !ta && !tb && !accumulate && act == Activation::Relu {
+                    // Larger blocks change no bit here either.
+                    let big = check_act_grad(shape, MatmulSpec { tiles: Some((4, 2)), ..spec }, act, from_output, seed);
+                    let same = got.iter().zip(&big).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{shape:?} {spec:?} {act:?}': blocks differ");
+                }
+            }
+        }
+    }
+    // An activation in the same product is refused, and so is gelu's gradient from its output.
+    let ctx = ctx();
+    let t = ctx.zeros(&[4, 4]).unwrap();
+    let relu = kernels::ActGrad { act: Activation::Relu, saved: &t, from_output: true };
+    let with_act = MatmulSpec { act: Activation::Tanh, ..Default::default() };
+    assert!(kernels::matmul_act_grad(&ctx, &t, &t, &t, &with_act, relu).is_err());
+    let gelu = kernels::ActGrad { act: Activation::Gelu, saved: &t, from_output: true };
+    assert!(kernels::matmul_act_grad(&ctx, &t, &t, &t, &MatmulSpec::default(), gelu).is_err());
+}

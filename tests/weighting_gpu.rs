@@ -13,11 +13,13 @@ use hydra::mtl::weighting::{self, Gram, Target};
 use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use hydra::{Activation, LossKind, Optimizer};
 
-fn model(batch: usize) -> (MultiTaskModel, Vec<Vec<f32>>) {
+/// Heads with a hidden layer of 3 on a trunk of 17-9, or, `linear_heads`, linear heads on a
+/// trunk of 17-64 (which the GPU runs as one product: their weights fit its alignment).
+fn model_of(batch: usize, linear_heads: bool) -> (MultiTaskModel, Vec<Vec<f32>>) {
     let spec = ModelSpec {
         inputs: 5,
-        trunk: vec![17, 9],
-        head: vec![3],
+        trunk: if linear_heads { vec![17, 64] } else { vec![17, 9] },
+        head: if linear_heads { vec![] } else { vec![3] },
         activation: Activation::Tanh,
         tasks: vec![
             TaskSpec { name: "a".into(), loss: LossKind::Mse },
@@ -37,6 +39,10 @@ fn model(batch: usize) -> (MultiTaskModel, Vec<Vec<f32>>) {
     (m, inputs)
 }
 
+fn model(batch: usize) -> (MultiTaskModel, Vec<Vec<f32>>) {
+    model_of(batch, false)
+}
+
 /// The CPU's per-task gradient of the shared parameters (flattened in graph order) and at z.
 fn cpu_task_grads(m: &MultiTaskModel, init: &[Vec<f32>], inputs: &[Vec<f32>], t: usize) -> (Vec<f64>, Vec<f64>) {
     let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
@@ -51,8 +57,13 @@ fn cpu_task_grads(m: &MultiTaskModel, init: &[Vec<f32>], inputs: &[Vec<f32>], t:
 #[test]
 fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
     let batch = 13;
-    for target in [Target::Representation, Target::Params] {
-        let (m, inputs) = model(batch);
+    for (target, linear_heads) in [
+        (Target::Representation, false),
+        (Target::Params, false),
+        (Target::Representation, true),
+        (Target::Params, true),
+    ] {
+        let (m, inputs) = model_of(batch, linear_heads);
         let init = m.graph.init_params(3).unwrap();
         let spec = TaskGradSpec {
             z: m.z,
@@ -62,6 +73,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
             max_grad_norm: None,
         };
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
+        assert_eq!(gg.fused_head_groups(), usize::from(linear_heads), "linear heads run as one product");
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         gg.feed(&refs).unwrap();
         gg.gram_phase().unwrap();

@@ -119,7 +119,11 @@ pub struct GpuGraph {
     params: Tensor,
     grads: Tensor,
     param_views: Vec<Tensor>,
-    grad_views: Vec<Tensor>,
+    /// Where each parameter starts in the flat buffers (params, grads, optimizer state), in
+    /// f32 elements: parameter order, except for the weights of a group of heads.
+    param_offsets: Vec<usize>,
+    /// How many groups of heads run as one product.
+    head_groups: usize,
     batch: Tensor,
     input_offsets: Vec<usize>,
     staging: Vec<f32>,
@@ -145,11 +149,14 @@ struct UpgradeJob {
     bias: Option<Tensor>,
     c: Tensor,
     spec: MatmulSpec,
+    /// The activation gradient it applies: activation, saved tensor, from the output.
+    grad: Option<(Activation, Tensor, bool)>,
     slot: Arc<std::sync::OnceLock<Dispatch>>,
 }
 
 /// [`kernels::matmul`] with the block its size gets at once, and, where a long run would
 /// repay a larger block's compile time, an upgrade job for [`GpuGraph::start_upgrades`].
+#[allow(clippy::too_many_arguments)]
 fn matmul_upgradable(
     ctx: &Context,
     a: &Tensor,
@@ -157,9 +164,13 @@ fn matmul_upgradable(
     bias: Option<&Tensor>,
     c: &Tensor,
     spec: &MatmulSpec,
+    grad: Option<kernels::ActGrad<'_>>,
     jobs: &mut Vec<UpgradeJob>,
 ) -> Result<Dispatch> {
-    let mut d = kernels::matmul(ctx, a, b, bias, c, spec)?;
+    let mut d = match grad {
+        Some(g) => kernels::matmul_act_grad(ctx, a, b, c, spec, g)?,
+        None => kernels::matmul(ctx, a, b, bias, c, spec)?,
+    };
     let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
     if spec.tiles.is_none() && matches!(variant, MatmulVariant::Registers { .. }) {
         let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
@@ -173,6 +184,7 @@ fn matmul_upgradable(
                 bias: bias.cloned(),
                 c: c.clone(),
                 spec: MatmulSpec { tiles: Some(steady), ..*spec },
+                grad: grad.map(|g| (g.act, g.saved.clone(), g.from_output)),
                 slot,
             });
         }
@@ -182,6 +194,78 @@ fn matmul_upgradable(
 
 fn node_len(g: &Graph, id: NodeId) -> usize {
     g.shape(id).iter().product()
+}
+
+/// Linear nodes that read the same input, each with a weight (and a bias, or none) of its
+/// own, no activation, and feed only a loss: the linear heads of a multi-task model. Their
+/// weights are laid out one after another in the flat buffer, so the heads run as one product
+/// of all their outputs at once, split into each head's output (with its bias) after, and
+/// their weight gradients come from one product too. Under llvmpipe a head's product with
+/// one output costs nearly what one with ten does.
+struct HeadGroup {
+    /// The Linear nodes, in graph order.
+    members: Vec<usize>,
+    /// Their shared input.
+    x: NodeId,
+    /// Where each member's outputs start among the group's.
+    cols: Vec<usize>,
+    /// Outputs of all members together.
+    width: usize,
+    /// The members' weight parameters, in member order (laid out contiguously).
+    weights: Vec<usize>,
+}
+
+/// The [`HeadGroup`]s of a graph, among parameters from `first_param` on (those before are
+/// shared and keep their place at the start of the flat buffer).
+fn head_groups(graph: &Graph, first_param: usize) -> Vec<HeadGroup> {
+    let n = graph.nodes.len();
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for i in 0..n {
+        for o in graph.operands(NodeId(i)) {
+            consumers[o.0].push(i);
+        }
+    }
+    let own_param = |id: NodeId, user: usize| -> Option<usize> {
+        match graph.nodes[id.0].op {
+            Op::Param(p) if p >= first_param && consumers[id.0] == [user] => Some(p),
+            _ => None,
+        }
+    };
+    // Keyed by (input, has a bias): the members as (node, weight parameter).
+    type Members = Vec<(usize, usize)>;
+    let mut groups: Vec<((NodeId, bool), Members)> = Vec::new();
+    for i in 0..n {
+        let Op::Linear { x, w, b, act: Activation::Identity } = graph.nodes[i].op else { continue };
+        let feeds_loss_only = matches!(consumers[i].as_slice(), [c] if matches!(graph.nodes[*c].op, Op::Loss { .. }));
+        let Some(pw) = own_param(w, i) else { continue };
+        if !feeds_loss_only || b.is_some_and(|b| own_param(b, i).is_none()) {
+            continue;
+        }
+        let key = (x, b.is_some());
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1.push((i, pw)),
+            None => groups.push((key, vec![(i, pw)])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|g| g.1.len() >= 2)
+        .map(|((x, _), members)| {
+            let mut cols = Vec::new();
+            let mut width = 0;
+            for &(i, _) in &members {
+                cols.push(width);
+                width += graph.nodes[i].shape[1];
+            }
+            HeadGroup {
+                members: members.iter().map(|m| m.0).collect(),
+                x,
+                cols,
+                width,
+                weights: members.iter().map(|m| m.1).collect(),
+            }
+        })
+        .collect()
 }
 
 /// The optimizer's dispatches over `ranges` (start, length) of the flat buffers.
@@ -270,9 +354,25 @@ impl GpuGraph {
         let n = graph.nodes.len();
         let tasks = graph.tasks().max(1);
 
-        // Parameters and gradients: one flat buffer each.
+        // Parameters and gradients: one flat buffer each, in parameter order except that the
+        // weights of a group of heads sit together (where the first of them would be).
         let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
-        let (offsets, total) = flat_layout(&lens, align);
+        let mut groups = head_groups(&graph, tspec.map_or(0, |s| s.shared_params));
+        let mut order: Vec<usize> = Vec::with_capacity(lens.len());
+        for p in 0..lens.len() {
+            match groups.iter().find(|g| g.weights.contains(&p)) {
+                Some(g) if g.weights[0] == p => order.extend(&g.weights),
+                Some(_) => {}
+                None => order.push(p),
+            }
+        }
+        let (placed, total) = flat_layout(&order.iter().map(|&p| lens[p]).collect::<Vec<_>>(), align);
+        let mut offsets = vec![0; lens.len()];
+        for (k, &p) in order.iter().enumerate() {
+            offsets[p] = placed[k];
+        }
+        // Alignment may leave gaps between a group's weights: such a group runs head by head.
+        groups.retain(|g| g.weights.windows(2).all(|w| offsets[w[1]] == offsets[w[0]] + lens[w[0]]));
         let mut host = crate::error::host_vec(total, 0f32, "the initial parameters")?;
         for (i, v) in init.iter().enumerate() {
             if v.len() != lens[i] {
@@ -283,6 +383,12 @@ impl GpuGraph {
             }
             host[offsets[i]..offsets[i] + lens[i]].copy_from_slice(v);
         }
+        // Node index -> (its group, its place in the group).
+        let member_of: std::collections::HashMap<usize, (usize, usize)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(gi, g)| g.members.iter().enumerate().map(move |(j, &m)| (m, (gi, j))))
+            .collect();
         let params = ctx.upload(&host, &[total])?;
         let grads = ctx.zeros(&[total])?;
         let param_views =
@@ -394,6 +500,35 @@ impl GpuGraph {
             let id = NodeId(i);
             match graph.nodes[i].op {
                 Op::Input | Op::Param(_) => {}
+                Op::Linear { .. } if member_of.contains_key(&i) => {
+                    let (gi, j) = member_of[&i];
+                    if j == 0 {
+                        let g = &groups[gi];
+                        let y_all = ctx.empty(&[graph.shape(g.x)[0], g.width])?;
+                        let in_features = graph.shape(g.x)[1];
+                        let w_all = params.view(offsets[g.weights[0]], &[g.width, in_features])?;
+                        let spec = MatmulSpec { trans_b: true, ..Default::default() };
+                        forward.push(matmul_upgradable(
+                            &ctx,
+                            v(g.x)?,
+                            &w_all,
+                            None,
+                            &y_all,
+                            &spec,
+                            None,
+                            &mut upgrades,
+                        )?);
+                        for (k, &m) in g.members.iter().enumerate() {
+                            let Op::Linear { b, .. } = graph.nodes[m].op else { unreachable!("a head is Linear") };
+                            let bias = match b {
+                                Some(b) => Some(v(b)?),
+                                None => None,
+                            };
+                            let out = v(NodeId(m))?;
+                            forward.push(kernels::copy_columns(&ctx, &y_all, g.cols[k], out, 0, out.dims2().1, bias)?);
+                        }
+                    }
+                }
                 Op::Linear { x, w, b, act } => {
                     let bias = match b {
                         Some(b) => Some(v(b)?),
@@ -401,11 +536,11 @@ impl GpuGraph {
                     };
                     if let Some(z) = &pre[i] {
                         let spec = MatmulSpec { trans_b: true, ..Default::default() };
-                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, z, &spec, &mut upgrades)?);
+                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, z, &spec, None, &mut upgrades)?);
                         forward.push(kernels::act_forward(&ctx, act, z, v(id)?)?);
                     } else {
                         let spec = MatmulSpec { trans_b: true, act, ..Default::default() };
-                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, v(id)?, &spec, &mut upgrades)?);
+                        forward.push(matmul_upgradable(&ctx, v(x)?, v(w)?, bias, v(id)?, &spec, None, &mut upgrades)?);
                     }
                 }
                 Op::Act { x, act } => forward.push(kernels::act_forward(&ctx, act, v(x)?, v(id)?)?),
@@ -468,6 +603,33 @@ impl GpuGraph {
             }
         }
 
+        // Which nodes read each node.
+        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for i in 0..n {
+            for o in graph.operands(NodeId(i)) {
+                consumers[o.0].push(i);
+            }
+        }
+        // The gradient of a Linear node's activation, where the product that writes the
+        // node's gradient as its only contribution can take it at once (no act_backward
+        // pass after); its node then holds the gradient of its pre-activation.
+        let act_grad_of = |o: NodeId, writers: &[usize]| -> Option<kernels::ActGrad<'_>> {
+            let Op::Linear { act, .. } = graph.nodes[o.0].op else { return None };
+            let mut readers = consumers[o.0].clone();
+            readers.sort_unstable();
+            let mut w = writers.to_vec();
+            w.sort_unstable();
+            if act == Activation::Identity || member_of.contains_key(&o.0) || readers != w {
+                return None;
+            }
+            Some(match &pre[o.0] {
+                Some(z) => kernels::ActGrad { act, saved: z, from_output: false },
+                None => kernels::ActGrad { act, saved: values[o.0].as_ref()?, from_output: true },
+            })
+        };
+        let to_slot = |o: NodeId, i: usize| matches!((z_node, task_of[i]), (Some(z), Some(_)) if o.0 == z && i > z);
+        let mut act_applied = vec![false; n];
+
         // Backward, in reverse; the first contribution to a gradient overwrites, later ones add.
         // A head's contribution to z goes to its task's slot instead.
         let mut written = vec![false; n];
@@ -502,13 +664,82 @@ impl GpuGraph {
                         written[logits.0] = true;
                     }
                 }
+                Op::Linear { x, .. } if member_of.contains_key(&i) => {
+                    // The whole group at its last member: every member's gradient is its
+                    // loss's, written in the forward pass.
+                    let (gi, j) = member_of[&i];
+                    let g = &groups[gi];
+                    if j + 1 != g.members.len() || !g.members.iter().all(|&m| need[m]) {
+                        continue;
+                    }
+                    let rows = graph.shape(x)[0];
+                    let dy_all = ctx.empty(&[rows, g.width])?;
+                    for (k, &m) in g.members.iter().enumerate() {
+                        let dy = gr(NodeId(m))?;
+                        backward.push(kernels::copy_columns(&ctx, dy, 0, &dy_all, g.cols[k], dy.dims2().1, None)?);
+                    }
+                    let in_features = graph.shape(x)[1];
+                    let w_all = params.view(offsets[g.weights[0]], &[g.width, in_features])?;
+                    let dw_all = grads.view(offsets[g.weights[0]], &[g.width, in_features])?;
+                    let spec = MatmulSpec { trans_a: true, ..Default::default() };
+                    backward.push(matmul_upgradable(&ctx, &dy_all, v(x)?, None, &dw_all, &spec, None, &mut upgrades)?);
+                    for &m in &g.members {
+                        let Op::Linear { w, b, .. } = graph.nodes[m].op else { unreachable!("a head is Linear") };
+                        written[w.0] = true;
+                        if let Some(b) = b {
+                            backward.push(kernels::col_sum(&ctx, gr(NodeId(m))?, gr(b)?, written[b.0])?);
+                            written[b.0] = true;
+                        }
+                    }
+                    if need[x.0] {
+                        let to_slots = g
+                            .members
+                            .iter()
+                            .any(|&m| matches!((z_node, task_of[m]), (Some(z), Some(_)) if x.0 == z && m > z));
+                        if to_slots {
+                            // Each task's gradient at the shared representation stays its own.
+                            for &m in &g.members {
+                                let Op::Linear { w, .. } = graph.nodes[m].op else { unreachable!("a head is Linear") };
+                                let (dst, acc) = dest(x, m, &written, &written_gz)?;
+                                let spec = MatmulSpec { accumulate: acc, ..Default::default() };
+                                backward.push(matmul_upgradable(
+                                    &ctx,
+                                    gr(NodeId(m))?,
+                                    v(w)?,
+                                    None,
+                                    &dst,
+                                    &spec,
+                                    None,
+                                    &mut upgrades,
+                                )?);
+                                mark(x, m, &mut written, &mut written_gz);
+                            }
+                        } else {
+                            let acc = written[x.0];
+                            let spec = MatmulSpec { accumulate: acc, ..Default::default() };
+                            let grad = if acc { None } else { act_grad_of(x, &g.members) };
+                            act_applied[x.0] = grad.is_some();
+                            backward.push(matmul_upgradable(
+                                &ctx,
+                                &dy_all,
+                                &w_all,
+                                None,
+                                gr(x)?,
+                                &spec,
+                                grad,
+                                &mut upgrades,
+                            )?);
+                            written[x.0] = true;
+                        }
+                    }
+                }
                 Op::Linear { x, w, b, act } => {
                     if !need[i] || !written[i] {
                         continue; // no gradient reaches this node
                     }
                     let dy = gr(id)?;
                     let dz_own;
-                    let dz = if act == Activation::Identity {
+                    let dz = if act == Activation::Identity || act_applied[i] {
                         dy
                     } else {
                         dz_own = ctx.empty(graph.shape(id))?;
@@ -522,13 +753,15 @@ impl GpuGraph {
                     if need[x.0] {
                         let (dst, acc) = dest(x, i, &written, &written_gz)?;
                         let spec = MatmulSpec { accumulate: acc, ..Default::default() };
-                        backward.push(matmul_upgradable(&ctx, dz, v(w)?, None, &dst, &spec, &mut upgrades)?);
+                        let grad = if acc || to_slot(x, i) { None } else { act_grad_of(x, &[i]) };
+                        act_applied[x.0] = grad.is_some();
+                        backward.push(matmul_upgradable(&ctx, dz, v(w)?, None, &dst, &spec, grad, &mut upgrades)?);
                         mark(x, i, &mut written, &mut written_gz);
                     }
                     if need[w.0] {
                         // dW = dzᵀ·x, reading dz transposed in place.
                         let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
-                        backward.push(matmul_upgradable(&ctx, dz, v(x)?, None, gr(w)?, &spec, &mut upgrades)?);
+                        backward.push(matmul_upgradable(&ctx, dz, v(x)?, None, gr(w)?, &spec, None, &mut upgrades)?);
                         written[w.0] = true;
                     }
                     if let Some(b) = b {
@@ -683,7 +916,8 @@ impl GpuGraph {
             params,
             grads,
             param_views,
-            grad_views,
+            param_offsets: offsets,
+            head_groups: groups.len(),
             batch,
             input_offsets,
             staging: vec![0.0; batch_total],
@@ -720,7 +954,14 @@ impl GpuGraph {
                     return;
                 }
                 // A failure leaves the quick form in place: it computes the same values.
-                if let Ok(d) = kernels::matmul(&ctx, &job.a, &job.b, job.bias.as_ref(), &job.c, &job.spec) {
+                let built = match &job.grad {
+                    Some((act, saved, from_output)) => {
+                        let g = kernels::ActGrad { act: *act, saved, from_output: *from_output };
+                        kernels::matmul_act_grad(&ctx, &job.a, &job.b, &job.c, &job.spec, g)
+                    }
+                    None => kernels::matmul(&ctx, &job.a, &job.b, job.bias.as_ref(), &job.c, &job.spec),
+                };
+                if let Ok(d) = built {
                     let _ = job.slot.set(d);
                 }
             }
@@ -839,7 +1080,7 @@ impl GpuGraph {
                 let mut v = self.ctx.read_many(&[&self.params, &o.guard_state])?;
                 let guard = v.pop().unwrap_or_default();
                 let flat = v.pop().unwrap_or_default();
-                Ok((self.split(&flat, &self.param_views)?, Self::guard_of(&guard)))
+                Ok((self.split(&flat), Self::guard_of(&guard)))
             }
         }
     }
@@ -981,13 +1222,12 @@ impl GpuGraph {
     pub fn read_optim_state(&self) -> Result<Vec<Vec<Vec<f32>>>> {
         let Some(o) = &self.optim else { return Ok(vec![]) };
         let n = o.opt.state_buffers();
-        o.state[..n].iter().map(|t| self.split(&self.ctx.read(t)?, &self.param_views)).collect()
+        o.state[..n].iter().map(|t| Ok(self.split(&self.ctx.read(t)?))).collect()
     }
 
     /// Restores optimizer state (as [`GpuGraph::read_optim_state`] returns it) and the step count.
     pub fn write_optim_state(&mut self, state: &[Vec<Vec<f32>>], steps: u64) -> Result<()> {
-        let base = self.param_views.first().map_or(0, Tensor::offset_bytes);
-        let offsets: Vec<usize> = self.param_views.iter().map(|t| ((t.offset_bytes() - base) / 4) as usize).collect();
+        let offsets = self.param_offsets.clone();
         let total = self.params.len();
         let Some(o) = self.optim.as_mut() else {
             return Err(Error::invalid("optimizer state", "the graph has no optimizer"));
@@ -1026,12 +1266,14 @@ impl GpuGraph {
                 format!("{} flags for {} parameters", frozen.len(), self.param_views.len()),
             ));
         }
-        let base = self.param_views.first().map_or(0, Tensor::offset_bytes);
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         let mut open: Option<(usize, usize)> = None;
-        for (i, t) in self.param_views.iter().enumerate() {
-            let start = ((t.offset_bytes() - base) / 4) as usize;
-            let end = start + t.len();
+        // In buffer order, which is not quite parameter order (see `head_groups`).
+        let mut by_place: Vec<usize> = (0..frozen.len()).collect();
+        by_place.sort_by_key(|&i| self.param_offsets[i]);
+        for i in by_place {
+            let start = self.param_offsets[i];
+            let end = start + self.param_views[i].len();
             if frozen[i] {
                 ranges.extend(open.take());
             } else {
@@ -1076,23 +1318,22 @@ impl GpuGraph {
 
     /// Reads every parameter back, in [`Graph::params`] order (one readback).
     pub fn read_params(&self) -> Result<Vec<Vec<f32>>> {
-        self.split(&self.ctx.read(&self.params)?, &self.param_views)
+        Ok(self.split(&self.ctx.read(&self.params)?))
     }
 
     /// Reads every parameter gradient back, in [`Graph::params`] order (one readback).
     pub fn read_grads(&self) -> Result<Vec<Vec<f32>>> {
-        self.split(&self.ctx.read(&self.grads)?, &self.grad_views)
+        Ok(self.split(&self.ctx.read(&self.grads)?))
     }
 
-    fn split(&self, flat: &[f32], views: &[Tensor]) -> Result<Vec<Vec<f32>>> {
-        let base = views.first().map_or(0, Tensor::offset_bytes);
-        Ok(views
-            .iter()
-            .map(|t| {
-                let off = ((t.offset_bytes() - base) / 4) as usize;
-                flat[off..off + t.len()].to_vec()
-            })
-            .collect())
+    /// A flat buffer's contents (params, grads or optimizer state) split per parameter.
+    fn split(&self, flat: &[f32]) -> Vec<Vec<f32>> {
+        self.param_views.iter().zip(&self.param_offsets).map(|(t, &off)| flat[off..off + t.len()].to_vec()).collect()
+    }
+
+    /// How many groups of linear heads run as one product (see the module's notes).
+    pub fn fused_head_groups(&self) -> usize {
+        self.head_groups
     }
 
     /// Reads several nodes' outputs back in one readback (losses are not nodes with values).

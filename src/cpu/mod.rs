@@ -258,6 +258,26 @@ pub fn transpose<T: Real>(x: &[T], rows: usize, cols: usize, y: &mut [T]) {
     }
 }
 
+/// Columns `ox..ox + cols` of x (rows `wx` long) to columns `oy..` of y (rows `wy` long),
+/// plus `bias[j]` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_columns<T: Real>(
+    x: &[T],
+    wx: usize,
+    ox: usize,
+    y: &mut [T],
+    wy: usize,
+    oy: usize,
+    cols: usize,
+    bias: Option<&[T]>,
+) {
+    for r in 0..x.len() / wx {
+        for j in 0..cols {
+            y[r * wy + oy + j] = x[r * wx + ox + j] + bias.map_or(zero::<T>(), |b| b[j]);
+        }
+    }
+}
+
 /// `out[c] (+)= Σ_r x[r, c]` for x of shape `[rows, cols]`.
 pub fn col_sum<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool) {
     for c in 0..cols {

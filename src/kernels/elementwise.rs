@@ -83,3 +83,37 @@ pub fn transpose(ctx: &Context, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let k = KernelCall::new(Shader::Elementwise, "transpose", &[]).params([n as u32, r as u32, c as u32, 0], [0.0; 4]);
     launch(ctx, k.bind(x).bind(y), n)
 }
+
+/// Copies columns `ox..ox + cols` of every row of `x` (a row-major matrix `[rows, _]`) to
+/// columns `oy..oy + cols` of `y` (`[rows, _]`), adding `bias[j]` to column j when given: how a
+/// product of several heads at once is split into each head's output, and each head's
+/// gradient merged back.
+pub fn copy_columns(
+    ctx: &Context,
+    x: &Tensor,
+    ox: usize,
+    y: &Tensor,
+    oy: usize,
+    cols: usize,
+    bias: Option<&Tensor>,
+) -> Result<Dispatch> {
+    let ((rows, wx), (ry, wy)) = (x.dims2(), y.dims2());
+    if rows != ry || cols == 0 || ox + cols > wx || oy + cols > wy {
+        return Err(crate::Error::shape(
+            "copy_columns",
+            format!("columns {ox}..{} of {:?} to {oy}..{} of {:?}", ox + cols, x.shape(), oy + cols, y.shape()),
+        ));
+    }
+    if let Some(b) = bias {
+        check_len("copy_columns", "bias", b, cols)?;
+    }
+    let n = rows * cols;
+    let bits = |v: usize| f32::from_bits(v as u32);
+    let c = [("HAS_BIAS", f64::from(u8::from(bias.is_some())))];
+    let k = KernelCall::new(Shader::Elementwise, "copy_columns", &c)
+        .params([n as u32, cols as u32, wx as u32, wy as u32], [bits(ox), bits(oy), 0.0, 0.0])
+        .bind(x)
+        .bind(y);
+    let dummy = ctx.dummy()?;
+    launch(ctx, k.bind(bias.unwrap_or(&dummy)), n)
+}

@@ -149,6 +149,18 @@ fn tiles_within(m: usize, n: usize, cap: usize) -> (usize, usize) {
 /// See [`register_tiles`].
 pub const MIN_INVOCATIONS: usize = 256;
 
+/// An activation's gradient that a backward product applies to its result (see
+/// [`matmul_act_grad`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ActGrad<'a> {
+    /// The activation.
+    pub act: Activation,
+    /// Its saved input, or its output when `from_output` (not for gelu); shaped like C.
+    pub saved: &'a Tensor,
+    /// Whether `saved` is the activation's output.
+    pub from_output: bool,
+}
+
 /// `C (+)= act(op(A)·op(B) + bias)`; A, B, C row-major, bias of length N.
 pub fn matmul(
     ctx: &Context,
@@ -158,7 +170,44 @@ pub fn matmul(
     c: &Tensor,
     spec: &MatmulSpec,
 ) -> Result<Dispatch> {
+    matmul_with(ctx, a, b, bias, c, spec, None)
+}
+
+/// `C = (op(A)·op(B) [+ C]) ⊙ act'(saved)`: a backward product that also takes the gradient
+/// through the activation whose output's gradient it computes (the gradient of the
+/// activation's input, where `act_backward` would have run after it). `spec.act` must be the
+/// identity; only when this product is the gradient's last contribution.
+pub fn matmul_act_grad(
+    ctx: &Context,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    spec: &MatmulSpec,
+    grad: ActGrad<'_>,
+) -> Result<Dispatch> {
+    matmul_with(ctx, a, b, None, c, spec, Some(grad))
+}
+
+fn matmul_with(
+    ctx: &Context,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    spec: &MatmulSpec,
+    grad: Option<ActGrad<'_>>,
+) -> Result<Dispatch> {
     spec.act.check()?;
+    if let Some(g) = grad {
+        g.act.check()?;
+        if spec.act != Activation::Identity {
+            return Err(Error::invalid("matmul", "an activation's gradient and an activation in one product"));
+        }
+        if g.from_output && !g.act.grad_from_output() {
+            return Err(Error::invalid("matmul", format!("{:?}'s gradient needs its input", g.act)));
+        }
+        super::check_len("matmul", "saved activation", g.saved, c.len())?;
+    }
     let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
     if c.dims2() != (s.m, s.n) {
         return Err(Error::shape("matmul", format!("C is {:?}, expected [{}, {}]", c.shape(), s.m, s.n)));
@@ -205,13 +254,15 @@ pub fn matmul(
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
         ("ACCUMULATE", f64::from(u8::from(spec.accumulate))),
         ("ACT", f64::from(spec.act.code())),
+        ("GRAD_ACT", f64::from(grad.map_or(0, |g| g.act.code()))),
+        ("GRAD_FROM_OUTPUT", f64::from(u8::from(grad.is_some_and(|g| g.from_output)))),
         ("WG_X", f64::from(wx)),
         ("WG_Y", f64::from(wy)),
         ("TM", tm as f64),
         ("TN", tn as f64),
     ];
     let call = KernelCall::new(Shader::Matmul, entry, &constants)
-        .params([s.m as u32, s.n as u32, s.k as u32, 0], [spec.act.slope(), 0.0, 0.0, 0.0])
+        .params([s.m as u32, s.n as u32, s.k as u32, 0], [grad.map_or(spec.act, |g| g.act).slope(), 0.0, 0.0, 0.0])
         .bind(a)
         .bind(b)
         .bind(bias_t)
@@ -222,5 +273,6 @@ pub fn matmul(
     } else {
         call
     };
+    let call = call.bind_at(7, grad.map_or(&dummy4, |g| g.saved));
     call.build(ctx)
 }

@@ -12,10 +12,11 @@ mod reduce;
 mod weighting;
 
 pub use activation::Activation;
-pub use elementwise::{act_backward, act_forward, add, axpy, fill, scale, transpose};
+pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, scale, transpose};
 pub use loss::{task_loss, LossKind};
 pub use matmul::{
-    matmul, register_tiles, steady_register_tiles, MatmulShape, MatmulSpec, MatmulVariant, MIN_INVOCATIONS,
+    matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulShape, MatmulSpec, MatmulVariant,
+    MIN_INVOCATIONS,
 };
 pub use optim::{adam, sgd, Clip};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};

@@ -286,8 +286,13 @@ fn optimizer_dispatches(
         if len == 0 {
             continue;
         }
+        // To a multiple of 4, for the four-at-a-time form: every range starts at an alignment
+        // boundary (a multiple of 4), and the values past a parameter's end up to the next
+        // boundary, or the buffer's end, are padding that stays zero (zero gradient, zero
+        // state, zero value: every optimizer leaves it so).
+        let len = (len.div_ceil(4) * 4).min(params.len() - start);
         let v = |t: &Tensor| t.view(start, &[len]);
-        let mut d = match opt {
+        let d = match opt {
             Optimizer::Sgd { momentum, nesterov, .. } => kernels::sgd(
                 ctx,
                 &v(params)?,
@@ -313,7 +318,6 @@ fn optimizer_dispatches(
                 )?
             }
         };
-        d.elements = len as u32;
         out.push(d);
     }
     Ok(out)
@@ -350,7 +354,8 @@ impl GpuGraph {
                 format!("{} initial tensors for {} parameters", init.len(), graph.params.len()),
             ));
         }
-        let align = (ctx.adapter().storage_offset_alignment as usize / 4).max(1);
+        // (At least 4 values, so that the optimizer may work four at a time; see optimizer_dispatches.)
+        let align = (ctx.adapter().storage_offset_alignment as usize / 4).max(4);
         let n = graph.nodes.len();
         let tasks = graph.tasks().max(1);
 
@@ -367,6 +372,7 @@ impl GpuGraph {
             }
         }
         let (placed, total) = flat_layout(&order.iter().map(|&p| lens[p]).collect::<Vec<_>>(), align);
+        let total = total.div_ceil(4) * 4;
         let mut offsets = vec![0; lens.len()];
         for (k, &p) in order.iter().enumerate() {
             offsets[p] = placed[k];

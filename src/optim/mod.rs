@@ -116,7 +116,7 @@ impl Optimizer {
     }
 
     /// The kernel's uniform floats for update number `step` (1-based).
-    pub(crate) fn uniform(&self, step: u64) -> [f32; 4] {
+    pub fn uniform(&self, step: u64) -> [f32; 4] {
         match *self {
             Optimizer::Sgd { lr, momentum, weight_decay, .. } => [lr, momentum, weight_decay, 0.0],
             Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }

@@ -1,5 +1,7 @@
 // Reductions.
 //   col_sum   out[c] (+)= sum_r x[r * C + c]          x is [R, C] (bias gradients); one thread a column
+//   col_sum4  the same, four columns a thread read four at a time (C % 4 == 0), small workgroups
+//             so that a few hundred columns still spread over every core; same sums, same order
 //   sum       out[0] (+)= sum_i x[i]
 //   sq_norm   out[0] (+)= sum_i x[i]^2
 //   dot       out[0] (+)= sum_i x[i] * y[i]
@@ -14,6 +16,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
 
 override ACCUMULATE: bool = false;
 
@@ -30,6 +34,20 @@ fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = 0u; r < R; r++) { s += x[r * C + c]; }
     if ACCUMULATE { s += out[c]; }
     out[c] = s;
+}
+
+const WG_COLS: u32 = 8u;
+
+@compute @workgroup_size(WG_COLS)
+fn col_sum4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let R = p.u.x;
+    let C4 = p.u.y / 4u;
+    let c = gid.x;
+    if c >= C4 { return; }
+    var s = vec4<f32>(0.0);
+    for (var r = 0u; r < R; r++) { s += x4[r * C4 + c]; }
+    if ACCUMULATE { s += out4[c]; }
+    out4[c] = s;
 }
 
 fn finish(t: u32, v: f32) {

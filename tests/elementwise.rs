@@ -139,7 +139,8 @@ fn elementwise_grid_covers_more_than_one_grid_row() {
 #[test]
 fn reductions_match_cpu() {
     let ctx = ctx();
-    let shapes = [(1, 1), (3, 17), (63, 65), (257, 3), (64, 257), (4096, 8)];
+    // (C % 4 == 0: the four-columns-a-thread form of col_sum.)
+    let shapes = [(1, 1), (3, 17), (63, 65), (257, 3), (64, 257), (4096, 8), (1, 4), (17, 64), (65, 260)];
     for (r, c) in shapes {
         let n = r * c;
         let mut rng = Rng::new(n as u64);
@@ -242,4 +243,51 @@ fn copy_columns_matches_cpu() {
     let b = ctx.zeros(&[4, 3]).unwrap();
     assert!(kernels::copy_columns(&ctx, &a, 3, &b, 0, 3, None).is_err());
     assert!(kernels::copy_columns(&ctx, &a, 0, &b, 1, 3, None).is_err());
+}
+
+#[test]
+fn divergence_guard_matches_cpu() {
+    let ctx = ctx();
+    // (P % 4 == 0: the four-at-a-time scan.)
+    for p in [1, 3, 17, 64, 65, 260, 1027] {
+        let params = Rng::new(p as u64).vec_f32(p, -1.0, 1.0);
+        let losses = vec![0.5f32, 1.5, 2.5];
+        // (bad loss, bad parameter index, its value)
+        let cases: [(Option<usize>, Option<usize>, f32); 5] = [
+            (None, None, 0.0),
+            (None, Some(0), f32::NAN),
+            (None, Some(p - 1), f32::INFINITY),
+            (None, Some(p / 2), f32::NEG_INFINITY),
+            (Some(1), Some(p / 3), f32::NAN),
+        ];
+        for (bad_loss, bad_param, value) in cases {
+            let mut ps = params.clone();
+            let mut ls = losses.clone();
+            if let Some(i) = bad_param {
+                ps[i] = value;
+            }
+            if let Some(k) = bad_loss {
+                ls[k] = f32::INFINITY;
+            }
+            let (gl, gp) = (ctx.upload(&ls, &[3]).unwrap(), ctx.upload(&ps, &[p]).unwrap());
+            let state = ctx.zeros(&[5]).unwrap();
+            let d = kernels::check_finite(&ctx, &gl, &gp, &state).unwrap();
+            // Twice: the second step counts, and keeps the first record.
+            let mut want = [0f32; 5];
+            for _ in 0..2 {
+                ctx.run(&[&d]).unwrap();
+                cpu::check_finite(&ls, &ps, &mut want);
+            }
+            let got = ctx.read(&state).unwrap();
+            let what = format!("guard P={p} loss {bad_loss:?} param {bad_param:?} {value}");
+            assert_eq!(got[..4], want[..4], "{what}");
+            // One bad value: the kernel records that value (NaN compares by being NaN).
+            assert!(
+                got[4] == want[4] || (got[4].is_nan() && want[4].is_nan()),
+                "{what}: value {} vs {}",
+                got[4],
+                want[4]
+            );
+        }
+    }
 }

@@ -278,6 +278,23 @@ pub fn copy_columns<T: Real>(
     }
 }
 
+/// The divergence guard's reference (`check_finite`): counts the step in `state[0]`; unless a
+/// divergence is already recorded (`state[1] != 0`), records `[1, step, task, value]` for the
+/// first task loss that is not finite, else for a parameter that is not finite (task = the
+/// number of losses). Which of several bad parameters is recorded is the kernel's choice; the
+/// reference takes the first.
+pub fn check_finite(losses: &[f32], params: &[f32], state: &mut [f32; 5]) {
+    state[0] += 1.0;
+    if state[1] != 0.0 {
+        return;
+    }
+    let bad_loss = losses.iter().position(|l| !l.is_finite()).map(|k| (k, losses[k]));
+    let bad_param = || params.iter().find(|v| !v.is_finite()).map(|&v| (losses.len(), v));
+    if let Some((task, value)) = bad_loss.or_else(bad_param) {
+        *state = [state[0], 1.0, state[0], task as f32, value];
+    }
+}
+
 /// `out[c] (+)= Σ_r x[r, c]` for x of shape `[rows, cols]`.
 pub fn col_sum<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool) {
     for c in 0..cols {

@@ -25,7 +25,11 @@ var<private> dims: vec3<u32>;
 var<private> slope: f32;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+// The bias [N] (HAS_BIAS) in a forward product, or, in a backward one with GRAD_ACT set, the
+// saved input (or output, GRAD_FROM_OUTPUT) of the activation whose gradient it takes, [M, N]
+// like C: a product never needs both, and one binding for the two keeps the kernel within
+// eight storage buffers.
+@group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 // The same A and B seen four floats at a time, used when rows are 16-byte aligned
 // (VEC_A: K % 4 == 0 for A [M, K], or M % 4 == 0 for a transposed A [K, M]; VEC_B: N % 4 == 0
@@ -33,10 +37,9 @@ var<private> slope: f32;
 // read.
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
-// What a backward product multiplies its result by when GRAD_ACT is set: the gradient of
-// activation GRAD_ACT at each output, from the saved input (or output, GRAD_FROM_OUTPUT) of
-// that activation, [M, N] like C. It saves the separate act_backward pass.
-@group(0) @binding(7) var<storage, read> saved: array<f32>;
+// C four floats at a time, for the register-blocked form's stores when VEC_C (N % 4 == 0):
+// a quarter of the stores, and of the reads when accumulating. Otherwise a dummy.
+@group(0) @binding(7) var<storage, read_write> c4: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -45,6 +48,7 @@ override ACCUMULATE: bool = false;
 override ACT: u32 = 0u;
 override GRAD_ACT: u32 = 0u;
 override GRAD_FROM_OUTPUT: bool = false;
+override VEC_C: bool = false;
 override VEC_A: bool = false;
 override VEC_B: bool = false;
 override WG_X: u32 = 8u;
@@ -94,12 +98,15 @@ fn store(m: u32, n: u32, v: f32) {
     let idx = m * dims.y + n;
     var r = v;
     if ACCUMULATE { r += c[idx]; }
-    if HAS_BIAS { r += bias[n]; }
-    if GRAD_ACT != 0u {
-        let x = saved[idx];
-        if GRAD_FROM_OUTPUT { r *= act_grad_from_output(GRAD_ACT, x, slope); } else { r *= act_grad_from_input(GRAD_ACT, x, slope); }
-    }
+    if HAS_BIAS { r += aux[n]; }
+    if GRAD_ACT != 0u { r *= act_grad(aux[idx]); }
     c[idx] = act_apply(ACT, r, slope);
+}
+
+// The gradient of GRAD_ACT from a saved value.
+fn act_grad(x: f32) -> f32 {
+    if GRAD_FROM_OUTPUT { return act_grad_from_output(GRAD_ACT, x, slope); }
+    return act_grad_from_input(GRAD_ACT, x, slope);
 }
 
 fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
@@ -173,8 +180,30 @@ fn b_tile_one(k: u32, n: u32) -> mat4x4<f32> {
     return mat4x4<f32>(row, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
+// A tile's column i is output row m + i at n..n+3. With VEC_C (N % 4 == 0, so a tile is wholly
+// in or out along N) each row is one four-float store, the same arithmetic as `store` on each.
 fn store_tile(m: u32, n: u32, t: mat4x4<f32>) {
-    store_block(m, n, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
+    if !VEC_C {
+        store_block(m, n, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
+        return;
+    }
+    let M = dims.x;
+    let N = dims.y;
+    if n >= N { return; }
+    var b = vec4<f32>(0.0);
+    if HAS_BIAS { b = vec4<f32>(aux[n], aux[n + 1u], aux[n + 2u], aux[n + 3u]); }
+    for (var i = 0u; i < 4u; i++) {
+        let m_i = m + i;
+        if m_i >= M { break; }
+        let idx = m_i * N + n;
+        var r = t[i];
+        if ACCUMULATE { r += c4[idx >> 2u]; }
+        if HAS_BIAS { r += b; }
+        if GRAD_ACT != 0u {
+            r *= vec4<f32>(act_grad(aux[idx]), act_grad(aux[idx + 1u]), act_grad(aux[idx + 2u]), act_grad(aux[idx + 3u]));
+        }
+        c4[idx >> 2u] = vec4<f32>(act_apply(ACT, r.x, slope), act_apply(ACT, r.y, slope), act_apply(ACT, r.z, slope), act_apply(ACT, r.w, slope));
+    }
 }
 
 // acc[4 * r + j] += b[j] * a for the TN tiles in use along N: row r of the block's tiles.

@@ -98,6 +98,7 @@ pub struct Context {
     fault: Arc<Mutex<Option<Error>>>,
     matmul_variant: Mutex<Option<MatmulVariant>>,
     dummy: OnceLock<Tensor>,
+    dummy_out: OnceLock<Tensor>,
     /// Submissions not yet known to be finished, oldest first (flow control).
     in_flight: Mutex<std::collections::VecDeque<wgpu::SubmissionIndex>>,
 }
@@ -236,6 +237,7 @@ impl Context {
             fault,
             matmul_variant: Mutex::new(None),
             dummy: OnceLock::new(),
+            dummy_out: OnceLock::new(),
             in_flight: Mutex::new(std::collections::VecDeque::new()),
         }))
     }
@@ -266,6 +268,16 @@ impl Context {
         }
         let t = self.zeros(&[4])?;
         Ok(self.dummy.get_or_init(|| t).clone())
+    }
+
+    /// Like [`Context::dummy`], for an absent optional output: a buffer of its own, since one
+    /// dispatch may not bind the same buffer both read-only and writable.
+    pub(crate) fn dummy_out(&self) -> Result<Tensor> {
+        if let Some(t) = self.dummy_out.get() {
+            return Ok(t.clone());
+        }
+        let t = self.zeros(&[4])?;
+        Ok(self.dummy_out.get_or_init(|| t).clone())
     }
 
     /// Destroys the device, as a driver reset or a removed GPU would: every later operation

@@ -233,9 +233,11 @@ fn matmul_with(
     let per_y = 4 * tm * wy as usize;
     let dummy4 = ctx.dummy()?;
     let dummy;
-    let bias_t = match bias {
-        Some(b) => b,
-        None => {
+    // The aux binding: the bias, or the saved activation of a backward product, or a dummy.
+    let aux = match (bias, grad) {
+        (Some(b), _) => b,
+        (None, Some(g)) => g.saved,
+        (None, None) => {
             dummy = ctx.dummy()?;
             &dummy
         }
@@ -246,9 +248,11 @@ fn matmul_with(
     let registers = matches!(variant, MatmulVariant::Registers { .. });
     let vec_a = registers && (if spec.trans_a { s.m % 4 == 0 } else { s.k % 4 == 0 }) && a.offset_bytes() % 16 == 0;
     let vec_b = registers && (if spec.trans_b { s.k % 4 == 0 } else { s.n % 4 == 0 }) && b.offset_bytes() % 16 == 0;
+    let vec_c = registers && s.n % 4 == 0 && c.offset_bytes() % 16 == 0;
     let constants = [
         ("VEC_A", f64::from(u8::from(vec_a))),
         ("VEC_B", f64::from(u8::from(vec_b))),
+        ("VEC_C", f64::from(u8::from(vec_c))),
         ("TRANS_A", f64::from(u8::from(spec.trans_a))),
         ("TRANS_B", f64::from(u8::from(spec.trans_b))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
@@ -265,7 +269,7 @@ fn matmul_with(
         .params([s.m as u32, s.n as u32, s.k as u32, 0], [grad.map_or(spec.act, |g| g.act).slope(), 0.0, 0.0, 0.0])
         .bind(a)
         .bind(b)
-        .bind(bias_t)
+        .bind(aux)
         .bind(c)
         .groups(s.n.div_ceil(per_x) as u32, s.m.div_ceil(per_y) as u32, 1);
     let call = if registers {
@@ -273,6 +277,7 @@ fn matmul_with(
     } else {
         call
     };
-    let call = call.bind_at(7, grad.map_or(&dummy4, |g| g.saved));
+    let dummy_out = ctx.dummy_out()?;
+    let call = if registers { call.bind_at(7, if vec_c { c } else { &dummy_out }) } else { call };
     call.build(ctx)
 }

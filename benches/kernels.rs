@@ -156,6 +156,18 @@ fn losses_optimizer_gram(c: &mut Criterion) {
             ctx.sync().unwrap();
         })
     });
+    let (rows, width, cols) = (4096, 12, 10);
+    let all = ctx.upload(&rng.vec_f32(rows * width, -1.0, 1.0), &[rows, width]).unwrap();
+    let head = ctx.empty(&[rows, cols]).unwrap();
+    let bias = ctx.upload(&rng.vec_f32(cols, -1.0, 1.0), &[cols]).unwrap();
+    let d = kernels::copy_columns(&ctx, &all, 2, &head, 0, cols, Some(&bias)).unwrap();
+    g.throughput(Throughput::Bytes(12 * (rows * cols) as u64));
+    g.bench_function("copy_columns 4096 rows, 10 of 12 columns, bias", |bench| {
+        bench.iter(|| {
+            ctx.run(&[&d]).unwrap();
+            ctx.sync().unwrap();
+        })
+    });
     let s = 256;
     let a = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
     let bb = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
@@ -171,6 +183,17 @@ fn losses_optimizer_gram(c: &mut Criterion) {
             })
         });
     }
+    // A backward product that takes relu's gradient in its epilogue (dz = (dy·W) ⊙ relu'(h)).
+    let saved = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
+    let grad = kernels::ActGrad { act: Activation::Relu, saved: &saved, from_output: true };
+    let d = kernels::matmul_act_grad(&ctx, &a, &bb, &out, &MatmulSpec::default(), grad).unwrap();
+    g.throughput(Throughput::Elements(2 * (s * s * s) as u64));
+    g.bench_function(format!("matmul {s}^3 then relu gradient"), |bench| {
+        bench.iter(|| {
+            ctx.run(&[&d]).unwrap();
+            ctx.sync().unwrap();
+        })
+    });
     g.finish();
 }
 

@@ -341,6 +341,36 @@ pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchReco
     let opt = crate::optim::Optimizer::adam(1e-3);
     let d = kernels::adam(ctx, &pt, &gt, &mt, &vt, (0.9, 0.999), false, opt.uniform(1), None)?;
     out.push(record(ctx, "adam", dims(&[("params", p)]), time_kernels(ctx, &[&d], budget_s, 100)?, 28.0 * p as f64));
+    // Splitting a product of several heads into one head's output (with its bias): 10 of 12
+    // columns of 4096 rows, read and written once each, the bias read per value.
+    let (rows, width, cols) = (4096, 12, 10);
+    let all = ctx.upload(&rng.vec_f32(rows * width, -1.0, 1.0), &[rows, width])?;
+    let (head, bias) = (ctx.empty(&[rows, cols])?, ctx.upload(&rng.vec_f32(cols, -1.0, 1.0), &[cols])?);
+    let d = kernels::copy_columns(ctx, &all, 2, &head, 0, cols, Some(&bias))?;
+    out.push(record(
+        ctx,
+        "copy_columns",
+        dims(&[("rows", rows), ("of", width), ("columns", cols)]),
+        time_kernels(ctx, &[&d], budget_s, 100)?,
+        12.0 * (rows * cols) as f64,
+    ));
+    // A backward product taking relu's gradient in its epilogue, 256³.
+    let s = 256;
+    let (a, b) =
+        (ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s])?, ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s])?);
+    let (saved, c) = (ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s])?, ctx.empty(&[s, s])?);
+    let grad = kernels::ActGrad { act: Activation::Relu, saved: &saved, from_output: true };
+    let d = kernels::matmul_act_grad(ctx, &a, &b, &c, &MatmulSpec::default(), grad)?;
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 50)?;
+    out.push(BenchRecord {
+        bench: "matmul_act_grad".into(),
+        dims: dims(&[("m", s), ("n", s), ("k", s)]),
+        ms,
+        gflops: Some(2.0 * (s * s * s) as f64 / (ms * 1e6)),
+        gbps: None,
+        timer,
+        adapter: ctx.adapter().name.clone(),
+    });
     let (t, len) = (3, 100_000);
     let g = ctx.upload(&rng.vec_f32(t * len, -1.0, 1.0), &[t * len])?;
     let m = ctx.empty(&[t * t])?;

@@ -724,7 +724,7 @@ impl Evaluator {
             }
             None => {
                 let m = MultiTaskModel::build(&self.spec, batch)?;
-                let g = GpuGraph::new(self.ctx.clone(), m.graph.clone(), params, None)?;
+                let g = GpuGraph::forward_only(self.ctx.clone(), m.graph.clone(), params)?;
                 self.cache.push((m, g));
                 self.cache.len() - 1
             }

@@ -322,3 +322,32 @@ fn freezing_one_of_heads_run_as_one_product_updates_the_others_like_the_cpu() {
         }
     }
 }
+
+#[test]
+fn a_forward_only_graph_computes_the_same_outputs_and_no_gradients() {
+    let heads = [LossKind::Mse, LossKind::CrossEntropy { classes: 3 }];
+    for trunk in [&[5, 17, 9][..], &[5, 64][..]] {
+        let n = net(9, trunk, Activation::Tanh, &heads, 51);
+        let init = n.graph.init_params(52).unwrap();
+        let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+        let mut full = GpuGraph::new(ctx(), n.graph.clone(), &init, None).unwrap();
+        let mut fwd = GpuGraph::forward_only(ctx(), n.graph.clone(), &init).unwrap();
+        // Every node with a value, compared bit for bit; and the losses.
+        let ids: Vec<_> = (0..n.graph.nodes.len())
+            .map(hydra::autograd::NodeId)
+            .filter(|id| !matches!(n.graph.nodes[id.0].op, hydra::autograd::Op::Loss { .. }))
+            .collect();
+        let mut outs = Vec::new();
+        for g in [&mut full, &mut fwd] {
+            g.feed(&refs).unwrap();
+            g.forward_backward().unwrap();
+            outs.push((g.read_values(&ids).unwrap(), g.losses().unwrap(), g.read_grads().unwrap()));
+        }
+        let bits = |v: &[Vec<f32>]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&outs[0].0), bits(&outs[1].0), "trunk {trunk:?}: values");
+        assert_eq!(bits(&[outs[0].1.clone()]), bits(&[outs[1].1.clone()]), "trunk {trunk:?}: losses");
+        // The full graph computed gradients; the forward-only one has none to compute.
+        assert!(outs[0].2.iter().flatten().any(|&g| g != 0.0), "trunk {trunk:?}: full graph's gradients");
+        assert!(outs[1].2.iter().flatten().all(|&g| g == 0.0), "trunk {trunk:?}: forward-only gradients");
+    }
+}

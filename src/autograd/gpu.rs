@@ -327,7 +327,13 @@ impl GpuGraph {
     /// Compiles `graph` with initial parameters `init` (in [`Graph::params`] order) and an
     /// optional optimizer. Every task weight starts at 1.
     pub fn new(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>], optimizer: Option<Optimizer>) -> Result<GpuGraph> {
-        Self::build(ctx, graph, init, optimizer, None)
+        Self::build(ctx, graph, init, optimizer, None, false)
+    }
+
+    /// Compiles `graph` for inference: the forward pass alone (no gradient buffers, no
+    /// backward dispatches, so fewer pipelines to compile before the first result).
+    pub fn forward_only(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>]) -> Result<GpuGraph> {
+        Self::build(ctx, graph, init, None, None, true)
     }
 
     /// Like [`GpuGraph::new`], keeping per-task gradients at the shared representation.
@@ -338,7 +344,7 @@ impl GpuGraph {
         optimizer: Option<Optimizer>,
         spec: TaskGradSpec,
     ) -> Result<GpuGraph> {
-        Self::build(ctx, graph, init, optimizer, Some(spec))
+        Self::build(ctx, graph, init, optimizer, Some(spec), false)
     }
 
     fn build(
@@ -347,6 +353,7 @@ impl GpuGraph {
         init: &[Vec<f32>],
         optimizer: Option<Optimizer>,
         tspec: Option<TaskGradSpec>,
+        forward_only: bool,
     ) -> Result<GpuGraph> {
         if init.len() != graph.params.len() {
             return Err(Error::shape(
@@ -434,7 +441,7 @@ impl GpuGraph {
         }
 
         // Gradients: parameters into the flat buffer, other nodes their own.
-        let need = graph.needs_grad();
+        let need = if forward_only { vec![false; n] } else { graph.needs_grad() };
         let mut node_grads: Vec<Option<Tensor>> = vec![None; n];
         for i in 0..n {
             if !need[i] {

@@ -53,3 +53,54 @@ fn act_grad_from_output(kind: u32, y: f32, slope: f32) -> f32 {
         default: { return 1.0; }
     }
 }
+
+// The same, four values at a time (one switch for four: a quarter of the code to compile
+// where a kernel applies them per output).
+fn stable_tanh4(x: vec4<f32>) -> vec4<f32> {
+    let e = exp(-2.0 * abs(x));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(-t, t, x >= vec4<f32>(0.0));
+}
+
+fn stable_sigmoid4(x: vec4<f32>) -> vec4<f32> {
+    let e = exp(-abs(x));
+    let r = 1.0 / (1.0 + e);
+    return select(e * r, r, x >= vec4<f32>(0.0));
+}
+
+fn act_apply4(kind: u32, x: vec4<f32>, slope: f32) -> vec4<f32> {
+    switch kind {
+        case 1u: { return max(x, vec4<f32>(0.0)); }
+        case 2u: { return select(slope * x, x, x > vec4<f32>(0.0)); }
+        case 3u: { return 0.5 * x * (1.0 + stable_tanh4(GELU_C * (x + GELU_A * x * x * x))); }
+        case 4u: { return stable_sigmoid4(x); }
+        case 5u: { return stable_tanh4(x); }
+        default: { return x; }
+    }
+}
+
+fn act_grad_from_input4(kind: u32, x: vec4<f32>, slope: f32) -> vec4<f32> {
+    let one = vec4<f32>(1.0);
+    switch kind {
+        case 1u: { return select(vec4<f32>(0.0), one, x > vec4<f32>(0.0)); }
+        case 2u: { return select(vec4<f32>(slope), one, x > vec4<f32>(0.0)); }
+        case 3u: {
+            let t = stable_tanh4(GELU_C * (x + GELU_A * x * x * x));
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+        }
+        case 4u: { let s = stable_sigmoid4(x); return s * (1.0 - s); }
+        case 5u: { let t = stable_tanh4(x); return 1.0 - t * t; }
+        default: { return one; }
+    }
+}
+
+fn act_grad_from_output4(kind: u32, y: vec4<f32>, slope: f32) -> vec4<f32> {
+    let one = vec4<f32>(1.0);
+    switch kind {
+        case 1u: { return select(vec4<f32>(0.0), one, y > vec4<f32>(0.0)); }
+        case 2u: { return select(vec4<f32>(slope), one, y > vec4<f32>(0.0)); }
+        case 4u: { return y * (1.0 - y); }
+        case 5u: { return 1.0 - y * y; }
+        default: { return one; }
+    }
+}

@@ -200,9 +200,10 @@ fn store_tile(m: u32, n: u32, t: mat4x4<f32>) {
         if ACCUMULATE { r += c4[idx >> 2u]; }
         if HAS_BIAS { r += b; }
         if GRAD_ACT != 0u {
-            r *= vec4<f32>(act_grad(aux[idx]), act_grad(aux[idx + 1u]), act_grad(aux[idx + 2u]), act_grad(aux[idx + 3u]));
+            let x = vec4<f32>(aux[idx], aux[idx + 1u], aux[idx + 2u], aux[idx + 3u]);
+            if GRAD_FROM_OUTPUT { r *= act_grad_from_output4(GRAD_ACT, x, slope); } else { r *= act_grad_from_input4(GRAD_ACT, x, slope); }
         }
-        c4[idx >> 2u] = vec4<f32>(act_apply(ACT, r.x, slope), act_apply(ACT, r.y, slope), act_apply(ACT, r.z, slope), act_apply(ACT, r.w, slope));
+        c4[idx >> 2u] = act_apply4(ACT, r, slope);
     }
 }
 
@@ -280,6 +281,32 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     if TM > 3u && TN > 1u { store_tile(m0 + 12u, n0 + 4u, acc[13]); }
     if TM > 3u && TN > 2u { store_tile(m0 + 12u, n0 + 8u, acc[14]); }
     if TM > 3u && TN > 3u { store_tile(m0 + 12u, n0 + 12u, acc[15]); }
+}
+
+// The register-blocked form with one 4x4 tile per invocation (TM = TN = 1): the same sums as
+// `matmul`, bit for bit, in a fraction of its code. It is what short runs use (a product gets
+// this block until its size repays a larger one), so what they compile before their first
+// step: under llvmpipe a pipeline's compile time grows with the code its entry point inlines.
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_one(@builtin(global_invocation_id) gid: vec3<u32>) {
+    dims = p.u.xyz;
+    slope = p.f.x;
+    let M = dims.x;
+    let N = dims.y;
+    let K = dims.z;
+    let m0 = gid.y * 4u;
+    let n0 = gid.x * 4u;
+    if m0 >= M || n0 >= N { return; }
+    // The same operations as `matmul`'s first tile: acc += (B tile) * (A tile).
+    var acc = mat4x4<f32>();
+    var k = 0u;
+    for (; k + 4u <= K; k += 4u) {
+        acc += b_tile(k, n0) * a_tile(m0, k);
+    }
+    for (; k < K; k++) {
+        acc += b_tile_one(k, n0) * a_tile_one(m0, k);
+    }
+    store_tile(m0, n0, acc);
 }
 
 const TILE_K: u32 = 16u;

@@ -175,18 +175,24 @@ fn matmul_rejects_tile_counts_other_than_1_2_4() {
 #[test]
 fn register_tiles_follow_the_size_of_the_product() {
     use hydra::kernels::register_tiles;
-    assert_eq!(register_tiles(1024, 1024, 1024), (4, 4));
-    assert_eq!(register_tiles(1024, 512, 512), (4, 4)); // 2^28 multiply-adds
-    assert_eq!(register_tiles(512, 512, 256), (2, 2)); // 2^26
-    assert_eq!(register_tiles(512, 256, 256), (1, 1)); // 2^25
-    assert_eq!(register_tiles(256, 256, 256), (1, 1)); // a small model's layer
-    assert_eq!(register_tiles(256, 1, 256), (1, 1));
-    assert_eq!(register_tiles(1 << 16, 4, 1 << 10), (4, 1)); // one tile of room along N
-    assert_eq!(register_tiles(1 << 15, 8, 1 << 10), (4, 2));
+    assert_eq!(register_tiles(1024, 1024, 1024, 64), (4, 4));
+    assert_eq!(register_tiles(1024, 512, 512, 64), (4, 4)); // 2^28 multiply-adds
+    assert_eq!(register_tiles(512, 512, 256, 64), (2, 2)); // 2^26
+    assert_eq!(register_tiles(512, 256, 256, 64), (1, 1)); // 2^25
+    assert_eq!(register_tiles(256, 256, 256, 64), (1, 1)); // a small model's layer
+    assert_eq!(register_tiles(256, 1, 256, 64), (1, 1));
+    assert_eq!(register_tiles(1 << 16, 4, 1 << 10, 64), (4, 1)); // one tile of room along N
+    assert_eq!(register_tiles(1 << 15, 8, 1 << 10, 64), (4, 2));
     // 64 x 8192: 4x4 tiles would leave 4 x 512 = 2048 invocations, enough.
-    assert_eq!(register_tiles(64, 8192, 1 << 10), (4, 4));
+    assert_eq!(register_tiles(64, 8192, 1 << 10, 64), (4, 4));
     // 32 x 32 with a huge K: one invocation per 16x16 block would leave 4 of them.
-    assert_eq!(register_tiles(32, 32, 1 << 20), (1, 1));
+    assert_eq!(register_tiles(32, 32, 1 << 20, 64), (1, 1));
+    // At least four workgroups, whatever their size: 256 x 256 in 16x16 blocks is 256
+    // invocations, one workgroup of 16x16 (one core under llvmpipe).
+    use hydra::kernels::steady_register_tiles;
+    assert_eq!(steady_register_tiles(256, 256, 64), (4, 4));
+    assert_eq!(steady_register_tiles(256, 256, 256), (2, 2));
+    assert_eq!(register_tiles(1024, 1024, 1024, 256), (4, 4));
 }
 
 #[test]

@@ -172,10 +172,11 @@ fn matmul_upgradable(
         None => kernels::matmul(ctx, a, b, bias, c, spec)?,
     };
     let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
-    if spec.tiles.is_none() && matches!(variant, MatmulVariant::Registers { .. }) {
+    if let (None, MatmulVariant::Registers { wg_x, wg_y }) = (spec.tiles, variant) {
         let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
-        let steady = kernels::steady_register_tiles(s.m, s.n);
-        if steady != kernels::register_tiles(s.m, s.n, s.k) {
+        let wg = (wg_x * wg_y) as usize;
+        let steady = kernels::steady_register_tiles(s.m, s.n, wg);
+        if steady != kernels::register_tiles(s.m, s.n, s.k, wg) {
             let slot = Arc::new(std::sync::OnceLock::new());
             d.upgrade = Some(slot.clone());
             jobs.push(UpgradeJob {

@@ -111,8 +111,8 @@ impl MatmulShape {
 /// time a larger block saves per call would take hundreds of calls to repay its compilation,
 /// and a small model's first step stays quick. Within that cap, an axis takes no more tiles than it has
 /// room for, and the larger count is halved while the product would have fewer than
-/// [`MIN_INVOCATIONS`] invocations, so that every core gets work.
-pub fn register_tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
+/// [`MIN_WORKGROUPS`] workgroups of `wg` invocations, so that every core gets work.
+pub fn register_tiles(m: usize, n: usize, k: usize, wg: usize) -> (usize, usize) {
     let work = m.saturating_mul(n).saturating_mul(k);
     let cap = if work >= 1 << 28 {
         4
@@ -121,22 +121,22 @@ pub fn register_tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
     } else {
         1
     };
-    tiles_within(m, n, cap)
+    tiles_within(m, n, cap, wg)
 }
 
 /// The block a product replayed many times repays: [`register_tiles`] without the size cap
 /// (up to 4×4 tiles wherever the output has room and every core still gets work). Same
 /// results, bit for bit; only the compile time differs, which is why a long training run
 /// switches to these in the background (see `GpuGraph::start_upgrades`).
-pub fn steady_register_tiles(m: usize, n: usize) -> (usize, usize) {
-    tiles_within(m, n, 4)
+pub fn steady_register_tiles(m: usize, n: usize, wg: usize) -> (usize, usize) {
+    tiles_within(m, n, 4, wg)
 }
 
-fn tiles_within(m: usize, n: usize, cap: usize) -> (usize, usize) {
+fn tiles_within(m: usize, n: usize, cap: usize, wg: usize) -> (usize, usize) {
     let room = |len: usize| len.div_ceil(4).next_power_of_two().min(cap);
     let invocations = |tm: usize, tn: usize| m.div_ceil(4 * tm) * n.div_ceil(4 * tn);
     let (mut tm, mut tn) = (room(m), room(n));
-    while invocations(tm, tn) < MIN_INVOCATIONS && (tm > 1 || tn > 1) {
+    while invocations(tm, tn) < MIN_WORKGROUPS * wg && (tm > 1 || tn > 1) {
         if tm >= tn {
             tm /= 2;
         } else {
@@ -146,8 +146,10 @@ fn tiles_within(m: usize, n: usize, cap: usize) -> (usize, usize) {
     (tm, tn)
 }
 
-/// See [`register_tiles`].
-pub const MIN_INVOCATIONS: usize = 256;
+/// See [`register_tiles`]: with the default 8×8 workgroups, 256 invocations. (Counted in
+/// workgroups, not invocations, since a workgroup runs on one core under llvmpipe: with an
+/// autotuned 16×16 workgroup, a 256×256 output in 16×16 blocks would be one workgroup.)
+pub const MIN_WORKGROUPS: usize = 4;
 
 /// An activation's gradient that a backward product applies to its result (see
 /// [`matmul_act_grad`]).
@@ -223,7 +225,9 @@ fn matmul_with(
     };
     // 4×4 tiles per invocation along M and N.
     let (tm, tn) = match variant {
-        MatmulVariant::Registers { .. } => spec.tiles.unwrap_or_else(|| register_tiles(s.m, s.n, s.k)),
+        MatmulVariant::Registers { wg_x, wg_y } => {
+            spec.tiles.unwrap_or_else(|| register_tiles(s.m, s.n, s.k, (wg_x * wg_y) as usize))
+        }
         MatmulVariant::Tiled { .. } => (1, 1),
     };
     if ![tm, tn].iter().all(|t| [1, 2, 4].contains(t)) {

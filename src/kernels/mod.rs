@@ -16,7 +16,7 @@ pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, 
 pub use loss::{task_loss, LossKind};
 pub use matmul::{
     matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulShape, MatmulSpec, MatmulVariant,
-    MIN_INVOCATIONS,
+    MIN_WORKGROUPS,
 };
 pub use optim::{adam, sgd, Clip};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};

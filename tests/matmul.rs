@@ -155,19 +155,48 @@ fn matmul_larger_register_blocks_match_cpu() {
     for tiles in [(4, 1), (1, 4), (2, 4)] {
         check_block(odd_shape, MatmulSpec { variant: registers, tiles: Some(tiles), ..Default::default() }, true, 605);
     }
+    // Eight tiles along M (matmul_tall): 70 rows leave a partial and wholly-empty tiles in the
+    // second block of 32, for each tile count along N.
+    let tall = |ta, tb, tn| MatmulSpec {
+        trans_a: ta,
+        trans_b: tb,
+        variant: registers,
+        tiles: Some((8, tn)),
+        ..Default::default()
+    };
+    check_block((70, 44, 20), tall(false, true, 4), true, 606);
+    check_block((70, 45, 19), tall(true, false, 2), false, 607);
+    check_block(
+        (70, 9, 21),
+        MatmulSpec { act: Activation::Relu, accumulate: true, ..tall(false, false, 1) },
+        true,
+        608,
+    );
+    let grad_shape = (70, 44, 20);
+    let g = check_act_grad(grad_shape, tall(false, false, 4), Activation::Tanh, true, 609);
+    let one = check_act_grad(
+        grad_shape,
+        MatmulSpec { tiles: Some((1, 1)), ..tall(false, false, 4) },
+        Activation::Tanh,
+        true,
+        609,
+    );
+    assert!(g.iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "tall block with an activation's gradient");
 }
 
 #[test]
-fn matmul_rejects_tile_counts_other_than_1_2_4() {
+fn matmul_rejects_tile_counts_other_than_1_2_4_and_8_along_m() {
     let ctx = ctx();
     let (a, b, c) = (ctx.zeros(&[8, 8]).unwrap(), ctx.zeros(&[8, 8]).unwrap(), ctx.zeros(&[8, 8]).unwrap());
-    let spec = MatmulSpec {
-        variant: Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 }),
-        tiles: Some((3, 1)),
-        ..Default::default()
-    };
-    let err = kernels::matmul(&ctx, &a, &b, None, &c, &spec).err().expect("must fail");
-    assert!(err.to_string().contains("each must be 1, 2 or 4"), "{err}");
+    for tiles in [(3, 1), (1, 8), (16, 1), (0, 1)] {
+        let spec = MatmulSpec {
+            variant: Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 }),
+            tiles: Some(tiles),
+            ..Default::default()
+        };
+        let err = kernels::matmul(&ctx, &a, &b, None, &c, &spec).err().expect("must fail");
+        assert!(err.to_string().contains("1, 2, 4 or 8 along M, 1, 2 or 4 along N"), "{tiles:?}: {err}");
+    }
 }
 
 /// Block sizes grow with the work (compile time is paid once per pipeline, and only large
@@ -187,11 +216,14 @@ fn register_tiles_follow_the_size_of_the_product() {
     assert_eq!(register_tiles(64, 8192, 1 << 10, 64), (4, 4));
     // 32 x 32 with a huge K: one invocation per 16x16 block would leave 4 of them.
     assert_eq!(register_tiles(32, 32, 1 << 20, 64), (1, 1));
-    // At least four workgroups, whatever their size: 256 x 256 in 16x16 blocks is 256
+    // A long run's blocks may take 8 tiles along M (in workgroups half as high), keeping at
+    // least four workgroups whatever their size: 256 x 256 in 16x16 blocks is 256
     // invocations, one workgroup of 16x16 (one core under llvmpipe).
     use hydra::kernels::steady_register_tiles;
-    assert_eq!(steady_register_tiles(256, 256, 64), (4, 4));
+    assert_eq!(steady_register_tiles(256, 256, 64), (8, 4)); // 128 invocations, 4 workgroups of 8x4
     assert_eq!(steady_register_tiles(256, 256, 256), (2, 2));
+    assert_eq!(steady_register_tiles(256, 64, 64), (2, 2));
+    assert_eq!(steady_register_tiles(1024, 1024, 64), (8, 4));
     assert_eq!(register_tiles(1024, 1024, 1024, 256), (4, 4));
 }
 

@@ -1312,7 +1312,7 @@ impl GpuGraph {
     pub fn profile_step(&self) -> Result<Option<Vec<(&'static str, f64)>>> {
         let mut d = self.gradient_dispatches();
         d.extend(self.update()?);
-        Ok(self.ctx.profile(&d)?.map(|t| d.iter().zip(t).map(|(x, ms)| (x.label, ms)).collect()))
+        Ok(self.ctx.profile(&d)?.map(|t| d.iter().zip(t).map(|(x, ms)| (x.active().label, ms)).collect()))
     }
 
     /// Optimizer steps taken.

@@ -59,8 +59,9 @@ pub struct MatmulSpec {
     pub accumulate: bool,
     /// Kernel form; `None` picks the adapter's default.
     pub variant: Option<MatmulVariant>,
-    /// 4×4 output tiles per invocation along M and N for the register-blocked form, each 1, 2
-    /// or 4; `None` picks by size ([`register_tiles`]). The tiled form ignores it.
+    /// 4×4 output tiles per invocation along M and N for the register-blocked form: 1, 2, 4
+    /// or 8 along M, 1, 2 or 4 along N; `None` picks by size ([`register_tiles`]). The tiled
+    /// form ignores it.
     pub tiles: Option<(usize, usize)>,
 }
 
@@ -124,19 +125,40 @@ pub fn register_tiles(m: usize, n: usize, k: usize, wg: usize) -> (usize, usize)
     tiles_within(m, n, cap, wg)
 }
 
+/// The tile caps along M and N.
+struct Caps(usize, usize);
+
+impl From<usize> for Caps {
+    fn from(c: usize) -> Caps {
+        Caps(c, c)
+    }
+}
+
+impl From<(usize, usize)> for Caps {
+    fn from(c: (usize, usize)) -> Caps {
+        Caps(c.0, c.1)
+    }
+}
+
 /// The block a product replayed many times repays: [`register_tiles`] without the size cap
 /// (up to 4×4 tiles wherever the output has room and every core still gets work). Same
 /// results, bit for bit; only the compile time differs, which is why a long training run
 /// switches to these in the background (see `GpuGraph::start_upgrades`).
+/// Along M it may take 8 tiles (`matmul_tall`, in workgroups of half the height).
 pub fn steady_register_tiles(m: usize, n: usize, wg: usize) -> (usize, usize) {
-    tiles_within(m, n, 4, wg)
+    tiles_within(m, n, (8, 4), wg)
 }
 
-fn tiles_within(m: usize, n: usize, cap: usize, wg: usize) -> (usize, usize) {
-    let room = |len: usize| len.div_ceil(4).next_power_of_two().min(cap);
-    let invocations = |tm: usize, tn: usize| m.div_ceil(4 * tm) * n.div_ceil(4 * tn);
-    let (mut tm, mut tn) = (room(m), room(n));
-    while invocations(tm, tn) < MIN_WORKGROUPS * wg && (tm > 1 || tn > 1) {
+fn tiles_within(m: usize, n: usize, cap: impl Into<Caps>, wg: usize) -> (usize, usize) {
+    let Caps(cap_m, cap_n) = cap.into();
+    let room = |len: usize, cap: usize| len.div_ceil(4).next_power_of_two().min(cap);
+    // Workgroups: a tall block's workgroup has half the invocations (see `workgroup_of`).
+    let workgroups = |tm: usize, tn: usize| {
+        let per = if tm == 8 { (wg / 2).max(1) } else { wg };
+        (m.div_ceil(4 * tm) * n.div_ceil(4 * tn)).div_ceil(per)
+    };
+    let (mut tm, mut tn) = (room(m, cap_m), room(n, cap_n));
+    while workgroups(tm, tn) < MIN_WORKGROUPS && (tm > 1 || tn > 1) {
         if tm >= tn {
             tm /= 2;
         } else {
@@ -230,11 +252,17 @@ fn matmul_with(
         }
         MatmulVariant::Tiled { .. } => (1, 1),
     };
-    if ![tm, tn].iter().all(|t| [1, 2, 4].contains(t)) {
-        return Err(Error::invalid("matmul tiles", format!("{:?}: each must be 1, 2 or 4", (tm, tn))));
+    if ![1, 2, 4, 8].contains(&tm) || ![1, 2, 4].contains(&tn) {
+        return Err(Error::invalid("matmul tiles", format!("{:?}: 1, 2, 4 or 8 along M, 1, 2 or 4 along N", (tm, tn))));
     }
     // One tile per invocation has an entry point of its own, a fraction of the code to compile.
-    let entry = if entry == "matmul" && (tm, tn) == (1, 1) { "matmul_one" } else { entry };
+    let entry = match (entry, tm, tn) {
+        ("matmul", 1, 1) => "matmul_one",
+        ("matmul", 8, _) => "matmul_tall",
+        _ => entry,
+    };
+    // A tall block's workgroup is half as high: as many output rows per workgroup as 4 tiles.
+    let wy = if entry == "matmul_tall" { (wy / 2).max(1) } else { wy };
     let per_x = 4 * tn * wx as usize;
     let per_y = 4 * tm * wy as usize;
     let dummy4 = ctx.dummy()?;

@@ -204,8 +204,9 @@ fn matmul_rejects_tile_counts_other_than_1_2_4_and_8_along_m() {
 #[test]
 fn register_tiles_follow_the_size_of_the_product() {
     use hydra::kernels::register_tiles;
-    assert_eq!(register_tiles(1024, 1024, 1024, 64), (4, 4));
-    assert_eq!(register_tiles(1024, 512, 512, 64), (4, 4)); // 2^28 multiply-adds
+    assert_eq!(register_tiles(1024, 1024, 1024, 64), (8, 4)); // 2^30 multiply-adds
+    assert_eq!(register_tiles(1024, 1024, 512, 64), (4, 4));
+    assert_eq!(register_tiles(1024, 512, 512, 64), (4, 4)); // 2^28
     assert_eq!(register_tiles(512, 512, 256, 64), (2, 2)); // 2^26
     assert_eq!(register_tiles(512, 256, 256, 64), (1, 1)); // 2^25
     assert_eq!(register_tiles(256, 256, 256, 64), (1, 1)); // a small model's layer
@@ -224,7 +225,7 @@ fn register_tiles_follow_the_size_of_the_product() {
     assert_eq!(steady_register_tiles(256, 256, 256), (2, 2));
     assert_eq!(steady_register_tiles(256, 64, 64), (2, 2));
     assert_eq!(steady_register_tiles(1024, 1024, 64), (8, 4));
-    assert_eq!(register_tiles(1024, 1024, 1024, 256), (4, 4));
+    assert_eq!(register_tiles(1024, 1024, 1024, 256), (8, 4));
 }
 
 #[test]

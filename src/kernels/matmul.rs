@@ -102,25 +102,29 @@ impl MatmulShape {
 }
 
 /// How many 4×4 output tiles one invocation of the register-blocked form takes along M and N
-/// (1, 2 or 4 each).
+/// (1, 2, 4 or 8 along M; 1, 2 or 4 along N).
 ///
 /// Larger blocks make fewer loads per multiply-add (lavapipe, whose loads dominate, ran 1024³
-/// at 2.5× the speed with 4×4 tiles as with 1×1), but cost compile time: under llvmpipe a 4×4
-/// pipeline takes 3–5 s to compile, 2×2 about 0.7 s, 1×1 about 0.3 s, once per combination of
-/// transposes, bias, activation and accumulation. So the block grows with the product:
-/// 4×4 tiles from 2²⁸ multiply-adds (about 645³), 2×2 from 2²⁶ (406³), 1×1 below, where the
-/// time a larger block saves per call would take hundreds of calls to repay its compilation,
-/// and a small model's first step stays quick. Within that cap, an axis takes no more tiles than it has
-/// room for, and the larger count is halved while the product would have fewer than
-/// [`MIN_WORKGROUPS`] workgroups of `wg` invocations, so that every core gets work.
+/// at 2.5× the speed with 4×4 tiles as with 1×1, and 15% faster again with 8×4), but cost
+/// compile time: under llvmpipe an 8×4 pipeline takes about 7 s to compile, 4×4 3–5 s, 2×2
+/// about 0.7 s, 1×1 (its own entry point) about 0.15 s, once per combination of transposes,
+/// bias, activation and accumulation. So the block grows with the product: 8×4 tiles from 2³⁰
+/// multiply-adds (1024³), 4×4 from 2²⁸ (about 645³), 2×2 from 2²⁶ (406³), 1×1 below, where
+/// the time a larger block saves per call would take a hundred calls or more to repay its
+/// compilation, and a small model's first step stays quick. Within that cap, an axis takes no
+/// more tiles than it has room for, and the larger count is halved while the product would
+/// have fewer than [`MIN_WORKGROUPS`] workgroups of `wg` invocations, so that every core gets
+/// work.
 pub fn register_tiles(m: usize, n: usize, k: usize, wg: usize) -> (usize, usize) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    let cap = if work >= 1 << 28 {
-        4
+    let cap = if work >= 1 << 30 {
+        Caps(8, 4)
+    } else if work >= 1 << 28 {
+        Caps(4, 4)
     } else if work >= 1 << 26 {
-        2
+        Caps(2, 2)
     } else {
-        1
+        Caps(1, 1)
     };
     tiles_within(m, n, cap, wg)
 }
@@ -128,29 +132,17 @@ pub fn register_tiles(m: usize, n: usize, k: usize, wg: usize) -> (usize, usize)
 /// The tile caps along M and N.
 struct Caps(usize, usize);
 
-impl From<usize> for Caps {
-    fn from(c: usize) -> Caps {
-        Caps(c, c)
-    }
-}
-
-impl From<(usize, usize)> for Caps {
-    fn from(c: (usize, usize)) -> Caps {
-        Caps(c.0, c.1)
-    }
-}
-
 /// The block a product replayed many times repays: [`register_tiles`] without the size cap
-/// (up to 4×4 tiles wherever the output has room and every core still gets work). Same
-/// results, bit for bit; only the compile time differs, which is why a long training run
-/// switches to these in the background (see `GpuGraph::start_upgrades`).
-/// Along M it may take 8 tiles (`matmul_tall`, in workgroups of half the height).
+/// (up to 8×4 tiles wherever the output has room and every core still gets work; 8 along M
+/// is `matmul_tall`, in workgroups half as high). Same results, bit for bit; only the
+/// compile time differs, which is why a long training run switches to these in the
+/// background (see `GpuGraph::start_upgrades`).
 pub fn steady_register_tiles(m: usize, n: usize, wg: usize) -> (usize, usize) {
-    tiles_within(m, n, (8, 4), wg)
+    tiles_within(m, n, Caps(8, 4), wg)
 }
 
-fn tiles_within(m: usize, n: usize, cap: impl Into<Caps>, wg: usize) -> (usize, usize) {
-    let Caps(cap_m, cap_n) = cap.into();
+fn tiles_within(m: usize, n: usize, cap: Caps, wg: usize) -> (usize, usize) {
+    let Caps(cap_m, cap_n) = cap;
     let room = |len: usize, cap: usize| len.div_ceil(4).next_power_of_two().min(cap);
     // Workgroups: a tall block's workgroup has half the invocations (see `workgroup_of`).
     let workgroups = |tm: usize, tn: usize| {

@@ -167,10 +167,7 @@ fn matmul_upgradable(
     grad: Option<kernels::ActGrad<'_>>,
     jobs: &mut Vec<UpgradeJob>,
 ) -> Result<Dispatch> {
-    let mut d = match grad {
-        Some(g) => kernels::matmul_act_grad(ctx, a, b, c, spec, g)?,
-        None => kernels::matmul(ctx, a, b, bias, c, spec)?,
-    };
+    let mut d = kernels::matmul_with(ctx, a, b, bias, c, spec, grad)?;
     let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
     if let (None, MatmulVariant::Registers { wg_x, wg_y }) = (spec.tiles, variant) {
         let s = MatmulShape::infer(a.dims2(), b.dims2(), spec.trans_a, spec.trans_b)?;
@@ -218,14 +215,8 @@ struct HeadGroup {
 
 /// The [`HeadGroup`]s of a graph, among parameters from `first_param` on (those before are
 /// shared and keep their place at the start of the flat buffer).
-fn head_groups(graph: &Graph, first_param: usize) -> Vec<HeadGroup> {
+fn head_groups(graph: &Graph, consumers: &[Vec<usize>], first_param: usize) -> Vec<HeadGroup> {
     let n = graph.nodes.len();
-    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for i in 0..n {
-        for o in graph.operands(NodeId(i)) {
-            consumers[o.0].push(i);
-        }
-    }
     let own_param = |id: NodeId, user: usize| -> Option<usize> {
         match graph.nodes[id.0].op {
             Op::Param(p) if p >= first_param && consumers[id.0] == [user] => Some(p),
@@ -370,7 +361,8 @@ impl GpuGraph {
         // Parameters and gradients: one flat buffer each, in parameter order except that the
         // weights of a group of heads sit together (where the first of them would be).
         let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
-        let mut groups = head_groups(&graph, tspec.map_or(0, |s| s.shared_params));
+        let consumers = graph.consumers();
+        let mut groups = head_groups(&graph, &consumers, tspec.map_or(0, |s| s.shared_params));
         let mut order: Vec<usize> = Vec::with_capacity(lens.len());
         for p in 0..lens.len() {
             match groups.iter().find(|g| g.weights.contains(&p)) {
@@ -471,12 +463,6 @@ impl GpuGraph {
         // For each node after z: the task whose loss it feeds.
         let mut task_of: Vec<Option<usize>> = vec![None; n];
         if tspec.is_some() {
-            let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
-            for i in 0..n {
-                for o in graph.operands(NodeId(i)) {
-                    consumers[o.0].push(i);
-                }
-            }
             for i in (0..n).rev() {
                 task_of[i] = match graph.nodes[i].op {
                     Op::Loss { task, .. } => Some(task),
@@ -617,13 +603,6 @@ impl GpuGraph {
             }
         }
 
-        // Which nodes read each node.
-        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for i in 0..n {
-            for o in graph.operands(NodeId(i)) {
-                consumers[o.0].push(i);
-            }
-        }
         // The gradient of a Linear node's activation, where the product that writes the
         // node's gradient as its only contribution can take it at once (no act_backward
         // pass after); its node then holds the gradient of its pre-activation.
@@ -968,14 +947,12 @@ impl GpuGraph {
                     return;
                 }
                 // A failure leaves the quick form in place: it computes the same values.
-                let built = match &job.grad {
-                    Some((act, saved, from_output)) => {
-                        let g = kernels::ActGrad { act: *act, saved, from_output: *from_output };
-                        kernels::matmul_act_grad(&ctx, &job.a, &job.b, &job.c, &job.spec, g)
-                    }
-                    None => kernels::matmul(&ctx, &job.a, &job.b, job.bias.as_ref(), &job.c, &job.spec),
-                };
-                if let Ok(d) = built {
+                let grad = job.grad.as_ref().map(|(act, saved, from_output)| kernels::ActGrad {
+                    act: *act,
+                    saved,
+                    from_output: *from_output,
+                });
+                if let Ok(d) = kernels::matmul_with(&ctx, &job.a, &job.b, job.bias.as_ref(), &job.c, &job.spec, grad) {
                     let _ = job.slot.set(d);
                 }
             }

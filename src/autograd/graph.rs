@@ -217,6 +217,17 @@ impl Graph {
         }
     }
 
+    /// The nodes that read each node (by index), in graph order.
+    pub fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.nodes.len()];
+        for i in 0..self.nodes.len() {
+            for o in self.operands(NodeId(i)) {
+                out[o.0].push(i);
+            }
+        }
+        out
+    }
+
     /// Which nodes need a gradient: parameters, and anything computed from one.
     pub fn needs_grad(&self) -> Vec<bool> {
         let mut need = vec![false; self.nodes.len()];

@@ -204,7 +204,8 @@ pub fn matmul_act_grad(
     matmul_with(ctx, a, b, None, c, spec, Some(grad))
 }
 
-fn matmul_with(
+/// [`matmul`] or [`matmul_act_grad`], as `grad` says (one place for callers that hold either).
+pub(crate) fn matmul_with(
     ctx: &Context,
     a: &Tensor,
     b: &Tensor,

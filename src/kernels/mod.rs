@@ -14,6 +14,7 @@ mod weighting;
 pub use activation::Activation;
 pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, scale, transpose};
 pub use loss::{task_loss, LossKind};
+pub(crate) use matmul::matmul_with;
 pub use matmul::{
     matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulShape, MatmulSpec, MatmulVariant,
     MIN_WORKGROUPS,

@@ -42,71 +42,79 @@ fn clip_factor() -> f32 {
 }
 const WG: u32 = 256u;
 
+// The updates, written once over four values; the one-value forms use the first of four
+// copies (the same operations on each value, so both forms agree bit for bit).
+struct Update {
+    x: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+// SGD: new parameters and momentum buffer (v unused).
+fn sgd_update(x: vec4<f32>, grad: vec4<f32>, buf: vec4<f32>) -> Update {
+    let lr = p.f.x;
+    let mom = p.f.y;
+    let wd = p.f.z;
+    var g = clip_factor() * grad + wd * x;
+    var b = buf;
+    if HAS_MOMENTUM {
+        b = mom * buf + g;
+        if NESTEROV { g = g + mom * b; } else { g = b; }
+    }
+    return Update(x - lr * g, b, vec4<f32>(0.0));
+}
+
+fn adam_update(param: vec4<f32>, grad: vec4<f32>, m: vec4<f32>, v: vec4<f32>) -> Update {
+    let step_size = p.f.x;
+    let inv_sqrt_bc2 = p.f.y;
+    let wd = p.f.z;
+    let eps = p.f.w;
+    var x = param;
+    var g = clip_factor() * grad;
+    if ADAMW { x = x * (1.0 - wd); } else { g = g + wd * x; }
+    let mi = BETA1 * m + (1.0 - BETA1) * g;
+    let vi = BETA2 * v + (1.0 - BETA2) * g * g;
+    return Update(x - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps), mi, vi);
+}
+
 @compute @workgroup_size(WG)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i >= p.u.x { return; }
-    let lr = p.f.x;
-    let mom = p.f.y;
-    let wd = p.f.z;
-    var g = clip_factor() * grad[i] + wd * param[i];
-    if HAS_MOMENTUM {
-        let buf = mom * m[i] + g;
-        m[i] = buf;
-        if NESTEROV { g = g + mom * buf; } else { g = buf; }
-    }
-    param[i] = param[i] - lr * g;
+    var buf = 0.0;
+    if HAS_MOMENTUM { buf = m[i]; }
+    let u = sgd_update(vec4<f32>(param[i]), vec4<f32>(grad[i]), vec4<f32>(buf));
+    if HAS_MOMENTUM { m[i] = u.m.x; }
+    param[i] = u.x.x;
 }
 
 @compute @workgroup_size(WG)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i >= p.u.x { return; }
-    let step_size = p.f.x;
-    let inv_sqrt_bc2 = p.f.y;
-    let wd = p.f.z;
-    let eps = p.f.w;
-    var x = param[i];
-    var g = clip_factor() * grad[i];
-    if ADAMW { x = x * (1.0 - wd); } else { g = g + wd * x; }
-    let mi = BETA1 * m[i] + (1.0 - BETA1) * g;
-    let vi = BETA2 * v[i] + (1.0 - BETA2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = x - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps);
+    let u = adam_update(vec4<f32>(param[i]), vec4<f32>(grad[i]), vec4<f32>(m[i]), vec4<f32>(v[i]));
+    m[i] = u.m.x;
+    v[i] = u.v.x;
+    param[i] = u.x.x;
 }
 
 @compute @workgroup_size(WG)
 fn sgd4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i >= p.u.x { return; }
-    let lr = p.f.x;
-    let mom = p.f.y;
-    let wd = p.f.z;
-    let x = param4[i];
-    var g = clip_factor() * grad4[i] + wd * x;
-    if HAS_MOMENTUM {
-        let buf = mom * m4[i] + g;
-        m4[i] = buf;
-        if NESTEROV { g = g + mom * buf; } else { g = buf; }
-    }
-    param4[i] = x - lr * g;
+    var buf = vec4<f32>(0.0);
+    if HAS_MOMENTUM { buf = m4[i]; }
+    let u = sgd_update(param4[i], grad4[i], buf);
+    if HAS_MOMENTUM { m4[i] = u.m; }
+    param4[i] = u.x;
 }
 
 @compute @workgroup_size(WG)
 fn adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i >= p.u.x { return; }
-    let step_size = p.f.x;
-    let inv_sqrt_bc2 = p.f.y;
-    let wd = p.f.z;
-    let eps = p.f.w;
-    var x = param4[i];
-    var g = clip_factor() * grad4[i];
-    if ADAMW { x = x * (1.0 - wd); } else { g = g + wd * x; }
-    let mi = BETA1 * m4[i] + (1.0 - BETA1) * g;
-    let vi = BETA2 * v4[i] + (1.0 - BETA2) * g * g;
-    m4[i] = mi;
-    v4[i] = vi;
-    param4[i] = x - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps);
+    let u = adam_update(param4[i], grad4[i], m4[i], v4[i]);
+    m4[i] = u.m;
+    v4[i] = u.v;
+    param4[i] = u.x;
 }

@@ -181,6 +181,14 @@ fn b_tile_one(k: u32, n: u32) -> mat4x4<f32> {
     return mat4x4<f32>(row, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
+// One row of a block's tiles, from column n0: the TN of them in use.
+fn store_row(m: u32, n0: u32, t0: mat4x4<f32>, t1: mat4x4<f32>, t2: mat4x4<f32>, t3: mat4x4<f32>) {
+    store_tile(m, n0, t0);
+    if TN > 1u { store_tile(m, n0 + 4u, t1); }
+    if TN > 2u { store_tile(m, n0 + 8u, t2); }
+    if TN > 3u { store_tile(m, n0 + 12u, t3); }
+}
+
 // A tile's column i is output row m + i at n..n+3. With VEC_C (N % 4 == 0, so a tile is wholly
 // in or out along N) each row is one four-float store, the same arithmetic as `store` on each.
 fn store_tile(m: u32, n: u32, t: mat4x4<f32>) {
@@ -266,22 +274,10 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
         if TM > 3u { mac_row(&acc, 3u, a_tile_one(ms.w, k), bt); }
     }
     // Written out: a loop over acc would index it by a counter, leaving registers for memory.
-    store_tile(m0 + 0u, n0 + 0u, acc[0]);
-    if TN > 1u { store_tile(m0 + 0u, n0 + 4u, acc[1]); }
-    if TN > 2u { store_tile(m0 + 0u, n0 + 8u, acc[2]); }
-    if TN > 3u { store_tile(m0 + 0u, n0 + 12u, acc[3]); }
-    if TM > 1u { store_tile(m0 + 4u, n0 + 0u, acc[4]); }
-    if TM > 1u && TN > 1u { store_tile(m0 + 4u, n0 + 4u, acc[5]); }
-    if TM > 1u && TN > 2u { store_tile(m0 + 4u, n0 + 8u, acc[6]); }
-    if TM > 1u && TN > 3u { store_tile(m0 + 4u, n0 + 12u, acc[7]); }
-    if TM > 2u { store_tile(m0 + 8u, n0 + 0u, acc[8]); }
-    if TM > 2u && TN > 1u { store_tile(m0 + 8u, n0 + 4u, acc[9]); }
-    if TM > 2u && TN > 2u { store_tile(m0 + 8u, n0 + 8u, acc[10]); }
-    if TM > 2u && TN > 3u { store_tile(m0 + 8u, n0 + 12u, acc[11]); }
-    if TM > 3u { store_tile(m0 + 12u, n0 + 0u, acc[12]); }
-    if TM > 3u && TN > 1u { store_tile(m0 + 12u, n0 + 4u, acc[13]); }
-    if TM > 3u && TN > 2u { store_tile(m0 + 12u, n0 + 8u, acc[14]); }
-    if TM > 3u && TN > 3u { store_tile(m0 + 12u, n0 + 12u, acc[15]); }
+    store_row(m0, n0, acc[0], acc[1], acc[2], acc[3]);
+    if TM > 1u { store_row(m0 + 4u, n0, acc[4], acc[5], acc[6], acc[7]); }
+    if TM > 2u { store_row(m0 + 8u, n0, acc[8], acc[9], acc[10], acc[11]); }
+    if TM > 3u { store_row(m0 + 12u, n0, acc[12], acc[13], acc[14], acc[15]); }
 }
 
 // The register-blocked form with one 4x4 tile per invocation (TM = TN = 1): the same sums as
@@ -357,38 +353,14 @@ fn matmul_tall(@builtin(global_invocation_id) gid: vec3<u32>) {
         mac_tall(&acc, 6u, a_tile_one(ms1.z, k), bt);
         mac_tall(&acc, 7u, a_tile_one(ms1.w, k), bt);
     }
-    store_tile(m0 + 0u, n0 + 0u, acc[0]);
-    if TN > 1u { store_tile(m0 + 0u, n0 + 4u, acc[1]); }
-    if TN > 2u { store_tile(m0 + 0u, n0 + 8u, acc[2]); }
-    if TN > 2u { store_tile(m0 + 0u, n0 + 12u, acc[3]); }
-    store_tile(m0 + 4u, n0 + 0u, acc[4]);
-    if TN > 1u { store_tile(m0 + 4u, n0 + 4u, acc[5]); }
-    if TN > 2u { store_tile(m0 + 4u, n0 + 8u, acc[6]); }
-    if TN > 2u { store_tile(m0 + 4u, n0 + 12u, acc[7]); }
-    store_tile(m0 + 8u, n0 + 0u, acc[8]);
-    if TN > 1u { store_tile(m0 + 8u, n0 + 4u, acc[9]); }
-    if TN > 2u { store_tile(m0 + 8u, n0 + 8u, acc[10]); }
-    if TN > 2u { store_tile(m0 + 8u, n0 + 12u, acc[11]); }
-    store_tile(m0 + 12u, n0 + 0u, acc[12]);
-    if TN > 1u { store_tile(m0 + 12u, n0 + 4u, acc[13]); }
-    if TN > 2u { store_tile(m0 + 12u, n0 + 8u, acc[14]); }
-    if TN > 2u { store_tile(m0 + 12u, n0 + 12u, acc[15]); }
-    store_tile(m0 + 16u, n0 + 0u, acc[16]);
-    if TN > 1u { store_tile(m0 + 16u, n0 + 4u, acc[17]); }
-    if TN > 2u { store_tile(m0 + 16u, n0 + 8u, acc[18]); }
-    if TN > 2u { store_tile(m0 + 16u, n0 + 12u, acc[19]); }
-    store_tile(m0 + 20u, n0 + 0u, acc[20]);
-    if TN > 1u { store_tile(m0 + 20u, n0 + 4u, acc[21]); }
-    if TN > 2u { store_tile(m0 + 20u, n0 + 8u, acc[22]); }
-    if TN > 2u { store_tile(m0 + 20u, n0 + 12u, acc[23]); }
-    store_tile(m0 + 24u, n0 + 0u, acc[24]);
-    if TN > 1u { store_tile(m0 + 24u, n0 + 4u, acc[25]); }
-    if TN > 2u { store_tile(m0 + 24u, n0 + 8u, acc[26]); }
-    if TN > 2u { store_tile(m0 + 24u, n0 + 12u, acc[27]); }
-    store_tile(m0 + 28u, n0 + 0u, acc[28]);
-    if TN > 1u { store_tile(m0 + 28u, n0 + 4u, acc[29]); }
-    if TN > 2u { store_tile(m0 + 28u, n0 + 8u, acc[30]); }
-    if TN > 2u { store_tile(m0 + 28u, n0 + 12u, acc[31]); }
+    store_row(m0 + 0u, n0, acc[0], acc[1], acc[2], acc[3]);
+    store_row(m0 + 4u, n0, acc[4], acc[5], acc[6], acc[7]);
+    store_row(m0 + 8u, n0, acc[8], acc[9], acc[10], acc[11]);
+    store_row(m0 + 12u, n0, acc[12], acc[13], acc[14], acc[15]);
+    store_row(m0 + 16u, n0, acc[16], acc[17], acc[18], acc[19]);
+    store_row(m0 + 20u, n0, acc[20], acc[21], acc[22], acc[23]);
+    store_row(m0 + 24u, n0, acc[24], acc[25], acc[26], acc[27]);
+    store_row(m0 + 28u, n0, acc[28], acc[29], acc[30], acc[31]);
 }
 
 // acc[4 * r + j] += b[j] * a for the TN tiles in use (TN is 1, 2 or 4 here), as mac_row.

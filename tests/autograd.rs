@@ -156,6 +156,24 @@ fn gpu_backward_equals_cpu_backward_on_awkward_shapes() {
     gpu_vs_cpu(65, &[17, 64], Activation::Gelu, &[LossKind::Bce, LossKind::L1], true);
 }
 
+/// `steps` optimizer steps of the f64 CPU reference from `init`, every task weighted 1,
+/// leaving the `frozen` parameters as they are.
+fn cpu_train(n: &Net, init: &[Vec<f32>], opt: Optimizer, steps: usize, frozen: &[bool]) -> Vec<Vec<f64>> {
+    let mut p: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut v = m.clone();
+    let inputs: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
+    let weights = vec![1.0; n.graph.tasks()];
+    for s in 1..=steps {
+        let run = gcpu::run(&n.graph, &p, &inputs, &weights, true).unwrap();
+        let g = run.param_grads(&n.graph);
+        for i in (0..p.len()).filter(|&i| !frozen[i]) {
+            opt.cpu_step(s as u64, &mut p[i], &g[i], &mut m[i], &mut v[i]);
+        }
+    }
+    p
+}
+
 fn train_compare(opt: Optimizer, steps: usize) {
     train_compare_on(opt, steps, &[5, 17, 9]);
     // Heads run as one product, their weights placed together in the flat buffers.
@@ -174,17 +192,7 @@ fn train_compare_on(opt: Optimizer, steps: usize, trunk: &[usize]) {
     }
     let got = gg.read_params().unwrap();
 
-    let mut p: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
-    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
-    let mut v = m.clone();
-    let inputs: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
-    for s in 1..=steps {
-        let run = gcpu::run(&n.graph, &p, &inputs, &[1.0, 1.0], true).unwrap();
-        let g = run.param_grads(&n.graph);
-        for i in 0..p.len() {
-            opt.cpu_step(s as u64, &mut p[i], &g[i], &mut m[i], &mut v[i]);
-        }
-    }
+    let p = cpu_train(&n, &init, opt, steps, &vec![false; init.len()]);
     for (i, want) in p.iter().enumerate() {
         // After 20 steps of lr 1e-2, f32 rounding of the updates stays well below 1e-4.
         assert_close(&format!("{opt:?} {}", n.graph.params[i].name), &got[i], want, &vec![1e-4; want.len()]);
@@ -301,17 +309,7 @@ fn freezing_one_of_heads_run_as_one_product_updates_the_others_like_the_cpu() {
     }
     let got = gg.read_params().unwrap();
 
-    let mut p: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
-    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
-    let mut v = m.clone();
-    let inputs: Vec<Vec<f64>> = n.inputs.iter().map(|v| to64(v)).collect();
-    for s in 1..=steps {
-        let run = gcpu::run(&n.graph, &p, &inputs, &[1.0, 1.0, 1.0], true).unwrap();
-        let g = run.param_grads(&n.graph);
-        for i in (0..p.len()).filter(|&i| !frozen[i]) {
-            opt.cpu_step(s as u64, &mut p[i], &g[i], &mut m[i], &mut v[i]);
-        }
-    }
+    let p = cpu_train(&n, &init, opt, steps, &frozen);
     for (i, want) in p.iter().enumerate() {
         let name = &n.graph.params[i].name;
         if frozen[i] {

@@ -21,6 +21,21 @@ const SHAPES: &[(usize, usize, usize)] = &[
 const VARIANTS: [MatmulVariant; 2] =
     [MatmulVariant::Registers { wg_x: 8, wg_y: 8 }, MatmulVariant::Tiled { wg_x: 16, wg_y: 16 }];
 
+/// A and B of a product of `shape`, drawn from `rng` in [-1, 1], and their GPU copies stored
+/// as `spec`'s transposes say.
+fn operands(
+    rng: &mut Rng,
+    (m, n, k): (usize, usize, usize),
+    spec: &MatmulSpec,
+) -> (Vec<f32>, Vec<f32>, hydra::Tensor, hydra::Tensor) {
+    let ctx = ctx();
+    let a = rng.vec_f32(m * k, -1.0, 1.0);
+    let b = rng.vec_f32(k * n, -1.0, 1.0);
+    let ga = ctx.upload(&a, &if spec.trans_a { [k, m] } else { [m, k] }).unwrap();
+    let gb = ctx.upload(&b, &if spec.trans_b { [n, k] } else { [k, n] }).unwrap();
+    (a, b, ga, gb)
+}
+
 /// One product on the GPU against the f64 reference. Tolerance: the f32 rounding bound of a
 /// K-term dot product, 2·K·ε·Σ|a||b| (+|bias|), then the activation's Lipschitz factor (≤ 1.2),
 /// plus 1e-6 relative for the activation's own rounding.
@@ -30,12 +45,9 @@ fn check(shape: (usize, usize, usize), spec: MatmulSpec, with_bias: bool, seed: 
     let (m, n, k) = shape;
     let mut rng = Rng::new(seed);
     let (ta, tb) = (spec.trans_a, spec.trans_b);
-    let a = rng.vec_f32(m * k, -1.0, 1.0);
-    let b = rng.vec_f32(k * n, -1.0, 1.0);
+    let (a, b, ga, gb) = operands(&mut rng, shape, &spec);
     let bias = rng.vec_f32(n, -1.0, 1.0);
     let c0 = rng.vec_f32(m * n, -1.0, 1.0);
-    let ga = ctx.upload(&a, &if ta { [k, m] } else { [m, k] }).unwrap();
-    let gb = ctx.upload(&b, &if tb { [n, k] } else { [k, n] }).unwrap();
     let gbias = ctx.upload(&bias, &[n]).unwrap();
     let gc = ctx.upload(&c0, &[m, n]).unwrap();
     let d = kernels::matmul(&ctx, &ga, &gb, with_bias.then_some(&gbias), &gc, &spec).unwrap();
@@ -263,15 +275,12 @@ fn check_act_grad(
     let (m, n, k) = shape;
     let mut rng = Rng::new(seed);
     let (ta, tb) = (spec.trans_a, spec.trans_b);
-    let a = rng.vec_f32(m * k, -1.0, 1.0);
-    let b = rng.vec_f32(k * n, -1.0, 1.0);
+    let (a, b, ga, gb) = operands(&mut rng, shape, &spec);
     let c0 = rng.vec_f32(m * n, -1.0, 1.0);
     // The saved input, or the output of the activation at a random input.
     let x = rng.vec_f32(m * n, -2.0, 2.0);
     let saved: Vec<f32> =
         if from_output { x.iter().map(|&v| cpu::act_apply(act, f64::from(v)) as f32).collect() } else { x };
-    let ga = ctx.upload(&a, &if ta { [k, m] } else { [m, k] }).unwrap();
-    let gb = ctx.upload(&b, &if tb { [n, k] } else { [k, n] }).unwrap();
     let gc = ctx.upload(&c0, &[m, n]).unwrap();
     let gs = ctx.upload(&saved, &[m, n]).unwrap();
     let grad = kernels::ActGrad { act, saved: &gs, from_output };

@@ -40,6 +40,12 @@ var<private> slope: f32;
 // C four floats at a time, for the register-blocked form's stores when VEC_C (N % 4 == 0):
 // a quarter of the stores, and of the reads when accumulating. Otherwise a dummy.
 @group(0) @binding(7) var<storage, read_write> c4: array<vec4<f32>>;
+// Texture copies of A and B as stored (rgba32float, texel (c / 4, r) = row r, columns
+// c..c+3), read instead of a4 and b4 where TEX_A / TEX_B is set (with VEC_A / VEC_B): lavapipe
+// fetches texels for all SIMD lanes at once but storage values one lane at a time. Otherwise
+// a 1x1 dummy is bound and never read. (Register-blocked forms only.)
+@group(0) @binding(8) var a_tex: texture_2d<f32>;
+@group(0) @binding(9) var b_tex: texture_2d<f32>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -51,6 +57,8 @@ override GRAD_FROM_OUTPUT: bool = false;
 override VEC_C: bool = false;
 override VEC_A: bool = false;
 override VEC_B: bool = false;
+override TEX_A: bool = false;
+override TEX_B: bool = false;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 // Tiles of 4x4 outputs per invocation along M and N (the register-blocked form), 1 to 4
@@ -68,14 +76,26 @@ fn b_at(k: u32, n: u32) -> f32 {
     return b[k * dims.y + n];
 }
 
+// Four floats of A as stored, row r at columns c..c+3 (c % 4 == 0, VEC_A).
+fn a_vec(r: u32, c: u32) -> vec4<f32> {
+    if TEX_A { return textureLoad(a_tex, vec2<u32>(c >> 2u, r), 0); }
+    return a4[(r * select(dims.z, dims.x, TRANS_A) + c) >> 2u];
+}
+
+// Four floats of B as stored, row r at columns c..c+3 (c % 4 == 0, VEC_B).
+fn b_vec(r: u32, c: u32) -> vec4<f32> {
+    if TEX_B { return textureLoad(b_tex, vec2<u32>(c >> 2u, r), 0); }
+    return b4[(r * select(dims.y, dims.z, TRANS_B) + c) >> 2u];
+}
+
 // Four consecutive k of row m of op(A).
 fn a_row4(m: u32, k: u32) -> vec4<f32> {
     if TRANS_A {
         let s = dims.x;
         return vec4<f32>(a[k * s + m], a[(k + 1u) * s + m], a[(k + 2u) * s + m], a[(k + 3u) * s + m]);
     }
+    if VEC_A { return a_vec(m, k); }
     let i = m * dims.z + k;
-    if VEC_A && !TRANS_A { return a4[i >> 2u]; }
     return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]);
 }
 
@@ -85,14 +105,14 @@ fn b_row4(k: u32, n: u32) -> vec4<f32> {
         let s = dims.z;
         return vec4<f32>(b[n * s + k], b[(n + 1u) * s + k], b[(n + 2u) * s + k], b[(n + 3u) * s + k]);
     }
+    if VEC_B { return b_vec(k, n); }
     let i = k * dims.y + n;
-    if VEC_B { return b4[i >> 2u]; }
     return vec4<f32>(b[i], b[i + 1u], b[i + 2u], b[i + 3u]);
 }
 
 // Four consecutive k of column n of op(B) when B is transposed and vectorised: B[n, k..k+4].
 fn bt_col4(k: u32, n: u32) -> vec4<f32> {
-    return b4[(n * dims.z + k) >> 2u];
+    return b_vec(n, k);
 }
 
 fn store(m: u32, n: u32, v: f32) {
@@ -129,17 +149,16 @@ fn store_block(m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
 // so (B tile) * (A tile) has column i = sum_t A[m+i, k+t] * B[k+t, n..n+3]: row m+i of the
 // product over four k and four columns, accumulated in a tile of the same layout.
 // Rows >= M and columns >= N at an edge are read like any other (an index past the end of a
-// buffer is clamped by the bounds checks wgpu puts in every shader) and computed, but never
+// buffer is clamped by the bounds checks wgpu puts in every shader, a texel past the edge of a
+// texture reads as zeros or clamped likewise) and computed, but never
 // stored: output (m, n) depends on row m of op(A) and column n of op(B) alone. The last K % 4
 // values of k are taken one at a time by the `_one` forms: tiles holding a single k (in column
 // 0 of a B tile and row 0 of an A tile's columns, zeros elsewhere).
 
 fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
-    let M = dims.x;
     if TRANS_A && VEC_A {
         // A stored [K, M] with M % 4 == 0 (and m % 4 == 0): four rows at each k, transposed.
-        return transpose(mat4x4<f32>(
-            a4[(k * M + m) >> 2u], a4[((k + 1u) * M + m) >> 2u], a4[((k + 2u) * M + m) >> 2u], a4[((k + 3u) * M + m) >> 2u]));
+        return transpose(mat4x4<f32>(a_vec(k, m), a_vec(k + 1u, m), a_vec(k + 2u, m), a_vec(k + 3u, m)));
     }
     return mat4x4<f32>(a_row4(m, k), a_row4(m + 1u, k), a_row4(m + 2u, k), a_row4(m + 3u, k));
 }
@@ -147,7 +166,7 @@ fn a_tile(m: u32, k: u32) -> mat4x4<f32> {
 fn a_tile_one(m: u32, k: u32) -> mat4x4<f32> {
     var col: vec4<f32>;
     if TRANS_A && VEC_A {
-        col = a4[(k * dims.x + m) >> 2u];
+        col = a_vec(k, m);
     } else {
         col = vec4<f32>(a_at(m, k), a_at(m + 1u, k), a_at(m + 2u, k), a_at(m + 3u, k));
     }

@@ -31,7 +31,8 @@ pub struct BenchRecord {
 }
 
 /// Median milliseconds of `dispatches` and the timer used: GPU timestamps (summed over the
-/// dispatches) where the adapter has them, else wall clock around run + sync; after one
+/// dispatches) where the adapter has them and no dispatch refreshes texture operands, else
+/// wall clock around run + sync; after one
 /// warm-up run, repeated until `budget_s` seconds or `max_reps` runs (at least 3).
 pub fn time_kernels(
     ctx: &Context,
@@ -39,7 +40,10 @@ pub fn time_kernels(
     budget_s: f64,
     max_reps: usize,
 ) -> Result<(f64, &'static str)> {
-    if ctx.adapter().timestamps && std::env::var("HYDRA_WALL_CLOCK").is_err() {
+    // Timestamps bracket compute passes, so they would leave out the copies that refresh
+    // texture operands: such dispatches are timed by the wall clock.
+    let copies = dispatches.iter().any(|d| d.texture_operands() > 0);
+    if ctx.adapter().timestamps && !copies && std::env::var("HYDRA_WALL_CLOCK").is_err() {
         ctx.profile(dispatches)?;
         let mut times = Vec::new();
         let start = Instant::now();
@@ -112,6 +116,7 @@ pub fn bench_matmul(
     };
     dm.insert("op".into(), op.into());
     dm.insert("variant".into(), format!("{v:?}").into());
+    dm.insert("textures".into(), d.texture_operands().into());
     Ok(BenchRecord {
         bench: "matmul".into(),
         dims: dm,

@@ -272,8 +272,14 @@ fn larger_block_upgrades_change_no_bit_of_training() {
             g.wait_upgrades();
             let (larger, in_use) = g.upgrade_progress();
             assert!(larger > 0 && in_use == larger, "{in_use} of {larger} upgrades in use");
+            // On a CPU adapter the larger blocks read their operands through texture copies
+            // (every trunk operand's rows are 64 or 128 floats): those must change no bit either.
+            if ctx.adapter().kind == hydra::gpu::DeviceKind::Cpu {
+                assert!(g.texture_operands() >= 8, "{} texture operands", g.texture_operands());
+            }
         } else {
             assert_eq!(g.upgrade_progress().1, 0);
+            assert_eq!(g.texture_operands(), 0, "one tile per invocation reads storage by default");
         }
         for _ in 0..5 {
             g.feed(&refs).unwrap();

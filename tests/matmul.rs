@@ -105,6 +105,7 @@ fn matmul_matches_cpu_on_odd_shapes_every_transpose_bias_and_activation() {
                             accumulate: false,
                             variant: Some(variant),
                             tiles: None,
+                            textures: None,
                         };
                         for &shape in SHAPES {
                             seed += 1;
@@ -128,6 +129,7 @@ fn matmul_accumulates_into_c() {
                 accumulate: true,
                 variant: Some(variant),
                 tiles: None,
+                textures: None,
             };
             for &shape in SHAPES {
                 check(shape, spec, false, 7);
@@ -194,6 +196,102 @@ fn matmul_larger_register_blocks_match_cpu() {
         609,
     );
     assert!(g.iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "tall block with an activation's gradient");
+}
+
+/// Operands read through texture copies (the default for larger blocks on CPU adapters) give
+/// the CPU's result and the same bits as storage reads, on shapes with partial tiles, a K
+/// tail and every transpose; an operand whose rows are not a whole number of 64 floats is read
+/// from storage; and the copies are refreshed on every run, so new contents are seen.
+#[test]
+fn matmul_texture_operands_match_storage_reads_bit_for_bit() {
+    let ctx = ctx();
+    let registers = Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 });
+    // (shape, trans_a, trans_b, tiles, bias, texture operands expected).
+    let cases: &[((usize, usize, usize), bool, bool, (usize, usize), bool, usize)] = &[
+        // A [65, 64], B [64, 64]: a partial row tile.
+        ((65, 64, 64), false, false, (2, 2), true, 2),
+        // A [3, 128], B stored [17, 128]: N = 17 leaves a partial column tile.
+        ((3, 17, 128), false, true, (1, 1), false, 2),
+        // A stored [17, 64], B [17, 64]: K = 17, a tail taken one k at a time.
+        ((64, 64, 17), true, false, (2, 2), false, 2),
+        // A stored [63, 128]; B stored [5, 63] cannot be copied (63 floats a row).
+        ((128, 5, 63), true, true, (2, 1), true, 1),
+        // The tall block, 70 rows: a partial and a wholly-empty tile in its second block.
+        ((70, 64, 64), false, true, (8, 4), true, 2),
+        // Neither operand's rows are a whole number of 64 floats.
+        ((17, 3, 65), false, false, (2, 2), false, 0),
+    ];
+    for (i, &(shape, ta, tb, tiles, bias, expect)) in cases.iter().enumerate() {
+        let spec = MatmulSpec {
+            trans_a: ta,
+            trans_b: tb,
+            act: if bias { Activation::Relu } else { Activation::Identity },
+            variant: registers,
+            tiles: Some(tiles),
+            ..Default::default()
+        };
+        let seed = 700 + i as u64;
+        let tex = check(shape, MatmulSpec { textures: Some(true), ..spec }, bias, seed);
+        let storage = check(shape, MatmulSpec { textures: Some(false), ..spec }, bias, seed);
+        let same = tex.iter().zip(&storage).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{shape:?} {spec:?}: texture reads change the result");
+        let (_, _, ga, gb) = operands(&mut Rng::new(seed), shape, &spec);
+        let gc = ctx.zeros(&[shape.0, shape.1]).unwrap();
+        let d = kernels::matmul(&ctx, &ga, &gb, None, &gc, &MatmulSpec { textures: Some(true), ..spec }).unwrap();
+        assert_eq!(d.texture_operands(), expect, "{shape:?} {spec:?}");
+        let d = kernels::matmul(&ctx, &ga, &gb, None, &gc, &MatmulSpec { textures: Some(false), ..spec }).unwrap();
+        assert_eq!(d.texture_operands(), 0, "{shape:?} {spec:?} told to read storage");
+    }
+    // An activation's gradient in the epilogue, through textures.
+    let grad = MatmulSpec { variant: registers, tiles: Some((2, 2)), ..Default::default() };
+    let t = check_act_grad((64, 64, 64), MatmulSpec { textures: Some(true), ..grad }, Activation::Tanh, false, 720);
+    let s = check_act_grad((64, 64, 64), MatmulSpec { textures: Some(false), ..grad }, Activation::Tanh, false, 720);
+    assert!(t.iter().zip(&s).all(|(x, y)| x.to_bits() == y.to_bits()), "act-grad epilogue with texture reads");
+
+    // Refreshed on every run: rewrite A and B, run the same dispatch, get the new product.
+    let (m, n, k) = (64, 64, 64);
+    let spec = MatmulSpec { variant: registers, tiles: Some((2, 2)), textures: Some(true), ..Default::default() };
+    let mut rng = Rng::new(730);
+    let (_, _, ga, gb) = operands(&mut rng, (m, n, k), &spec);
+    let gc = ctx.zeros(&[m, n]).unwrap();
+    let d = kernels::matmul(&ctx, &ga, &gb, None, &gc, &spec).unwrap();
+    ctx.run(&[&d]).unwrap();
+    let a2 = rng.vec_f32(m * k, -1.0, 1.0);
+    let b2 = rng.vec_f32(k * n, -1.0, 1.0);
+    ctx.write(&ga, &a2).unwrap();
+    ctx.write(&gb, &b2).unwrap();
+    ctx.run(&[&d]).unwrap();
+    let got = ctx.read(&gc).unwrap();
+    let gc2 = ctx.zeros(&[m, n]).unwrap();
+    let storage = MatmulSpec { textures: Some(false), ..spec };
+    ctx.run(&[&kernels::matmul(&ctx, &ga, &gb, None, &gc2, &storage).unwrap()]).unwrap();
+    let want = ctx.read(&gc2).unwrap();
+    assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "a stale texture copy was read");
+}
+
+/// Texture copies count in the context's memory use while they live. (A context of its own:
+/// the shared one's use moves with the tests running beside this one.)
+#[test]
+fn texture_operands_count_in_memory_use() {
+    let ctx = hydra::Context::new().expect("an adapter (see README: install lavapipe)");
+    let spec = MatmulSpec {
+        variant: Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 }),
+        tiles: Some((2, 2)),
+        textures: Some(true),
+        ..Default::default()
+    };
+    let a = ctx.upload(&vec![0.5; 64 * 64], &[64, 64]).unwrap();
+    let b = ctx.upload(&vec![0.25; 64 * 128], &[64, 128]).unwrap();
+    let c = ctx.zeros(&[64, 128]).unwrap();
+    let copies = a.bytes() + b.bytes();
+    let (before, _) = ctx.memory();
+    let d = kernels::matmul(&ctx, &a, &b, None, &c, &spec).unwrap();
+    assert_eq!(d.texture_operands(), 2);
+    let (during, peak) = ctx.memory();
+    assert!(during >= before + copies && peak >= during, "before {before}, with the copies {during}");
+    drop(d);
+    let (after, _) = ctx.memory();
+    assert!(after + copies <= during, "with the copies {during}, after {after}");
 }
 
 #[test]

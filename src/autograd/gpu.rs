@@ -1302,6 +1302,12 @@ impl GpuGraph {
         self.gradient_dispatches().len() + self.update().map_or(0, |u| u.len())
     }
 
+    /// Operands the step's dispatches (in the forms now in use) read through texture copies,
+    /// each refreshed by a copy before its dispatch (see [`crate::gpu::TexMirror`]).
+    pub fn texture_operands(&self) -> usize {
+        self.gradient_dispatches().iter().map(|d| d.texture_operands()).sum()
+    }
+
     /// Reads the task losses back (one readback).
     pub fn losses(&self) -> Result<Vec<f32>> {
         self.ctx.read(&self.losses)

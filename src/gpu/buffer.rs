@@ -90,6 +90,20 @@ impl Drop for GpuBuffer {
     }
 }
 
+/// Device memory held outside the pool but counted in its usage; see [`BufferPool::hold`].
+pub(crate) struct MemoryHold {
+    bytes: u64,
+    pool: Arc<PoolShared>,
+}
+
+impl Drop for MemoryHold {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.pool.state.lock() {
+            st.in_use = st.in_use.saturating_sub(self.bytes);
+        }
+    }
+}
+
 impl BufferPool {
     pub(crate) fn new(device: wgpu::Device, counters: Arc<AtomicCounters>, max_buffer: u64) -> Self {
         let state = PoolState { free: HashMap::new(), in_use: 0, peak: 0 };
@@ -138,6 +152,16 @@ impl BufferPool {
         st.in_use += class;
         st.peak = st.peak.max(st.in_use);
         Ok(GpuBuffer { buffer: Some(buffer), kind, class, pool: sh.clone() })
+    }
+
+    /// Counts `bytes` of device memory held outside the pool (a texture) in [`BufferPool::usage`]
+    /// until the returned guard drops.
+    pub(crate) fn hold(&self, bytes: u64) -> MemoryHold {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.in_use += bytes;
+            st.peak = st.peak.max(st.in_use);
+        }
+        MemoryHold { bytes, pool: self.shared.clone() }
     }
 
     /// Restarts the peak from the bytes in use now.

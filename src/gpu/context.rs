@@ -53,6 +53,8 @@ pub struct AdapterSummary {
     pub max_workgroups_per_dimension: u32,
     /// Whether GPU timestamp queries are available.
     pub timestamps: bool,
+    /// Texels along each side of a 2-D texture.
+    pub max_texture_2d: u32,
 }
 
 /// Counters that let tests prove what the engine did (submits, readbacks, allocations).
@@ -97,8 +99,10 @@ pub struct Context {
     pub(crate) counters: Arc<AtomicCounters>,
     fault: Arc<Mutex<Option<Error>>>,
     matmul_variant: Mutex<Option<MatmulVariant>>,
+    texture_operands: std::sync::atomic::AtomicBool,
     dummy: OnceLock<Tensor>,
     dummy_out: OnceLock<Tensor>,
+    pub(crate) dummy_texture: OnceLock<Arc<super::texture::TexMirror>>,
     /// Submissions not yet known to be finished, oldest first (flow control).
     in_flight: Mutex<std::collections::VecDeque<wgpu::SubmissionIndex>>,
 }
@@ -224,7 +228,9 @@ impl Context {
             storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             timestamps,
+            max_texture_2d: limits.max_texture_dimension_2d,
         };
+        let textures = summary.kind == DeviceKind::Cpu && std::env::var("HYDRA_TEXTURE_OPERANDS").as_deref() != Ok("0");
         let counters = Arc::new(AtomicCounters::default());
         let pool = BufferPool::new(device.clone(), counters.clone(), summary.max_buffer);
         Ok(Arc::new(Context {
@@ -236,8 +242,10 @@ impl Context {
             counters,
             fault,
             matmul_variant: Mutex::new(None),
+            texture_operands: std::sync::atomic::AtomicBool::new(textures),
             dummy: OnceLock::new(),
             dummy_out: OnceLock::new(),
+            dummy_texture: OnceLock::new(),
             in_flight: Mutex::new(std::collections::VecDeque::new()),
         }))
     }
@@ -259,6 +267,18 @@ impl Context {
         if let Ok(mut slot) = self.matmul_variant.lock() {
             *slot = Some(v);
         }
+    }
+
+    /// Whether matmuls read their operands through texture copies unless told
+    /// ([`crate::kernels::MatmulSpec::textures`]): by default on CPU adapters, where texel
+    /// fetches beat storage reads; `HYDRA_TEXTURE_OPERANDS=0` turns it off at start.
+    pub fn texture_operands(&self) -> bool {
+        self.texture_operands.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Context::texture_operands`] for dispatches built from now on.
+    pub fn set_texture_operands(&self, on: bool) {
+        self.texture_operands.store(on, Ordering::Relaxed);
     }
 
     /// A one-element tensor bound where a kernel's optional input is absent.

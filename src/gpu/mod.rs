@@ -5,9 +5,11 @@ pub mod buffer;
 pub mod context;
 pub mod dispatch;
 pub mod pipeline;
+pub mod texture;
 pub mod timer;
 
 pub use buffer::{BufferKind, BufferPool, GpuBuffer};
 pub use context::{AdapterSummary, Context, Counters, DeviceKind};
 pub use dispatch::{Dispatch, KernelCall, Params};
 pub use pipeline::{PipelineCache, PipelineKey};
+pub use texture::TexMirror;

@@ -40,12 +40,15 @@ impl Context {
                     beginning_of_pass_write_index: Some(2 * i as u32),
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 };
+                // Texture refreshes (copies) fall outside the timed pass.
+                super::dispatch::refresh(&mut enc, d);
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(d.label),
                     timestamp_writes: Some(writes),
                 });
-                super::dispatch::encode(self, &mut pass, &[d]);
+                super::dispatch::encode_one(&mut pass, d);
             }
+            self.counters.dispatches.fetch_add(dispatches.len() as u64, std::sync::atomic::Ordering::Relaxed);
             enc.resolve_query_set(&qs, 0..count, &resolve, 0);
             enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
             self.submit(enc.finish());

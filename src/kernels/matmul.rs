@@ -63,6 +63,13 @@ pub struct MatmulSpec {
     /// or 8 along M, 1, 2 or 4 along N; `None` picks by size ([`register_tiles`]). The tiled
     /// form ignores it.
     pub tiles: Option<(usize, usize)>,
+    /// Whether to read op(A) and op(B) through texture copies, refreshed before each run,
+    /// where the register-blocked form reads them four floats at a time and the operand's rows
+    /// are a whole number of 64 floats ([`Context::tex_mirrorable`]); storage reads elsewhere.
+    /// Same results, bit for bit. `None`: the context's choice ([`Context::texture_operands`]:
+    /// yes on CPU adapters, where it pays; see [`crate::gpu::TexMirror`]) for blocks of more
+    /// than one tile (one tile per invocation is the form that exists to compile fast).
+    pub textures: Option<bool>,
 }
 
 impl Default for MatmulSpec {
@@ -74,6 +81,7 @@ impl Default for MatmulSpec {
             accumulate: false,
             variant: None,
             tiles: None,
+            textures: None,
         }
     }
 }
@@ -276,10 +284,17 @@ pub(crate) fn matmul_with(
     let vec_a = registers && (if spec.trans_a { s.m % 4 == 0 } else { s.k % 4 == 0 }) && a.offset_bytes() % 16 == 0;
     let vec_b = registers && (if spec.trans_b { s.k % 4 == 0 } else { s.n % 4 == 0 }) && b.offset_bytes() % 16 == 0;
     let vec_c = registers && s.n % 4 == 0 && c.offset_bytes() % 16 == 0;
+    // By default not for one tile per invocation: that form exists to compile fast, and a
+    // texel fetch compiles to more code than a storage read.
+    let textures = spec.textures.unwrap_or_else(|| ctx.texture_operands() && (tm, tn) != (1, 1));
+    let tex_a = if vec_a && textures { ctx.tex_mirror(a)? } else { None };
+    let tex_b = if vec_b && textures { ctx.tex_mirror(b)? } else { None };
     let constants = [
         ("VEC_A", f64::from(u8::from(vec_a))),
         ("VEC_B", f64::from(u8::from(vec_b))),
         ("VEC_C", f64::from(u8::from(vec_c))),
+        ("TEX_A", f64::from(u8::from(tex_a.is_some()))),
+        ("TEX_B", f64::from(u8::from(tex_b.is_some()))),
         ("TRANS_A", f64::from(u8::from(spec.trans_a))),
         ("TRANS_B", f64::from(u8::from(spec.trans_b))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
@@ -306,5 +321,17 @@ pub(crate) fn matmul_with(
     };
     let dummy_out = ctx.dummy_out()?;
     let call = if registers { call.bind_at(7, if vec_c { c } else { &dummy_out }) } else { call };
+    let call = if registers {
+        let call = match tex_a {
+            Some(m) => call.bind_texture(8, m),
+            None => call.bind_texture_dummy(8, ctx.dummy_texture()?),
+        };
+        match tex_b {
+            Some(m) => call.bind_texture(9, m),
+            None => call.bind_texture_dummy(9, ctx.dummy_texture()?),
+        }
+    } else {
+        call
+    };
     call.build(ctx)
 }

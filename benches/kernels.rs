@@ -183,6 +183,20 @@ fn losses_optimizer_gram(c: &mut Criterion) {
             })
         });
     }
+    // The long-run block (8x4 tiles) with its operands read through texture copies (the copies
+    // included) and from storage buffers: what texture operands buy on this adapter.
+    for textures in [true, false] {
+        let spec = MatmulSpec { tiles: Some((8, 4)), textures: Some(textures), ..Default::default() };
+        let d = kernels::matmul(&ctx, &a, &bb, None, &out, &spec).unwrap();
+        g.throughput(Throughput::Elements(2 * (s * s * s) as u64));
+        let from = if textures { "texture copies" } else { "storage buffers" };
+        g.bench_function(format!("matmul {s}^3 in 32x16 blocks, operands from {from}"), |bench| {
+            bench.iter(|| {
+                ctx.run(&[&d]).unwrap();
+                ctx.sync().unwrap();
+            })
+        });
+    }
     // A backward product that takes relu's gradient in its epilogue (dz = (dy·W) ⊙ relu'(h)).
     let saved = ctx.upload(&rng.vec_f32(s * s, -1.0, 1.0), &[s, s]).unwrap();
     let grad = kernels::ActGrad { act: Activation::Relu, saved: &saved, from_output: true };

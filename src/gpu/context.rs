@@ -103,6 +103,7 @@ pub struct Context {
     dummy: OnceLock<Tensor>,
     dummy_out: OnceLock<Tensor>,
     pub(crate) dummy_texture: OnceLock<Arc<super::texture::TexMirror>>,
+    pub(crate) mirrors: super::texture::MirrorCache,
     /// Submissions not yet known to be finished, oldest first (flow control).
     in_flight: Mutex<std::collections::VecDeque<wgpu::SubmissionIndex>>,
 }
@@ -246,6 +247,7 @@ impl Context {
             dummy: OnceLock::new(),
             dummy_out: OnceLock::new(),
             dummy_texture: OnceLock::new(),
+            mirrors: Default::default(),
             in_flight: Mutex::new(std::collections::VecDeque::new()),
         }))
     }

@@ -7,7 +7,10 @@
 //! product 1.3–2.4× faster at 256³ (`examples/probe_tall_tex.rs`), for the price of a copy
 //! (a memcpy under lavapipe) per operand per dispatch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+/// Live texture copies by the tensor they copy: (buffer, byte offset, rows, columns).
+pub(crate) type MirrorCache = std::sync::Mutex<std::collections::HashMap<(usize, u64, usize, usize), Weak<TexMirror>>>;
 
 use super::buffer::MemoryHold;
 use super::context::Context;
@@ -67,12 +70,20 @@ impl Context {
     }
 
     /// A texture copy of `t` (contents undefined until its first refresh), or `None` where
-    /// [`Context::tex_mirrorable`] says no.
+    /// [`Context::tex_mirrorable`] says no. Dispatches that read the same tensor share one
+    /// texture while any of them lives: each refreshes it just before it runs, so sharing
+    /// saves memory and changes nothing else.
     pub(crate) fn tex_mirror(&self, t: &Tensor) -> Result<Option<Arc<TexMirror>>> {
         if !self.tex_mirrorable(t) {
             return Ok(None);
         }
         let (rows, cols) = t.dims2();
+        let key = (Arc::as_ptr(t.buffer()) as usize, t.offset_bytes(), rows, cols);
+        let mut shared = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = shared.get(&key).and_then(Weak::upgrade) {
+            return Ok(Some(m));
+        }
+        shared.retain(|_, w| w.strong_count() > 0);
         let size = wgpu::Extent3d { width: (cols / 4) as u32, height: rows as u32, depth_or_array_layers: 1 };
         let hold = self.pool.hold(t.bytes());
         let texture = self.scoped("creating an operand texture", || {
@@ -88,14 +99,16 @@ impl Context {
             })
         })?;
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-        Ok(Some(Arc::new(TexMirror {
+        let m = Arc::new(TexMirror {
             src: t.clone(),
             texture,
             view,
             rows: size.height,
             texels_per_row: size.width,
             _hold: hold,
-        })))
+        });
+        shared.insert(key, Arc::downgrade(&m));
+        Ok(Some(m))
     }
 
     /// A 1×1 texture bound where a kernel's optional texture operand is absent.

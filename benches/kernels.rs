@@ -7,6 +7,8 @@ use hydra::kernels::{self, Activation, MatmulSpec};
 use hydra::Context;
 
 fn context() -> std::sync::Arc<Context> {
+    // As the `hydra` command does (criterion runs the groups one after another on this thread).
+    hydra::gpu::software::prefer_software_threads();
     match Context::new() {
         Ok(c) => c,
         Err(e) => panic!("benchmarks need an adapter: {e}"),

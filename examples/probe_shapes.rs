@@ -11,6 +11,7 @@ fn main() -> hydra::Result<()> {
         ("fwd2", 256, 256, 256, false, true, false),
         ("dW2", 256, 256, 256, true, false, false),
         ("dH1", 256, 256, 256, false, false, true),
+        ("nn", 256, 256, 256, false, false, false),
         ("dW1", 256, 64, 256, true, false, false),
         ("dz", 256, 256, 12, false, false, true),
         ("hfwd", 256, 12, 256, false, true, false),

@@ -8,6 +8,7 @@ use hydra::autograd::GpuGraph;
 use hydra::nn::MultiTaskModel;
 
 fn main() -> hydra::Result<()> {
+    hydra::gpu::software::prefer_software_threads();
     let ctx = hydra::Context::new()?;
     let arg = |i: usize| std::env::args().nth(i);
     let batch: usize = arg(1).and_then(|s| s.parse().ok()).unwrap_or(256);

@@ -267,3 +267,29 @@ fn out_of_memory_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
     assert_eq!(std::fs::read(dir.join("m.safetensors")).unwrap(), good, "the checkpoint changed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hydra` asks llvmpipe for twice the CPU threads as workers unless the environment says
+/// otherwise, and `hydra info` reports what is in force.
+#[test]
+fn info_reports_the_software_driver_threads_and_a_preset_value_wins() {
+    let dir = tmpdir("info_threads");
+    let run = |preset: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hydra"));
+        cmd.arg("info").current_dir(&dir).env_remove("LP_NUM_THREADS");
+        if let Some(v) = preset {
+            cmd.env("LP_NUM_THREADS", v);
+        }
+        let out = cmd.output().expect("run hydra info");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let info = run(None);
+    if !info.contains("kind      Cpu") {
+        // Other adapters ignore the variable, and info does not mention it.
+        assert!(!info.contains("worker threads"), "{info}");
+        return;
+    }
+    let want = hydra::gpu::software::preferred_threads();
+    assert!(info.contains(&format!("llvmpipe  {want} worker threads")), "{info}");
+    assert!(run(Some("3")).contains("llvmpipe  3 worker threads"));
+}

@@ -122,6 +122,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything starts a thread or the driver (see the function's notes).
+    hydra::gpu::software::prefer_software_threads();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, baselines, metrics_json, log, plot, quiet, init, save, checkpoint_every, resume } => {
@@ -472,7 +474,15 @@ fn info() -> hydra::Result<()> {
         a.max_workgroup_storage, a.max_invocations_per_workgroup, a.storage_offset_alignment
     );
     println!("features  timestamp queries: {}", if a.timestamps { "yes" } else { "no" });
-    println!("matmul    {:?}", ctx.matmul_variant());
+    println!(
+        "matmul    {:?}, operands through texture copies: {}",
+        ctx.matmul_variant(),
+        if ctx.texture_operands() { "yes (larger blocks)" } else { "no" }
+    );
+    if a.kind == hydra::DeviceKind::Cpu {
+        let threads = std::env::var(hydra::gpu::software::THREADS_VAR).unwrap_or_else(|_| "default".into());
+        println!("llvmpipe  {} worker threads ({})", threads, hydra::gpu::software::THREADS_VAR);
+    }
     // Self-check: a product with bias and ReLU against the CPU reference.
     let (m, n, k) = (65, 63, 17);
     let mut rng = Rng::new(42);
@@ -519,6 +529,9 @@ fn run_bench(
     }
     if !json {
         println!("adapter: {} ({})", ctx.adapter().name, ctx.adapter().backend);
+        if let Ok(t) = std::env::var(hydra::gpu::software::THREADS_VAR) {
+            println!("{}={t}", hydra::gpu::software::THREADS_VAR);
+        }
         println!("{:<12} {:<40} {:>10} {:>10} {:>8}", "bench", "shape", "ms", "GFLOP/s", "GB/s");
     }
     let emit = |r: BenchRecord| -> hydra::Result<()> {

@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod context;
 pub mod dispatch;
 pub mod pipeline;
+pub mod software;
 pub mod texture;
 pub mod timer;
 

@@ -55,9 +55,9 @@ impl TexMirror {
 }
 
 impl Context {
-    /// Whether [`Context::tex_mirror`] can copy `t`: a 2-D tensor whose rows are a whole
-    /// number of 64 floats (a copy's row alignment), starting 16-byte aligned, within the
-    /// adapter's texture size.
+    /// Whether a matmul operand `t` can be read through a texture copy: a 2-D tensor whose
+    /// rows are a whole number of 64 floats (a copy's row alignment), starting 16-byte
+    /// aligned, within the adapter's texture size.
     pub fn tex_mirrorable(&self, t: &Tensor) -> bool {
         let (rows, cols) = t.dims2();
         let max = self.adapter().max_texture_2d as usize;

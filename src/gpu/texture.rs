@@ -86,18 +86,7 @@ impl Context {
         shared.retain(|_, w| w.strong_count() > 0);
         let size = wgpu::Extent3d { width: (cols / 4) as u32, height: rows as u32, depth_or_array_layers: 1 };
         let hold = self.pool.hold(t.bytes());
-        let texture = self.scoped("creating an operand texture", || {
-            self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("hydra operand"),
-                size,
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            })
-        })?;
+        let texture = self.operand_texture(size, "an operand texture")?;
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         let m = Arc::new(TexMirror {
             src: t.clone(),
@@ -111,16 +100,12 @@ impl Context {
         Ok(Some(m))
     }
 
-    /// A 1×1 texture bound where a kernel's optional texture operand is absent.
-    pub(crate) fn dummy_texture(&self) -> Result<Arc<TexMirror>> {
-        if let Some(t) = self.dummy_texture.get() {
-            return Ok(t.clone());
-        }
-        let src = self.dummy()?;
-        let texture = self.scoped("creating a dummy texture", || {
+    /// An rgba32float texture of `size` texels that copies fill and kernels read.
+    fn operand_texture(&self, size: wgpu::Extent3d, what: &str) -> Result<wgpu::Texture> {
+        self.scoped(&format!("creating {what}"), || {
             self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("hydra dummy texture"),
-                size: wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 },
+                label: Some("hydra operand"),
+                size,
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
@@ -128,7 +113,17 @@ impl Context {
                 usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
                 view_formats: &[],
             })
-        })?;
+        })
+    }
+
+    /// A 1×1 texture bound where a kernel's optional texture operand is absent.
+    pub(crate) fn dummy_texture(&self) -> Result<Arc<TexMirror>> {
+        if let Some(t) = self.dummy_texture.get() {
+            return Ok(t.clone());
+        }
+        let src = self.dummy()?;
+        let one = wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 };
+        let texture = self.operand_texture(one, "a dummy texture")?;
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         let t = Arc::new(TexMirror { src, texture, view, rows: 1, texels_per_row: 1, _hold: self.pool.hold(16) });
         Ok(self.dummy_texture.get_or_init(|| t).clone())

@@ -103,10 +103,11 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
-        /// Run only this benchmark: matmul, act_forward, col_sum, sum, train_step.
+        /// Run only this benchmark: matmul, act_forward, col_sum, sum, kernels (the other
+        /// kernel families and the dispatch overhead), train_step.
         #[arg(long)]
         only: Option<String>,
-        /// Square matmul sizes.
+        /// Square matmul sizes, comma-separated (e.g. 256,1024).
         #[arg(long, value_delimiter = ',', default_values_t = [128usize, 256, 512, 1024])]
         sizes: Vec<usize>,
         /// Seconds spent on each figure (at least 3 runs each).

@@ -8,6 +8,8 @@ use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use hydra::{Activation, Context, LossKind, Optimizer};
 
 fn main() -> hydra::Result<()> {
+    // On the software driver: more worker threads than CPUs (a no-op elsewhere), first thing.
+    hydra::gpu::software::prefer_software_threads();
     let ctx = Context::new()?;
     println!("adapter: {}", ctx.adapter().name);
 

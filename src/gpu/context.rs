@@ -136,6 +136,8 @@ impl Context {
     ///
     /// `HYDRA_ADAPTER=<part of the name>` restricts the choice; wgpu's `WGPU_BACKEND` restricts
     /// the backends. Without any adapter the error says how to install the software driver.
+    /// On the software driver, a program gets more speed by calling
+    /// [`crate::gpu::software::prefer_software_threads`] first in `main`, as `hydra` does.
     pub fn new() -> Result<Arc<Context>> {
         let filter = std::env::var("HYDRA_ADAPTER").ok().filter(|s| !s.is_empty());
         Self::with_filter(filter.as_deref())

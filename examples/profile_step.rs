@@ -46,6 +46,12 @@ fn main() -> hydra::Result<()> {
         rows.len(),
         ctx.adapter().name
     );
+    if g.texture_operands() > 0 {
+        println!(
+            "{} matmul operands read through texture copies; the copies run between dispatches and are not in these times",
+            g.texture_operands()
+        );
+    }
     println!("{:<16} {:>9} {:>9}", "dispatch", "fastest", "median");
     for (label, (f, m)) in rows {
         println!("{label:<16} {f:>9.3} {m:>9.3}");

@@ -4,18 +4,19 @@
 //! Why: lavapipe (Mesa 22.3) reads a storage buffer one SIMD lane at a time, a loop with a
 //! branch per lane, while it fetches texels for all lanes at once. A register-blocked matmul is
 //! bound by those reads, so on CPU adapters its operands read through a texture run the
-//! product 1.3–2.4× faster at 256³ (`examples/probe_tall_tex.rs`), for the price of a copy
+//! product 1.25–2.4× faster at 256³ (`examples/probe_tall_tex.rs`), for the price of a copy
 //! (a memcpy under lavapipe) per operand per dispatch.
 
-use std::sync::{Arc, Weak};
-
-/// Live texture copies by the tensor they copy: (buffer, byte offset, rows, columns).
-pub(crate) type MirrorCache = std::sync::Mutex<std::collections::HashMap<(usize, u64, usize, usize), Weak<TexMirror>>>;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::buffer::MemoryHold;
 use super::context::Context;
 use crate::error::Result;
 use crate::tensor::Tensor;
+
+/// Live texture copies by the tensor they copy: (buffer, byte offset, rows, columns).
+pub(crate) type MirrorCache = Mutex<HashMap<(usize, u64, usize, usize), Weak<TexMirror>>>;
 
 /// Bytes per row a buffer-to-texture copy needs a multiple of (WebGPU's rule): 64 floats.
 const ROW_ALIGN_FLOATS: usize = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize / 4;

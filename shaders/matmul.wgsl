@@ -244,6 +244,48 @@ fn mac_row(acc: ptr<function, array<mat4x4<f32>, 16>>, r: u32, a: mat4x4<f32>, b
     if TN > 3u { (*acc)[4u * r + 3u] += b[3] * a; }
 }
 
+// The A tile at (m, k) and the B tile at (k, n): four k at once, or with `one` the single k of
+// the K % 4 tail (the `_one` forms). Called with a literal `one`, so each use compiles to one.
+fn a_tile_at(m: u32, k: u32, one: bool) -> mat4x4<f32> {
+    if one { return a_tile_one(m, k); }
+    return a_tile(m, k);
+}
+
+fn b_tile_at(k: u32, n: u32, one: bool) -> mat4x4<f32> {
+    if one { return b_tile_one(k, n); }
+    return b_tile(k, n);
+}
+
+// One step along k of `matmul`'s block (four k, or one with `one`): the B tiles first, then
+// one A tile at a time, so fewer values are live at once.
+fn block_step(acc: ptr<function, array<mat4x4<f32>, 16>>, k: u32, ms: vec4<u32>, ns: vec4<u32>, one: bool) {
+    var bt: array<mat4x4<f32>, 4>;
+    bt[0] = b_tile_at(k, ns.x, one);
+    if TN > 1u { bt[1] = b_tile_at(k, ns.y, one); }
+    if TN > 2u { bt[2] = b_tile_at(k, ns.z, one); }
+    if TN > 3u { bt[3] = b_tile_at(k, ns.w, one); }
+    mac_row(acc, 0u, a_tile_at(ms.x, k, one), bt);
+    if TM > 1u { mac_row(acc, 1u, a_tile_at(ms.y, k, one), bt); }
+    if TM > 2u { mac_row(acc, 2u, a_tile_at(ms.z, k, one), bt); }
+    if TM > 3u { mac_row(acc, 3u, a_tile_at(ms.w, k, one), bt); }
+}
+
+// One step along k of `matmul_tall`'s block of eight tiles along M (rows at ms0, then ms1).
+fn tall_step(acc: ptr<function, array<mat4x4<f32>, 32>>, k: u32, ms0: vec4<u32>, ms1: vec4<u32>, ns: vec4<u32>, one: bool) {
+    var bt: array<mat4x4<f32>, 4>;
+    bt[0] = b_tile_at(k, ns.x, one);
+    if TN > 1u { bt[1] = b_tile_at(k, ns.y, one); }
+    if TN > 2u { bt[2] = b_tile_at(k, ns.z, one); bt[3] = b_tile_at(k, ns.w, one); }
+    mac_tall(acc, 0u, a_tile_at(ms0.x, k, one), bt);
+    mac_tall(acc, 1u, a_tile_at(ms0.y, k, one), bt);
+    mac_tall(acc, 2u, a_tile_at(ms0.z, k, one), bt);
+    mac_tall(acc, 3u, a_tile_at(ms0.w, k, one), bt);
+    mac_tall(acc, 4u, a_tile_at(ms1.x, k, one), bt);
+    mac_tall(acc, 5u, a_tile_at(ms1.y, k, one), bt);
+    mac_tall(acc, 6u, a_tile_at(ms1.z, k, one), bt);
+    mac_tall(acc, 7u, a_tile_at(ms1.w, k, one), bt);
+}
+
 // Where tile t of a block starting at x0 starts, or x0 itself when that is past the edge (the
 // tile then re-reads the first one and stores nothing). Keeps vector reads aligned and in range.
 fn tile_start(x0: u32, t: u32, size: u32) -> u32 {
@@ -269,28 +311,12 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ms = vec4<u32>(m0, tile_start(m0, 1u, M), tile_start(m0, 2u, M), tile_start(m0, 3u, M));
     let ns = vec4<u32>(n0, tile_start(n0, 1u, N), tile_start(n0, 2u, N), tile_start(n0, 3u, N));
     var acc: array<mat4x4<f32>, 16>;
-    var bt: array<mat4x4<f32>, 4>;
     var k = 0u;
-    // The B tiles of four k first, then one A tile at a time: fewer values live at once.
     for (; k + 4u <= K; k += 4u) {
-        bt[0] = b_tile(k, ns.x);
-        if TN > 1u { bt[1] = b_tile(k, ns.y); }
-        if TN > 2u { bt[2] = b_tile(k, ns.z); }
-        if TN > 3u { bt[3] = b_tile(k, ns.w); }
-        mac_row(&acc, 0u, a_tile(ms.x, k), bt);
-        if TM > 1u { mac_row(&acc, 1u, a_tile(ms.y, k), bt); }
-        if TM > 2u { mac_row(&acc, 2u, a_tile(ms.z, k), bt); }
-        if TM > 3u { mac_row(&acc, 3u, a_tile(ms.w, k), bt); }
+        block_step(&acc, k, ms, ns, false);
     }
     for (; k < K; k++) {
-        bt[0] = b_tile_one(k, ns.x);
-        if TN > 1u { bt[1] = b_tile_one(k, ns.y); }
-        if TN > 2u { bt[2] = b_tile_one(k, ns.z); }
-        if TN > 3u { bt[3] = b_tile_one(k, ns.w); }
-        mac_row(&acc, 0u, a_tile_one(ms.x, k), bt);
-        if TM > 1u { mac_row(&acc, 1u, a_tile_one(ms.y, k), bt); }
-        if TM > 2u { mac_row(&acc, 2u, a_tile_one(ms.z, k), bt); }
-        if TM > 3u { mac_row(&acc, 3u, a_tile_one(ms.w, k), bt); }
+        block_step(&acc, k, ms, ns, true);
     }
     // Written out: a loop over acc would index it by a counter, leaving registers for memory.
     store_row(m0, n0, acc[0], acc[1], acc[2], acc[3]);
@@ -344,33 +370,12 @@ fn matmul_tall(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ms0 = vec4<u32>(m0, tile_start(m0, 1u, M), tile_start(m0, 2u, M), tile_start(m0, 3u, M));
     let ms1 = vec4<u32>(tile_start(m0, 4u, M), tile_start(m0, 5u, M), tile_start(m0, 6u, M), tile_start(m0, 7u, M));
     var acc: array<mat4x4<f32>, 32>;
-    var bt: array<mat4x4<f32>, 4>;
     var k = 0u;
     for (; k + 4u <= K; k += 4u) {
-        bt[0] = b_tile(k, ns.x);
-        if TN > 1u { bt[1] = b_tile(k, ns.y); }
-        if TN > 2u { bt[2] = b_tile(k, ns.z); bt[3] = b_tile(k, ns.w); }
-        mac_tall(&acc, 0u, a_tile(ms0.x, k), bt);
-        mac_tall(&acc, 1u, a_tile(ms0.y, k), bt);
-        mac_tall(&acc, 2u, a_tile(ms0.z, k), bt);
-        mac_tall(&acc, 3u, a_tile(ms0.w, k), bt);
-        mac_tall(&acc, 4u, a_tile(ms1.x, k), bt);
-        mac_tall(&acc, 5u, a_tile(ms1.y, k), bt);
-        mac_tall(&acc, 6u, a_tile(ms1.z, k), bt);
-        mac_tall(&acc, 7u, a_tile(ms1.w, k), bt);
+        tall_step(&acc, k, ms0, ms1, ns, false);
     }
     for (; k < K; k++) {
-        bt[0] = b_tile_one(k, ns.x);
-        if TN > 1u { bt[1] = b_tile_one(k, ns.y); }
-        if TN > 2u { bt[2] = b_tile_one(k, ns.z); bt[3] = b_tile_one(k, ns.w); }
-        mac_tall(&acc, 0u, a_tile_one(ms0.x, k), bt);
-        mac_tall(&acc, 1u, a_tile_one(ms0.y, k), bt);
-        mac_tall(&acc, 2u, a_tile_one(ms0.z, k), bt);
-        mac_tall(&acc, 3u, a_tile_one(ms0.w, k), bt);
-        mac_tall(&acc, 4u, a_tile_one(ms1.x, k), bt);
-        mac_tall(&acc, 5u, a_tile_one(ms1.y, k), bt);
-        mac_tall(&acc, 6u, a_tile_one(ms1.z, k), bt);
-        mac_tall(&acc, 7u, a_tile_one(ms1.w, k), bt);
+        tall_step(&acc, k, ms0, ms1, ns, true);
     }
     store_row(m0 + 0u, n0, acc[0], acc[1], acc[2], acc[3]);
     store_row(m0 + 4u, n0, acc[4], acc[5], acc[6], acc[7]);

@@ -2,7 +2,7 @@
 //! picks for three conflicting gradients, and whether it conflicts with any task.
 //! `cargo run --release --example weighting`
 
-use hydra::mtl::weighting::{combine, Gram, Method, Target, Weighter, NAMES};
+use hydra::mtl::weighting::{combine, registry, Gram, Runs, Target, Weighter};
 
 fn main() -> hydra::Result<()> {
     // Three tasks' gradients of 4 shared parameters; tasks 0 and 2 conflict.
@@ -11,9 +11,9 @@ fn main() -> hydra::Result<()> {
     let m = Gram::of(&g); // only M = G·Gᵀ is needed
     println!("cos(g0, g2) = {:+.3}: a conflict", m.cosine(0, 2));
     println!("{:<12} {:>28} {:>30}", "method", "coefficients c", "<g_t, d> for each task");
-    for name in NAMES {
-        let method = Method::by_name(name)?;
-        if !method.uses_gradients() || *name == "graddrop" {
+    for entry in registry::REGISTRY {
+        let (name, method) = (entry.name, entry.default);
+        if entry.runs != Runs::GramThenHost {
             continue; // loss-based methods give loss weights; GradDrop works elementwise
         }
         let mut w = Weighter::new(method, Target::Params, &[1.0; 3], 0);

@@ -3,10 +3,12 @@
 
 use std::time::Instant;
 
-use crate::cpu::Rng;
 use crate::error::Result;
+use crate::gpu::MatmulVariant;
 use crate::gpu::{Context, Dispatch};
-use crate::kernels::{self, Activation, MatmulSpec, MatmulVariant};
+use crate::ir::Activation;
+use crate::kernels::{self, MatmulSpec};
+use crate::rng::Rng;
 
 /// One measured figure.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -219,7 +221,7 @@ pub fn peer_inputs(spec: &crate::nn::ModelSpec, batch: usize, seed: u64) -> Vec<
 /// The peer model of ../shared/PEERS.md: `inputs → trunk (ReLU) → heads 1 (MSE), 1 (MSE),
 /// 10 (cross-entropy)`.
 pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
-    use crate::kernels::LossKind;
+    use crate::ir::LossKind;
     use crate::nn::{ModelSpec, TaskSpec};
     let task = |name: &str, loss| TaskSpec { name: name.into(), loss };
     ModelSpec {
@@ -311,7 +313,7 @@ fn record(
 /// The rest of the kernel families: an activation's backward, the norm and dot reductions,
 /// the fused losses, the optimizer over a flat buffer, and the Gram matrix of per-task gradients.
 pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchRecord>> {
-    use crate::kernels::LossKind;
+    use crate::ir::LossKind;
     let mut out = Vec::new();
     let mut rng = Rng::new(6);
     let n = 1 << 20;

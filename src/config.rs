@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::kernels::{Activation, LossKind};
-use crate::mtl::weighting::{Method, MgdaNorm, Target};
+use crate::ir::{Activation, LossKind};
+use crate::mtl::weighting::{registry, Method, MgdaNorm, Target};
 use crate::mtl::{TaskDef, TaskKind};
 use crate::optim::Optimizer;
 use crate::train::TrainSettings;
@@ -138,7 +138,7 @@ pub struct TrainSection {
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightingSection {
-    /// One of [`crate::mtl::weighting::NAMES`].
+    /// A name from [`crate::mtl::weighting::registry`].
     #[serde(default = "default_method")]
     pub method: String,
     /// Gradient methods: "params" (LibMTL's default) or "representation".
@@ -430,71 +430,90 @@ impl Config {
     fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {
         let err = |k: &str, m: String| (format!("weighting.{k}"), m);
         let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
-        let name = method.name();
-        // Each parameter belongs to one method; a parameter of another is a mistake.
-        let owner: [(&str, bool, &str); 10] = [
-            ("temperature", w.temperature.is_some(), "dwa"),
-            ("alpha", w.alpha.is_some(), "gradnorm"),
-            ("c", w.c.is_some(), "cagrad"),
-            ("rescale", w.rescale.is_some(), "cagrad"),
-            ("norm", w.norm.is_some(), "mgda"),
-            ("iters", w.iters.is_some(), "nash_mtl"),
-            ("max_norm", w.max_norm.is_some(), "nash_mtl"),
-            ("lr", w.lr.is_some(), "famo"),
-            ("weight_decay", w.weight_decay.is_some(), "famo"),
-            ("target", w.target.is_some() && !method.uses_gradients(), "a gradient method"),
+        let entry = method.entry();
+        // Each parameter belongs to the methods whose registry entry lists it.
+        let given: [(&str, bool); 9] = [
+            ("temperature", w.temperature.is_some()),
+            ("alpha", w.alpha.is_some()),
+            ("c", w.c.is_some()),
+            ("rescale", w.rescale.is_some()),
+            ("norm", w.norm.is_some()),
+            ("iters", w.iters.is_some()),
+            ("max_norm", w.max_norm.is_some()),
+            ("lr", w.lr.is_some()),
+            ("weight_decay", w.weight_decay.is_some()),
         ];
-        for (key, given, who) in owner {
-            if given && who != name {
-                return Err(err(key, format!("is a parameter of {who}, not of {name}")));
+        for (key, is_given) in given {
+            if is_given && !entry.params.contains(&key) {
+                let owners: Vec<&str> =
+                    registry::REGISTRY.iter().filter(|e| e.params.contains(&key)).map(|e| e.name).collect();
+                return Err(err(key, format!("is a parameter of {}, not of {}", owners.join(", "), entry.name)));
             }
         }
+        if w.target.is_some() && entry.targets.is_empty() {
+            return Err(err("target", format!("is a parameter of a gradient method, not of {}", entry.name)));
+        }
+        // Defaults are the registry's; only what the config gives replaces them.
         let positive =
             |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) };
+        let non_negative = |k: &str, v: f64, note: &str| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(v)
+            } else {
+                Err(err(k, format!("{v} (must be >= 0{note})")))
+            }
+        };
         match &mut method {
-            Method::Dwa { temperature } => *temperature = positive("temperature", w.temperature.unwrap_or(2.0))?,
-            Method::GradNorm { alpha } => {
-                let a = w.alpha.unwrap_or(1.5);
-                if !(a >= 0.0 && a.is_finite()) {
-                    return Err(err("alpha", format!("{a} (must be >= 0)")));
+            Method::Dwa { temperature } => {
+                if let Some(t) = w.temperature {
+                    *temperature = positive("temperature", t)?;
                 }
-                *alpha = a;
+            }
+            Method::GradNorm { alpha } => {
+                if let Some(a) = w.alpha {
+                    *alpha = non_negative("alpha", a, "")?;
+                }
             }
             Method::CaGrad { c, rescale } => {
-                let cv = w.c.unwrap_or(0.5);
-                if !(cv >= 0.0 && cv.is_finite()) {
-                    return Err(err("c", format!("{cv} (must be >= 0)")));
+                if let Some(cv) = w.c {
+                    *c = non_negative("c", cv, "")?;
                 }
-                *c = cv;
-                *rescale = w.rescale.unwrap_or(1);
-                if *rescale > 1 {
-                    return Err(err("rescale", format!("{rescale} (0 or 1)")));
+                if let Some(r) = w.rescale {
+                    if r > 1 {
+                        return Err(err("rescale", format!("{r} (0 or 1)")));
+                    }
+                    *rescale = r;
                 }
             }
             Method::Mgda { norm } => {
-                *norm = match w.norm.as_deref().unwrap_or("none") {
-                    "none" => MgdaNorm::None,
-                    "l2" => MgdaNorm::L2,
-                    "loss" => MgdaNorm::Loss,
-                    "loss+" => MgdaNorm::LossPlus,
-                    other => return Err(err("norm", format!("{other:?} (expected none, l2, loss or loss+)"))),
+                if let Some(n) = w.norm.as_deref() {
+                    *norm = match n {
+                        "none" => MgdaNorm::None,
+                        "l2" => MgdaNorm::L2,
+                        "loss" => MgdaNorm::Loss,
+                        "loss+" => MgdaNorm::LossPlus,
+                        other => return Err(err("norm", format!("{other:?} (expected none, l2, loss or loss+)"))),
+                    }
                 }
             }
             Method::NashMtl { iters, max_norm } => {
-                *iters = w.iters.unwrap_or(20).max(1);
-                let m = w.max_norm.unwrap_or(1.0);
-                if !(m >= 0.0 && m.is_finite()) {
-                    return Err(err("max_norm", format!("{m} (must be >= 0; 0 turns clipping off)")));
+                if let Some(i) = w.iters {
+                    *iters = i.max(1);
                 }
-                *max_norm = m;
+                if let Some(m) = w.max_norm {
+                    *max_norm = non_negative("max_norm", m, "; 0 turns clipping off")?;
+                }
             }
             Method::Famo { lr, weight_decay } => {
-                *lr = positive("lr", f64::from(w.lr.unwrap_or(0.025)))? as f32;
-                let wd = w.weight_decay.unwrap_or(0.001);
-                if !(wd >= 0.0 && wd.is_finite()) {
-                    return Err(err("weight_decay", format!("{wd} (must be >= 0)")));
+                if let Some(l) = w.lr {
+                    *lr = positive("lr", f64::from(l))? as f32;
                 }
-                *weight_decay = wd;
+                if let Some(wd) = w.weight_decay {
+                    if !(wd >= 0.0 && wd.is_finite()) {
+                        return Err(err("weight_decay", format!("{wd} (must be >= 0)")));
+                    }
+                    *weight_decay = wd;
+                }
             }
             _ => {}
         }
@@ -504,14 +523,6 @@ impl Config {
             other => return Err(err("target", format!("{other:?} (expected params or representation)"))),
         };
         Ok((method, target))
-    }
-
-    /// The task weights the weighting gives at the start.
-    pub fn initial_weights(&self) -> Vec<f32> {
-        match self.weighting {
-            Method::Static => self.tasks.iter().map(|t| t.weight).collect(),
-            _ => vec![1.0; self.tasks.len()],
-        }
     }
 
     /// The weighter this config describes.

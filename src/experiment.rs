@@ -222,7 +222,7 @@ pub fn make_checkpoint(
     spec: &ModelSpec,
     scaling: &Scaling,
     feature_names: &[String],
-    graph: &crate::autograd::Graph,
+    graph: &crate::ir::Graph,
     params: &[Vec<f32>],
     optim: Option<(&crate::optim::Optimizer, &[Vec<Vec<f32>>], u64)>,
 ) -> Result<crate::checkpoint::Checkpoint> {
@@ -310,7 +310,7 @@ pub fn load_model(path: &std::path::Path) -> Result<(CheckpointInfo, Vec<Vec<f32
 pub fn init_from_checkpoint(
     ck: &crate::checkpoint::Checkpoint,
     path: &std::path::Path,
-    graph: &crate::autograd::Graph,
+    graph: &crate::ir::Graph,
     tasks: &[crate::mtl::TaskDef],
     fresh: &[Vec<f32>],
     optimizer: &crate::optim::Optimizer,

@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use crate::autograd::gpu::{GpuLossWeighting, TaskGradSpec};
 use crate::autograd::GpuGraph;
-use crate::autograd::Init;
-use crate::cpu::{self, Rng};
-use crate::data::split::shuffle;
+use crate::cpu;
 use crate::data::{Dataset, Standardizer};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::ir::Init;
 use crate::mtl::metrics::{self, Metrics};
 use crate::mtl::weighting::{Gram, Method, Target, Weighter};
 use crate::mtl::{TaskDef, TaskKind};
 use crate::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use crate::optim::Optimizer;
+use crate::rng::shuffle;
+use crate::rng::Rng;
 
 /// How to train.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -230,7 +231,7 @@ pub struct Snapshot {
 
 /// Which parameters `freeze` names: "trunk", a task's name (its head), or a parameter-name
 /// prefix ("heads.cooling", "trunk.0"). A name that matches nothing is an error.
-pub fn frozen_params(graph: &crate::autograd::Graph, tasks: &[TaskDef], freeze: &[String]) -> Result<Vec<bool>> {
+pub fn frozen_params(graph: &crate::ir::Graph, tasks: &[TaskDef], freeze: &[String]) -> Result<Vec<bool>> {
     let mut frozen = vec![false; graph.params.len()];
     for f in freeze {
         let prefix = if tasks.iter().any(|t| &t.name == f) { format!("heads.{f}.") } else { format!("{f}.") };

@@ -113,10 +113,11 @@ fn unknown_weighting_method_is_refused() {
 
 #[test]
 fn every_weighting_method_parses_with_libmtl_defaults() {
-    use hydra::mtl::weighting::{Method, MgdaNorm, Target, NAMES};
-    for name in NAMES {
+    use hydra::mtl::weighting::{registry, Method, MgdaNorm, Target};
+    for name in registry::names() {
         let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"{name}\"\n")).unwrap();
-        assert_eq!(c.weighting.name(), *name);
+        assert_eq!(c.weighting.name(), name);
+        assert_eq!(c.weighting, registry::by_name(name).unwrap().default);
         assert_eq!(c.target, Target::Params);
     }
     let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"cagrad\"\n")).unwrap();
@@ -153,4 +154,26 @@ fn every_example_config_validates() {
         }
     }
     assert!(n >= 5, "expected the example configs, found {n}");
+}
+
+#[test]
+fn the_registry_lists_every_method_once_and_readme_shows_its_table() {
+    use hydra::mtl::weighting::{registry, Method, Runs};
+    let names = registry::names();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "a name listed twice: {names:?}");
+    for e in registry::REGISTRY {
+        // Every entry maps back to itself through its method (no two share a variant).
+        assert_eq!(e.default.entry().name, e.name);
+        assert_eq!(Method::by_name(e.name).unwrap(), e.default);
+        // Loss weightings take no gradient target; gradient methods take one.
+        assert_eq!(e.targets.is_empty(), !e.runs.uses_gradients(), "{}", e.name);
+    }
+    assert_eq!(Method::Uw.runs(), Runs::GpuInStep);
+    assert!(Method::PcGrad.uses_gradients() && !Method::Rlw.uses_gradients());
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = registry::markdown_table();
+    assert!(readme.contains(&table), "README's method table differs from the registry's; put this in README:\n{table}");
 }

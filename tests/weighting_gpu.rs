@@ -189,7 +189,7 @@ mod training {
     use super::ctx;
     use hydra::cpu::Rng;
     use hydra::data::{split_rows, Dataset, Standardizer};
-    use hydra::mtl::weighting::{Method, Target, Weighter, NAMES};
+    use hydra::mtl::weighting::{registry, Method, Target, Weighter};
     use hydra::mtl::TaskDef;
     use hydra::train::{Scaling, Splits, TrainSettings, Trainer};
     use hydra::{Activation, Optimizer};
@@ -216,10 +216,10 @@ mod training {
             test: scaling.apply(&d.subset(&te)),
         };
         let spec = Trainer::spec_for(6, &[32], &[], Activation::Tanh, &tasks);
-        for name in NAMES {
+        for entry in registry::REGISTRY {
+            let (name, method) = (entry.name, entry.default);
             for target in [Target::Params, Target::Representation] {
-                let method = Method::by_name(name).unwrap();
-                if target == Target::Representation && !method.uses_gradients() {
+                if target == Target::Representation && !entry.targets.contains(&target) {
                     continue;
                 }
                 let settings = TrainSettings {

@@ -2,10 +2,10 @@
 //! with and, in f64, the oracle of the finite-difference gradient checks. Each op's backward
 //! rule sits beside its forward rule.
 
-use super::graph::{Graph, NodeId, Op};
 use crate::cpu::{self, Real};
 use crate::error::{Error, Result};
-use crate::kernels::{Activation, MatmulShape};
+use crate::ir::{Activation, MatmulShape};
+use crate::ir::{Graph, NodeId, Op};
 
 /// Everything one forward and backward pass computed.
 #[derive(Clone, Debug)]

@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
-use super::graph::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
+use crate::gpu::MatmulVariant;
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch};
-use crate::kernels::{self, Activation, MatmulShape, MatmulSpec, MatmulVariant};
+use crate::ir::{Activation, MatmulShape};
+use crate::ir::{Graph, NodeId, Op};
+use crate::kernels::{self, MatmulSpec};
 use crate::optim::Optimizer;
-use crate::tensor::Tensor;
 
 /// Offsets (in f32 elements) of tensors packed into one flat buffer, each aligned to `align`.
 pub fn flat_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {

@@ -1,9 +1,8 @@
-//! A minimal autograd: a tape of nodes ([`Graph`]), run by the CPU reference ([`cpu::run`])
-//! or compiled once for the GPU ([`GpuGraph`]) and replayed each step.
+//! A minimal autograd over the IR's [`Graph`]: run by the CPU reference ([`cpu::run`]) or
+//! compiled once for the GPU ([`GpuGraph`]) and replayed each step.
 
 pub mod cpu;
 pub mod gpu;
-pub mod graph;
 
+pub use crate::ir::{Graph, Init, Node, NodeId, Op, ParamInfo};
 pub use gpu::GpuGraph;
-pub use graph::{Graph, Init, Node, NodeId, Op, ParamInfo};

@@ -330,7 +330,7 @@ fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::
         }
     };
     let names: Vec<String> = if methods.is_empty() {
-        hydra::mtl::weighting::NAMES.iter().map(|s| s.to_string()).collect()
+        hydra::mtl::weighting::registry::names().iter().map(|s| s.to_string()).collect()
     } else {
         methods.to_vec()
     };

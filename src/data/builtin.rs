@@ -4,8 +4,8 @@
 
 use super::split::{shuffle, split_rows};
 use super::table::Table;
-use crate::cpu::Rng;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 const ENERGY: &[u8] = include_bytes!("../../data/energy_efficiency.csv");
 const PARKINSONS: &[u8] = include_bytes!("../../data/parkinsons_updrs.csv");

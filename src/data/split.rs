@@ -2,16 +2,9 @@
 //! z-score standardisation fitted on the training rows.
 
 use super::dataset::Dataset;
-use crate::cpu::Rng;
 use crate::error::{Error, Result};
-
-/// A seeded Fisher–Yates shuffle.
-pub fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
-    for i in (1..v.len()).rev() {
-        let j = rng.below(i + 1);
-        v.swap(i, j);
-    }
-}
+pub use crate::rng::shuffle;
+use crate::rng::Rng;
 
 /// Splits `n` rows by `fractions` (train, val, test; summing to 1) after a seeded shuffle.
 /// With `groups`, whole groups are assigned (shuffled group order, cut by row count).

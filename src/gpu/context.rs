@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::buffer::BufferPool;
 use super::pipeline::PipelineCache;
+use super::MatmulVariant;
 use crate::error::{Error, Result};
-use crate::kernels::MatmulVariant;
-use crate::tensor::Tensor;
+use crate::gpu::Tensor;
 
 /// What kind of device an adapter is, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

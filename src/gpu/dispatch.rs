@@ -9,8 +9,8 @@ use super::context::{AtomicCounters, Context};
 use super::pipeline::PipelineKey;
 use super::texture::TexMirror;
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
 
 /// The parameter block every kernel takes at binding 0: four integers and four floats.
 #[repr(C)]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::buffer::MemoryHold;
 use super::context::Context;
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::gpu::Tensor;
 
 /// Live texture copies by the tensor they copy: (buffer, byte offset, rows, columns).
 pub(crate) type MirrorCache = Mutex<HashMap<(usize, u64, usize, usize), Weak<TexMirror>>>;

@@ -1,8 +1,8 @@
 use super::{check_len, grid_1d, Activation};
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch, KernelCall};
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
 
 fn call(entry: &'static str, constants: &[(&'static str, f64)], n: usize, f: [f32; 4]) -> KernelCall<'static> {
     KernelCall::new(Shader::Elementwise, entry, constants).params([n as u32, 0, 0, 0], f)

@@ -1,66 +1,9 @@
 use super::check_len;
 use crate::error::{Error, Result};
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch, KernelCall};
+use crate::ir::LossKind;
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
-
-/// A task's loss on its logits. Every loss is a mean over the rows whose label is present.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    /// (y − t)², one output.
-    Mse,
-    /// |y − t|, one output.
-    L1,
-    /// ½d² if |d| ≤ δ else δ(|d| − ½δ), d = y − t, one output (PyTorch's HuberLoss).
-    Huber {
-        /// δ (1 by default).
-        delta: f32,
-    },
-    /// Binary cross-entropy on a logit x with label t ∈ {0, 1}: softplus(x) − x·t.
-    Bce,
-    /// Softmax cross-entropy over `classes` logits; the label is the class index.
-    CrossEntropy {
-        /// Number of classes.
-        classes: usize,
-    },
-}
-
-impl LossKind {
-    /// Logits per row.
-    pub fn outputs(self) -> usize {
-        match self {
-            LossKind::CrossEntropy { classes } => classes,
-            _ => 1,
-        }
-    }
-    fn code(self) -> u32 {
-        match self {
-            LossKind::Mse => 0,
-            LossKind::L1 => 1,
-            LossKind::Huber { .. } => 2,
-            LossKind::Bce => 3,
-            LossKind::CrossEntropy { .. } => 4,
-        }
-    }
-    fn delta(self) -> f32 {
-        match self {
-            LossKind::Huber { delta } => delta,
-            _ => 0.0,
-        }
-    }
-    pub(crate) fn check(self) -> Result<()> {
-        match self {
-            LossKind::Huber { delta } if !(delta.is_finite() && delta > 0.0) => {
-                Err(Error::invalid("huber delta", format!("{delta} (must be > 0)")))
-            }
-            LossKind::CrossEntropy { classes } if classes < 2 => {
-                Err(Error::invalid("classes", format!("{classes} (cross-entropy needs at least 2)")))
-            }
-            _ => Ok(()),
-        }
-    }
-}
 
 /// The fused loss of task `task`: `losses[task] = mean over present rows of loss(logits, labels)`
 /// and `grad = weights[task] · ∂ losses[task] / ∂ logits` (zero on rows without a label).

@@ -1,50 +1,8 @@
-use super::Activation;
 use crate::error::{Error, Result};
-use crate::gpu::{Context, DeviceKind, Dispatch, KernelCall};
+use crate::gpu::Tensor;
+use crate::gpu::{Context, Dispatch, KernelCall, MatmulVariant};
+use crate::ir::{Activation, MatmulShape};
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
-
-/// Which form of the matmul kernel runs. Both give the same results (up to rounding order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulVariant {
-    /// Barrier-free register blocking (entry `matmul`): 8×8 outputs per invocation, workgroups
-    /// of `wg_x × wg_y` invocations. Fast on llvmpipe, whose barriers are costly.
-    Registers {
-        /// Invocations along N.
-        wg_x: u32,
-        /// Invocations along M.
-        wg_y: u32,
-    },
-    /// Workgroup-memory tiles (entry `matmul_tiled`) of (4·wg_y)×16 and 16×(4·wg_x); each
-    /// invocation keeps 4×4 outputs in registers. What real GPUs want. `wg_x, wg_y ≤ 16`.
-    Tiled {
-        /// Invocations along N.
-        wg_x: u32,
-        /// Invocations along M.
-        wg_y: u32,
-    },
-}
-
-impl MatmulVariant {
-    /// The default for an adapter: register blocking on CPU adapters, tiles elsewhere.
-    pub fn default_for(kind: DeviceKind) -> Self {
-        match kind {
-            DeviceKind::Cpu => MatmulVariant::Registers { wg_x: 8, wg_y: 8 },
-            _ => MatmulVariant::Tiled { wg_x: 16, wg_y: 16 },
-        }
-    }
-
-    fn check(self) -> Result<()> {
-        let (x, y, tiled) = match self {
-            MatmulVariant::Registers { wg_x, wg_y } => (wg_x, wg_y, false),
-            MatmulVariant::Tiled { wg_x, wg_y } => (wg_x, wg_y, true),
-        };
-        if x == 0 || y == 0 || x * y > 1024 || (tiled && (x > 16 || y > 16)) {
-            return Err(Error::invalid("matmul variant", format!("{self:?}: workgroup size out of range")));
-        }
-        Ok(())
-    }
-}
 
 /// What a matmul computes: `C (+)= act(op(A)·op(B) + bias)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,29 +41,6 @@ impl Default for MatmulSpec {
             tiles: None,
             textures: None,
         }
-    }
-}
-
-/// M, N, K of a product.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatmulShape {
-    /// Rows of C.
-    pub m: usize,
-    /// Columns of C.
-    pub n: usize,
-    /// The contracted dimension.
-    pub k: usize,
-}
-
-impl MatmulShape {
-    /// Infers M, N, K from A's and B's shapes and the transposes.
-    pub fn infer(a: (usize, usize), b: (usize, usize), trans_a: bool, trans_b: bool) -> Result<Self> {
-        let (m, k) = if trans_a { (a.1, a.0) } else { a };
-        let (kb, n) = if trans_b { (b.1, b.0) } else { b };
-        if k != kb {
-            return Err(Error::shape("matmul", format!("op(A) is {m}x{k} but op(B) is {kb}x{n}")));
-        }
-        Ok(MatmulShape { m, n, k })
     }
 }
 

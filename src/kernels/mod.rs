@@ -3,7 +3,6 @@
 //! into a plan and replayed. A wrapper has the name of its WGSL entry point and of its CPU
 //! reference in [`crate::cpu`].
 
-mod activation;
 mod elementwise;
 mod loss;
 mod matmul;
@@ -11,14 +10,13 @@ mod optim;
 mod reduce;
 mod weighting;
 
-pub use activation::Activation;
+// The op vocabulary lives in the IR; re-exported here for callers of the kernels.
+pub use crate::gpu::MatmulVariant;
+pub use crate::ir::{Activation, LossKind, MatmulShape};
 pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, scale, transpose};
-pub use loss::{task_loss, LossKind};
+pub use loss::task_loss;
 pub(crate) use matmul::matmul_with;
-pub use matmul::{
-    matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulShape, MatmulSpec, MatmulVariant,
-    MIN_WORKGROUPS,
-};
+pub use matmul::{matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulSpec, MIN_WORKGROUPS};
 pub use optim::{adam, sgd, Clip};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};

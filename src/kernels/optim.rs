@@ -1,8 +1,8 @@
 use super::{check_len, grid_1d};
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch, KernelCall};
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
 
 /// Gradient clipping for the optimizer kernels: the squared gradient norm (one value, from
 /// [`super::sq_norm`]) and the largest norm allowed.

@@ -1,8 +1,8 @@
 use super::check_len;
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch, KernelCall};
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
 
 fn acc(accumulate: bool) -> [(&'static str, f64); 1] {
     [("ACCUMULATE", f64::from(u8::from(accumulate)))]

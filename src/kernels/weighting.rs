@@ -1,8 +1,8 @@
 use super::{check_len, grid_1d};
 use crate::error::{Error, Result};
+use crate::gpu::Tensor;
 use crate::gpu::{Context, Dispatch, KernelCall};
 use crate::shaders::Shader;
-use crate::tensor::Tensor;
 
 fn rows_check(op: &'static str, g: &Tensor, t: usize, p: usize, stride: usize) -> Result<()> {
     if t == 0 || p > stride || g.len() < (t - 1) * stride + p {

@@ -1,7 +1,7 @@
 //! A task: what it predicts (kind), from which column, with which loss.
 
 use crate::error::{Error, Result};
-use crate::kernels::LossKind;
+use crate::ir::LossKind;
 
 /// What a task predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

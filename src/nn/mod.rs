@@ -5,9 +5,9 @@ pub mod model;
 
 pub use model::{ModelSpec, MultiTaskModel, TaskSpec};
 
-use crate::autograd::{Graph, Init, NodeId};
 use crate::error::Result;
-use crate::kernels::Activation;
+use crate::ir::Activation;
+use crate::ir::{Graph, Init, NodeId};
 
 /// A fully connected layer: weight `[out, in]` and bias `[out]`, exactly as PyTorch's nn.Linear,
 /// initialised as PyTorch does: U(−1/√in, 1/√in) for both (kaiming_uniform with a = √5).

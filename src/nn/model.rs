@@ -4,9 +4,9 @@
 //! 1 output, or `classes` logits).
 
 use super::Mlp;
-use crate::autograd::{Graph, NodeId};
 use crate::error::{Error, Result};
-use crate::kernels::{Activation, LossKind};
+use crate::ir::{Activation, LossKind};
+use crate::ir::{Graph, NodeId};
 
 /// One task: a name and its loss (which fixes the number of outputs).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

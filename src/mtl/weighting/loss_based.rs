@@ -1,7 +1,7 @@
 //! Weightings computed from losses alone. UW, GLS and FAMO run on the GPU inside the step
 //! (weighting.wgsl); the functions here are their CPU references. DWA and RLW run here.
 
-use crate::cpu::Rng;
+use crate::rng::Rng;
 
 /// DWA (Liu, Johns, Davison, CVPR 2019): λ_t = T·softmax(r/τ)_t with r_t = L̄_t(k−1)/L̄_t(k−2)
 /// from epoch-average losses; 1 for the first two epochs (fewer than two epochs of history).

@@ -15,6 +15,7 @@ mod loss_based;
 mod mgda;
 mod nash_mtl;
 mod pcgrad;
+pub mod registry;
 mod upgrad;
 
 pub use aligned_mtl::aligned_mtl;
@@ -25,10 +26,11 @@ pub use loss_based::{dwa, gls, graddrop, rlw, uw, GradNormState};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
 pub use nash_mtl::{nash_alpha, nash_mtl};
 pub use pcgrad::pcgrad;
+pub use registry::Runs;
 pub use upgrad::{project_weights, upgrad};
 
-use crate::cpu::Rng;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// Where gradient methods take the per-task gradients (LibMTL's `rep_grad`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -102,91 +104,32 @@ pub enum Method {
     UpGrad,
 }
 
-/// Every method name the config accepts.
-pub const NAMES: &[&str] = &[
-    "ew",
-    "static",
-    "uw",
-    "dwa",
-    "rlw",
-    "gls",
-    "famo",
-    "gradnorm",
-    "pcgrad",
-    "graddrop",
-    "mgda",
-    "cagrad",
-    "imtl",
-    "nash_mtl",
-    "aligned_mtl",
-    "upgrad",
-];
-
 impl Method {
-    /// A method by name with LibMTL's defaults.
+    /// A method by name with LibMTL's defaults (from the [`registry`]).
     pub fn by_name(name: &str) -> Result<Method> {
-        Ok(match name {
-            "ew" => Method::Ew,
-            "static" => Method::Static,
-            "uw" => Method::Uw,
-            "dwa" => Method::Dwa { temperature: 2.0 },
-            "rlw" => Method::Rlw,
-            "gls" => Method::Gls,
-            "famo" => Method::Famo { lr: 0.025, weight_decay: 0.001 },
-            "gradnorm" => Method::GradNorm { alpha: 1.5 },
-            "pcgrad" => Method::PcGrad,
-            "graddrop" => Method::GradDrop,
-            "mgda" => Method::Mgda { norm: MgdaNorm::None },
-            "cagrad" => Method::CaGrad { c: 0.5, rescale: 1 },
-            "imtl" => Method::Imtl,
-            "nash_mtl" => Method::NashMtl { iters: 20, max_norm: 1.0 },
-            "aligned_mtl" => Method::AlignedMtl,
-            "upgrad" => Method::UpGrad,
-            other => {
-                return Err(Error::invalid(
-                    "weighting.method",
-                    format!("{other:?} (expected one of {})", NAMES.join(", ")),
-                ))
-            }
+        registry::by_name(name).map(|e| e.default).ok_or_else(|| {
+            Error::invalid("weighting.method", format!("{name:?} (expected one of {})", registry::names().join(", ")))
         })
+    }
+
+    /// The method's registry entry.
+    pub fn entry(&self) -> &'static registry::Entry {
+        registry::of(self)
     }
 
     /// The config name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Method::Ew => "ew",
-            Method::Static => "static",
-            Method::Uw => "uw",
-            Method::Dwa { .. } => "dwa",
-            Method::Rlw => "rlw",
-            Method::Gls => "gls",
-            Method::Famo { .. } => "famo",
-            Method::GradNorm { .. } => "gradnorm",
-            Method::PcGrad => "pcgrad",
-            Method::GradDrop => "graddrop",
-            Method::Mgda { .. } => "mgda",
-            Method::CaGrad { .. } => "cagrad",
-            Method::Imtl => "imtl",
-            Method::NashMtl { .. } => "nash_mtl",
-            Method::AlignedMtl => "aligned_mtl",
-            Method::UpGrad => "upgrad",
-        }
+        self.entry().name
     }
 
-    /// Whether the method combines per-task gradients (needs the Gram matrix each step).
+    /// Where the method runs.
+    pub fn runs(&self) -> Runs {
+        self.entry().runs
+    }
+
+    /// Whether the method combines per-task gradients (needs them every step).
     pub fn uses_gradients(&self) -> bool {
-        matches!(
-            self,
-            Method::GradNorm { .. }
-                | Method::PcGrad
-                | Method::GradDrop
-                | Method::Mgda { .. }
-                | Method::CaGrad { .. }
-                | Method::Imtl
-                | Method::NashMtl { .. }
-                | Method::AlignedMtl
-                | Method::UpGrad
-        )
+        self.runs().uses_gradients()
     }
 }
 
@@ -277,10 +220,5 @@ impl Weighter {
     /// A seed for this step's GradDrop draws.
     pub fn next_seed(&mut self) -> u32 {
         (self.rng.next_u64() >> 32) as u32
-    }
-
-    /// GradNorm's current weights (for the log), when the method is GradNorm.
-    pub fn gradnorm_weights(&self) -> Option<&[f64]> {
-        matches!(self.method, Method::GradNorm { .. }).then_some(&self.gradnorm.w[..])
     }
 }

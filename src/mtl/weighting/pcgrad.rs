@@ -3,7 +3,7 @@
 //! sum. Works on the Gram matrix: each projected gradient is a combination of the g_t.
 
 use super::gram::Gram;
-use crate::cpu::Rng;
+use crate::rng::Rng;
 
 /// Coefficients c with d = Σ_t c_t g_t, and the rows C (C`[i]` = g_i^PC in the basis of g).
 pub fn pcgrad(m: &Gram, rng: &mut Rng) -> (Vec<f64>, Vec<Vec<f64>>) {
@@ -13,7 +13,7 @@ pub fn pcgrad(m: &Gram, rng: &mut Rng) -> (Vec<f64>, Vec<Vec<f64>>) {
         let mut ci = vec![0.0; t];
         ci[i] = 1.0;
         let mut order: Vec<usize> = (0..t).filter(|&j| j != i).collect();
-        crate::data::split::shuffle(&mut order, rng);
+        crate::rng::shuffle(&mut order, rng);
         for j in order {
             let dot: f64 = (0..t).map(|s| ci[s] * m.at(s, j)).sum();
             let nj = m.at(j, j);

@@ -1,10 +1,11 @@
-//! The tape: nodes over tensors, in creation order (which is a topological order). A graph is
-//! built once for a fixed batch size, then run by the CPU reference ([`super::cpu`]) or
-//! compiled into replayable GPU dispatches ([`super::gpu`]).
+//! The graph: nodes over tensors, in creation order (which is a topological order). A graph is
+//! built once for a fixed batch size, then run by the CPU reference
+//! ([`crate::autograd::cpu`]) or compiled into replayable GPU dispatches
+//! ([`crate::autograd::GpuGraph`]).
 
-use crate::cpu::Rng;
+use super::ops::{Activation, LossKind};
 use crate::error::{Error, Result};
-use crate::kernels::{Activation, LossKind};
+use crate::rng::Rng;
 
 /// Index of a node in its graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

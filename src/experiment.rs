@@ -100,9 +100,8 @@ pub struct Outcome {
     pub spec: ModelSpec,
 }
 
-/// Trains the config's model (from `init` when given), optionally with baselines.
 /// The trainer a config describes (model, tasks, settings, weighting), from `init` or the seed.
-pub fn config_trainer(
+fn config_trainer(
     ctx: &Arc<Context>,
     cfg: &Config,
     prepared: &Prepared,
@@ -133,6 +132,73 @@ pub struct RunOptions {
     pub baselines: bool,
 }
 
+impl RunOptions {
+    /// How the run starts (`--resume` wins over `--init`; [`run`] refuses both at once).
+    pub fn start(&self) -> Start<'_> {
+        match (self.init.as_deref(), self.resume.as_deref()) {
+            (_, Some(path)) => Start::Resume(path),
+            (Some(path), None) => Start::Init(path),
+            (None, None) => Start::Fresh,
+        }
+    }
+}
+
+/// How a trainer starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    /// Parameters from the seed.
+    Fresh,
+    /// Parameters by name from a checkpoint (`--init`): heads of tasks it lacks start fresh,
+    /// and its optimizer state is taken where it is complete for this optimizer.
+    Init(&'a std::path::Path),
+    /// The whole state of a run saved by `--checkpoint-every` (`--resume`): training
+    /// continues exactly.
+    Resume(&'a std::path::Path),
+}
+
+/// The one way to build a config's trainer, for every start: the model, tasks, settings and
+/// weighting always come from the config; the start only says where parameters and state
+/// come from. `on_note` hears what `--init` did not take from the checkpoint.
+pub fn build_trainer(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    start: Start<'_>,
+    on_note: &mut dyn FnMut(&str),
+) -> Result<Trainer> {
+    match start {
+        Start::Fresh => config_trainer(ctx, cfg, prepared, None),
+        Start::Resume(path) => resume_trainer(ctx, cfg, prepared, path),
+        Start::Init(path) => {
+            let ck = crate::checkpoint::Checkpoint::load(path)?;
+            let info = checkpoint_info(&ck, path)?;
+            if info.features != prepared.splits.train.feature_names {
+                return Err(Error::file(
+                    path.display(),
+                    format!(
+                        "trained on features {:?}, the config gives {:?}",
+                        info.features, prepared.splits.train.feature_names
+                    ),
+                ));
+            }
+            let spec = model_spec(cfg, prepared.splits.train.width());
+            let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
+            let fresh_params = fresh.graph.init_params(cfg.train.seed)?;
+            let (params, optim, step, notes) =
+                init_from_checkpoint(&ck, path, &fresh.graph, &cfg.tasks, &fresh_params, &cfg.train.optimizer)?;
+            for n in &notes {
+                on_note(n);
+            }
+            // The weighting's own parameters (uw's log-variances) start at their defaults.
+            let mut tr = config_trainer(ctx, cfg, prepared, Some(params))?;
+            if let Some(state) = optim {
+                tr.graph_mut().write_optim_state(&state, step)?;
+            }
+            Ok(tr)
+        }
+    }
+}
+
 /// Trains the config's model as `opts` say.
 pub fn run(
     ctx: &Arc<Context>,
@@ -147,42 +213,7 @@ pub fn run(
     if opts.init.is_some() && opts.resume.is_some() {
         return Err(Error::invalid("--resume", "give --init or --resume, not both"));
     }
-    let mut tr = match (opts.init.as_deref(), opts.resume.as_deref()) {
-        (None, Some(path)) => resume_trainer(ctx, cfg, prepared, path)?,
-        (None, None) => config_trainer(ctx, cfg, prepared, None)?,
-        (Some(path), _) => {
-            let ck = crate::checkpoint::Checkpoint::load(path)?;
-            let info = checkpoint_info(&ck, path)?;
-            if info.features != prepared.splits.train.feature_names {
-                return Err(Error::file(
-                    path.display(),
-                    format!(
-                        "trained on features {:?}, the config gives {:?}",
-                        info.features, prepared.splits.train.feature_names
-                    ),
-                ));
-            }
-            let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
-            let fresh_params = fresh.graph.init_params(cfg.train.seed)?;
-            let (params, optim, step, notes) =
-                init_from_checkpoint(&ck, path, &fresh.graph, &cfg.tasks, &fresh_params, &cfg.train.optimizer)?;
-            for n in &notes {
-                on_note(n);
-            }
-            let mut tr = Trainer::new(
-                ctx.clone(),
-                &spec,
-                &cfg.tasks,
-                cfg.train.clone(),
-                prepared.scaling.clone(),
-                Some(params),
-            )?;
-            if let Some(state) = optim {
-                tr.graph_mut().write_optim_state(&state, step)?;
-            }
-            tr
-        }
-    };
+    let mut tr = build_trainer(ctx, cfg, prepared, opts.start(), on_note)?;
     let report = match &opts.checkpoint {
         None => tr.fit(&prepared.splits, on_eval)?,
         Some((path, every)) => tr.fit_with_checkpoints(&prepared.splits, on_eval, *every, &mut |t| {
@@ -422,12 +453,7 @@ pub fn snapshot_checkpoint(cfg: &Config, prepared: &Prepared, tr: &Trainer) -> R
 
 /// A trainer for the config, restored from a checkpoint written by [`snapshot_checkpoint`]:
 /// training continues exactly where it stopped.
-pub fn resume_trainer(
-    ctx: &Arc<Context>,
-    cfg: &Config,
-    prepared: &Prepared,
-    path: &std::path::Path,
-) -> Result<Trainer> {
+fn resume_trainer(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared, path: &std::path::Path) -> Result<Trainer> {
     let ck = crate::checkpoint::Checkpoint::load(path)?;
     let info = checkpoint_info(&ck, path)?;
     let spec = model_spec(cfg, prepared.splits.train.width());

@@ -110,3 +110,54 @@ fn a_cooling_head_on_a_heating_trunk_comes_close_to_the_joint_model() {
     assert!(transfer < 2.0 * joint, "transfer {transfer} vs joint {joint}");
     assert!(transfer < 3.0, "transfer {transfer}");
 }
+
+/// `--init` once built its trainer with equal weighting whatever `[weighting]` said; every
+/// start now goes through one builder that reads the config's weighting.
+#[test]
+fn a_run_started_with_init_uses_the_configs_weighting_method() {
+    use hydra::config::Config;
+    use hydra::experiment::{self, RunOptions};
+    let dir = tmpdir("init-weighting");
+    let mut rng = hydra::cpu::Rng::new(5);
+    let mut csv = String::from("x0,x1,x2,x3,a,b\n");
+    for _ in 0..200 {
+        let x: Vec<f64> = (0..4).map(|_| rng.range(-1.0, 1.0)).collect();
+        // Two tasks that pull the shared layer apart: their gradients conflict.
+        csv += &format!("{},{},{},{},{},{}\n", x[0], x[1], x[2], x[3], x[0] + x[1] * x[2], -x[0] + 0.3 * x[3]);
+    }
+    std::fs::write(dir.join("d.csv"), csv).unwrap();
+    std::fs::write(dir.join("ab.toml"), config(&["a", "b"], "")).unwrap();
+    let out = hydra(&["train", "--config", "ab.toml", "--save", "ab.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    for method in ["uw", "pcgrad"] {
+        let text = config(&["a", "b"], "") + &format!("[weighting]\nmethod = \"{method}\"\n");
+        let cfg = Config::parse("init.toml", &text, dir.clone()).unwrap();
+        let prepared = experiment::prepare(&cfg).unwrap();
+        // A context of its own, so that its submit counter sees this run alone.
+        let ctx = hydra::Context::new().expect("GPU tests need an adapter");
+        let opts = RunOptions { init: Some(dir.join("ab.safetensors")), ..Default::default() };
+        let before = ctx.counters().submits;
+        let (outcome, tr) = experiment::run(&ctx, &cfg, &prepared, &opts, &mut |_| {}, &mut |_| {}).unwrap();
+        let submits = ctx.counters().submits - before;
+        assert_eq!(tr.weighter().method.name(), method, "the trainer runs the config's method");
+        let steps = outcome.report.steps;
+        assert!(steps > 0);
+        match method {
+            "uw" => {
+                // The log-variances are learned (they start at 0) and saved with the model.
+                let ck = experiment::snapshot_checkpoint(&cfg, &prepared, &tr).unwrap();
+                let (shape, s) = &ck.tensors["weighting.log_var"];
+                assert_eq!(shape, &vec![2]);
+                assert!(s.iter().all(|v| *v != 0.0), "log-variances did not move: {s:?}");
+                let w = &outcome.report.history.last().unwrap().weights;
+                assert!(w.iter().any(|v| (v - 1.0).abs() > 1e-4), "uw's weights are logged: {w:?}");
+            }
+            _ => {
+                // A gradient method reads the Gram matrix back: two submits a step, where
+                // equal weighting takes one.
+                assert!(submits >= 2 * steps, "{submits} submits for {steps} steps");
+            }
+        }
+    }
+}

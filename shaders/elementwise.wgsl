@@ -4,6 +4,7 @@
 //   scale          x = alpha * x
 //   axpy           y = y + alpha * x
 //   add            z = x + y
+//   mul            z (+)= x * y            (an elementwise product, or its gradient)
 //   act_forward    y = act(x)
 //   act_backward   z (+)= x * act'(y)      x = upstream gradient, y = saved input or output
 //   transpose      y = xᵀ                  x is [R, C] (p.u.y = R, p.u.z = C), y is [C, R]
@@ -54,6 +55,16 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if i < p.u.x { z[i] = x[i] + y[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i < p.u.x {
+        var r = x[i] * y[i];
+        if ACCUMULATE { r += z[i]; }
+        z[i] = r;
+    }
 }
 
 @compute @workgroup_size(WG)

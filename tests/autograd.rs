@@ -96,6 +96,58 @@ fn every_op_passes_finite_difference_gradient_checks() {
     fd_check(&g, &inputs, 5, "act + add + reuse");
 }
 
+/// A gate times a value, and a value times itself: the elementwise product's rule, with a
+/// product feeding another product and an operand used twice (`g ⊙ g`).
+fn gated(b: usize, f: usize, seed: u64) -> (Graph, Vec<Vec<f32>>) {
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, f]);
+    let wg = g.param("gate.weight", &[f, f], Init::Uniform(0.8));
+    let bg = g.param("gate.bias", &[f], Init::Uniform(0.3));
+    let wv = g.param("value.weight", &[f, f], Init::Uniform(0.8));
+    let gate = g.linear(x, wg, Some(bg), Activation::Sigmoid).unwrap();
+    let value = g.linear(x, wv, None, Activation::Tanh).unwrap();
+    let mixed = g.mul(gate, value).unwrap();
+    let sq = g.mul(gate, gate).unwrap();
+    let both = g.add(mixed, sq).unwrap();
+    let wo = g.param("out.weight", &[1, f], Init::Uniform(0.8));
+    let out = g.linear(both, wo, None, Activation::Identity).unwrap();
+    let y = g.input("y", &[b]);
+    let m = g.input("m", &[b]);
+    g.loss(out, y, m, LossKind::Mse, 0).unwrap();
+    let mut rng = Rng::new(seed);
+    let inputs = vec![rng.vec_f32(b * f, -1.0, 1.0), rng.vec_f32(b, -1.0, 1.0), vec![1.0; b]];
+    (g, inputs)
+}
+
+#[test]
+fn the_elementwise_product_passes_finite_difference_gradient_checks() {
+    let (g, inputs) = gated(4, 3, 13);
+    fd_check(&g, &inputs, 14, "gate ⊙ value + gate ⊙ gate");
+}
+
+#[test]
+fn the_elementwise_product_on_the_gpu_equals_the_cpu_on_awkward_shapes() {
+    for (b, f) in [(1, 3), (17, 5), (65, 17), (257, 63)] {
+        let (g, inputs) = gated(b, f, 15);
+        let init = g.init_params(16).unwrap();
+        let mut gg = GpuGraph::new(ctx(), g.clone(), &init, None).unwrap();
+        let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+        gg.feed(&refs).unwrap();
+        gg.forward_backward().unwrap();
+        let got = gg.read_grads().unwrap();
+        let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+        let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
+        let run = gcpu::run(&g, &p64, &i64, &[1.0], true).unwrap();
+        let loss = gg.losses().unwrap();
+        assert_close(&format!("b {b} f {f} loss"), &loss, &run.losses, &[1e-4 * (1.0 + run.losses[0].abs())]);
+        for (pi, want) in run.param_grads(&g).iter().enumerate() {
+            let scale = want.iter().fold(0f64, |a, v| a.max(v.abs()));
+            let tol = vec![1e-6 + 1e-4 * scale; want.len()];
+            assert_close(&format!("b {b} f {f} grad {}", g.params[pi].name), &got[pi], want, &tol);
+        }
+    }
+}
+
 #[test]
 fn three_layer_mlp_passes_finite_difference_gradient_check() {
     let n = net(

@@ -94,6 +94,25 @@ fn activation_derivatives_match_finite_differences_in_f64() {
 }
 
 #[test]
+fn mul_matches_cpu_as_a_product_and_accumulating_its_gradient() {
+    let ctx = ctx();
+    for &n in SIZES {
+        let mut rng = Rng::new(11 * n as u64);
+        let (x, y, z0) = (rng.vec_f32(n, -2.0, 2.0), rng.vec_f32(n, -2.0, 2.0), rng.vec_f32(n, -2.0, 2.0));
+        let (gx, gy) = (ctx.upload(&x, &[n]).unwrap(), ctx.upload(&y, &[n]).unwrap());
+        for accumulate in [false, true] {
+            let gz = ctx.upload(&z0, &[n]).unwrap();
+            ctx.run(&[&kernels::mul(&ctx, &gx, &gy, &gz, accumulate).unwrap()]).unwrap();
+            let mut want = to64(&z0);
+            cpu::mul(&to64(&x), &to64(&y), &mut want, accumulate);
+            // One product (and one sum) in f32 against f64: within an f32 rounding or two.
+            let tol: Vec<f64> = want.iter().map(|w| 4e-7 * (1.0 + w.abs())).collect();
+            assert_close(&format!("mul n={n} accumulate={accumulate}"), &ctx.read(&gz).unwrap(), &want, &tol);
+        }
+    }
+}
+
+#[test]
 fn fill_scale_axpy_add_match_cpu() {
     let ctx = ctx();
     for &n in SIZES {

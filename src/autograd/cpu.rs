@@ -1,7 +1,9 @@
 //! The graph on the CPU, generic over f32 and f64: the reference the GPU plan is compared
-//! with and, in f64, the oracle of the finite-difference gradient checks. Each op's backward
-//! rule sits beside its forward rule.
+//! with and, in f64, the oracle of the finite-difference gradient checks. The forward pass is
+//! interpreted op by op; the backward pass interprets the steps of [`backward::derive`], the
+//! gradient rules the GPU compiler lowers too.
 
+use super::backward::{self, Expr, Step, Val};
 use crate::cpu::{self, Real};
 use crate::error::{Error, Result};
 use crate::ir::{Activation, MatmulShape};
@@ -89,6 +91,11 @@ pub fn run<T: Real>(
                 cpu::add(&values[a.0], &values[b.0], &mut y);
                 values[i] = y;
             }
+            Op::Mul { a, b } => {
+                let mut y = vec![T::of(0.0); len];
+                cpu::mul(&values[a.0], &values[b.0], &mut y, false);
+                values[i] = y;
+            }
             Op::Loss { logits, labels, mask, kind, task } => {
                 let mut grad = vec![T::of(0.0); values[logits.0].len()];
                 let l = cpu::task_loss(
@@ -113,78 +120,61 @@ pub fn run<T: Real>(
                 grads[i] = vec![T::of(0.0); values[i].len()];
             }
         }
-        for i in (0..n).rev() {
-            match g.nodes[i].op {
-                Op::Input | Op::Param(_) => {}
-                Op::Loss { logits, .. } => {
-                    if need[logits.0] {
-                        add_into(&mut grads[logits.0], &seeds[i]);
-                    }
+        // Gradients at Linear nodes' pre-activations, by node.
+        let mut pre_grads: Vec<Vec<T>> = vec![Vec::new(); n];
+        for step in backward::derive(g) {
+            match step {
+                Step::PreGrad { of, act } => {
+                    let mut dz = vec![T::of(0.0); grads[of.0].len()];
+                    cpu::act_backward(act, &grads[of.0], &pre[of.0], false, &mut dz, false);
+                    pre_grads[of.0] = dz;
                 }
-                Op::Linear { x, w, b, act } => {
-                    if !need[i] {
-                        continue;
-                    }
-                    let dy = grads[i].clone();
-                    let mut dz = vec![T::of(0.0); dy.len()];
-                    cpu::act_backward(act, &dy, &pre[i], false, &mut dz, false);
-                    let (m, k, out) = (g.shape(x)[0], g.shape(x)[1], g.nodes[i].shape[1]);
-                    if need[x.0] {
-                        // dx += dz·w : [m, out]·[out, k]
-                        let s = MatmulShape { m, n: k, k: out };
-                        cpu::matmul(
-                            &dz,
-                            &values[w.0],
-                            None,
-                            &mut grads[x.0],
-                            s,
-                            false,
-                            false,
-                            Activation::Identity,
-                            true,
-                        );
-                    }
-                    if need[w.0] {
-                        // dw += dzᵀ·x : [out, m]·[m, k]
-                        let s = MatmulShape { m: out, n: k, k: m };
-                        cpu::matmul(
-                            &dz,
-                            &values[x.0],
-                            None,
-                            &mut grads[w.0],
-                            s,
-                            true,
-                            false,
-                            Activation::Identity,
-                            true,
-                        );
-                    }
-                    if let Some(b) = b {
-                        if need[b.0] {
-                            cpu::col_sum(&dz, m, out, &mut grads[b.0], true);
+                Step::Add { dst, expr, .. } => {
+                    // A step never reads the gradient it adds to (it reads its own node's).
+                    let mut out = std::mem::take(&mut grads[dst.0]);
+                    let read = |v: Val| -> &[T] {
+                        match v {
+                            Val::Value(id) => &values[id.0],
+                            Val::Grad(id) => &grads[id.0],
+                            Val::PreGrad(id) if pre_grads[id.0].is_empty() => &grads[id.0],
+                            Val::PreGrad(id) => &pre_grads[id.0],
                         }
-                    }
-                }
-                Op::Act { x, act } => {
-                    if need[i] && need[x.0] {
-                        let dy = grads[i].clone();
-                        cpu::act_backward(act, &dy, &values[x.0], false, &mut grads[x.0], true);
-                    }
-                }
-                Op::Add { a, b } => {
-                    if need[i] {
-                        let dy = grads[i].clone();
-                        for o in [a, b] {
-                            if need[o.0] {
-                                add_into(&mut grads[o.0], &dy);
-                            }
-                        }
-                    }
+                    };
+                    contribute(g, expr, &read, &seeds, &mut out);
+                    grads[dst.0] = out;
                 }
             }
         }
     }
     Ok(CpuRun { values, pre, grads, losses })
+}
+
+/// Adds one backward contribution to `out` (a gradient, accumulated in place).
+fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T], seeds: &[Vec<T>], out: &mut [T]) {
+    let rows_cols = |v: Val| -> (usize, usize) {
+        let id = match v {
+            Val::Value(id) | Val::Grad(id) | Val::PreGrad(id) => id,
+        };
+        let s = g.shape(id);
+        (s[0], s.get(1).copied().unwrap_or(1))
+    };
+    match expr {
+        Expr::Matmul { a, b, trans_a } => {
+            let ((ar, ac), (br, bc)) = (rows_cols(a), rows_cols(b));
+            let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+            debug_assert_eq!(k, br);
+            let s = MatmulShape { m, n: bc, k };
+            cpu::matmul(read(a), read(b), None, out, s, trans_a, false, Activation::Identity, true);
+        }
+        Expr::ColSum(v) => {
+            let (rows, cols) = rows_cols(v);
+            cpu::col_sum(read(v), rows, cols, out, true);
+        }
+        Expr::ActGrad { act, dy, x } => cpu::act_backward(act, read(dy), read(x), false, out, true),
+        Expr::Copy(v) => add_into(out, read(v)),
+        Expr::Mul(x, y) => cpu::mul(read(x), read(y), out, true),
+        Expr::LossGrad { loss } => add_into(out, &seeds[loss.0]),
+    }
 }
 
 /// The node ids of a run's inputs, for callers that build input vectors by name.

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::backward::{self, Expr, Step, Val};
 use crate::error::{Error, Result};
 use crate::gpu::MatmulVariant;
 use crate::gpu::Tensor;
@@ -547,6 +548,7 @@ impl GpuGraph {
                 }
                 Op::Act { x, act } => forward.push(kernels::act_forward(&ctx, act, v(x)?, v(id)?)?),
                 Op::Add { a, b } => forward.push(kernels::add(&ctx, v(a)?, v(b)?, v(id)?)?),
+                Op::Mul { a, b } => forward.push(kernels::mul(&ctx, v(a)?, v(b)?, v(id)?, false)?),
                 Op::Loss { logits, labels, mask, kind, task } => {
                     // The fused kernel also writes the (weighted) gradient of the logits; when
                     // nothing upstream learns, it goes to a scratch buffer. Weightings computed
@@ -625,12 +627,16 @@ impl GpuGraph {
         let to_slot = |o: NodeId, i: usize| matches!((z_node, task_of[i]), (Some(z), Some(_)) if o.0 == z && i > z);
         let mut act_applied = vec![false; n];
 
-        // Backward, in reverse; the first contribution to a gradient overwrites, later ones add.
-        // A head's contribution to z goes to its task's slot instead.
+        // Backward: the steps of the gradient rules (backward::derive), lowered in order. The
+        // first contribution to a gradient overwrites, later ones add. A head's contribution to
+        // z goes to its task's slot instead.
         let mut written = vec![false; n];
         let mut written_gz = vec![false; t_count];
         let mut backward = Vec::new();
         let mut head_end = None;
+        let mut group_done = vec![false; groups.len()];
+        // Gradients at Linear nodes' pre-activations, where they have their own buffer.
+        let mut pre_grads: Vec<Option<Tensor>> = vec![None; n];
         // Where node i's gradient with respect to its operand o goes, and whether to add.
         let dest = |o: NodeId, i: usize, written: &[bool], written_gz: &[bool]| -> Result<(Tensor, bool)> {
             match (z_node, task_of[i]) {
@@ -642,31 +648,34 @@ impl GpuGraph {
             (Some(z), Some(t)) if o.0 == z && i > z => written_gz[t] = true,
             _ => written[o.0] = true,
         };
-        for i in (0..n).rev() {
-            if Some(i) == z_node {
+        let steps = if forward_only { Vec::new() } else { backward::derive(&graph) };
+        for step in steps {
+            let i = match step {
+                Step::PreGrad { of, .. } => of.0,
+                Step::Add { from, .. } => from.0,
+            };
+            if z_node.is_some_and(|z| i <= z) && head_end.is_none() {
                 // Everything after z is done: the heads. The combine dispatches write z's gradient.
                 head_end = Some(backward.len());
-                written[i] = true;
+                written[z_node.unwrap_or(i)] = true;
             }
-            let id = NodeId(i);
-            match graph.nodes[i].op {
-                Op::Input | Op::Param(_) => {}
-                Op::Loss { logits, .. } => {
-                    if need[logits.0] {
-                        if written[logits.0] {
-                            return Err(Error::invalid("graph", "logits that feed a loss must feed nothing else"));
-                        }
-                        written[logits.0] = true;
-                    }
+            let read = |val: Val, pre_grads: &[Option<Tensor>]| -> Result<Tensor> {
+                match val {
+                    Val::Value(id) => Ok(v(id)?.clone()),
+                    Val::Grad(id) => Ok(gr(id)?.clone()),
+                    Val::PreGrad(id) => match &pre_grads[id.0] {
+                        Some(t) => Ok(t.clone()),
+                        None => Ok(gr(id)?.clone()),
+                    },
                 }
-                Op::Linear { x, .. } if member_of.contains_key(&i) => {
-                    // The whole group at its last member: every member's gradient is its
-                    // loss's, written in the forward pass.
-                    let (gi, j) = member_of[&i];
-                    let g = &groups[gi];
-                    if j + 1 != g.members.len() || !g.members.iter().all(|&m| need[m]) {
-                        continue;
-                    }
+            };
+            if let Some(&(gi, j)) = member_of.get(&i) {
+                // The whole group at its last member (the first reached going backward): every
+                // member's gradient is its loss's, written in the forward pass.
+                let g = &groups[gi];
+                if j + 1 == g.members.len() && !group_done[gi] && g.members.iter().all(|&m| need[m]) {
+                    group_done[gi] = true;
+                    let x = g.x;
                     let rows = graph.shape(x)[0];
                     let dy_all = ctx.empty(&[rows, g.width])?;
                     for (k, &m) in g.members.iter().enumerate() {
@@ -687,19 +696,16 @@ impl GpuGraph {
                         }
                     }
                     if need[x.0] {
-                        let to_slots = g
-                            .members
-                            .iter()
-                            .any(|&m| matches!((z_node, task_of[m]), (Some(z), Some(_)) if x.0 == z && m > z));
-                        if to_slots {
+                        if g.members.iter().any(|&m| to_slot(x, m)) {
                             // Each task's gradient at the shared representation stays its own.
                             for &m in &g.members {
                                 let Op::Linear { w, .. } = graph.nodes[m].op else { unreachable!("a head is Linear") };
                                 let (dst, acc) = dest(x, m, &written, &written_gz)?;
                                 let spec = MatmulSpec { accumulate: acc, ..Default::default() };
+                                let dy = gr(NodeId(m))?;
                                 backward.push(matmul_upgradable(
                                     &ctx,
-                                    gr(NodeId(m))?,
+                                    dy,
                                     v(w)?,
                                     None,
                                     &dst,
@@ -714,12 +720,13 @@ impl GpuGraph {
                             let spec = MatmulSpec { accumulate: acc, ..Default::default() };
                             let grad = if acc { None } else { act_grad_of(x, &g.members) };
                             act_applied[x.0] = grad.is_some();
+                            let dx = gr(x)?;
                             backward.push(matmul_upgradable(
                                 &ctx,
                                 &dy_all,
                                 &w_all,
                                 None,
-                                gr(x)?,
+                                dx,
                                 &spec,
                                 grad,
                                 &mut upgrades,
@@ -728,66 +735,49 @@ impl GpuGraph {
                         }
                     }
                 }
-                Op::Linear { x, w, b, act } => {
-                    if !need[i] || !written[i] {
-                        continue; // no gradient reaches this node
-                    }
-                    let dy = gr(id)?;
-                    let dz_own;
-                    let dz = if act == Activation::Identity || act_applied[i] {
-                        dy
-                    } else {
-                        dz_own = ctx.empty(graph.shape(id))?;
-                        let (saved, from_output) = match &pre[i] {
+                continue;
+            }
+            match step {
+                Step::PreGrad { of, act } => {
+                    if !act_applied[of.0] {
+                        let dz = ctx.empty(graph.shape(of))?;
+                        let (saved, from_output) = match &pre[of.0] {
                             Some(z) => (z, false),
-                            None => (v(id)?, true),
+                            None => (v(of)?, true),
                         };
-                        backward.push(kernels::act_backward(&ctx, act, dy, saved, from_output, &dz_own, false)?);
-                        &dz_own
+                        backward.push(kernels::act_backward(&ctx, act, gr(of)?, saved, from_output, &dz, false)?);
+                        pre_grads[of.0] = Some(dz);
+                    }
+                }
+                Step::Add { dst, expr: Expr::LossGrad { .. }, .. } => {
+                    // The fused loss kernel wrote it in the forward pass.
+                    if written[dst.0] {
+                        return Err(Error::invalid("graph", "logits that feed a loss must feed nothing else"));
+                    }
+                    written[dst.0] = true;
+                }
+                Step::Add { from, dst, expr } => {
+                    let (out, acc) = dest(dst, i, &written, &written_gz)?;
+                    let d = match expr {
+                        Expr::Matmul { a, b, trans_a } => {
+                            let spec = MatmulSpec { trans_a, accumulate: acc, ..Default::default() };
+                            let grad = if acc || to_slot(dst, i) { None } else { act_grad_of(dst, &[i]) };
+                            act_applied[dst.0] = grad.is_some();
+                            let (a, b) = (read(a, &pre_grads)?, read(b, &pre_grads)?);
+                            matmul_upgradable(&ctx, &a, &b, None, &out, &spec, grad, &mut upgrades)?
+                        }
+                        Expr::ColSum(x) => kernels::col_sum(&ctx, &read(x, &pre_grads)?, &out, acc)?,
+                        Expr::ActGrad { act, dy, x } => {
+                            let (dy, x) = (read(dy, &pre_grads)?, read(x, &pre_grads)?);
+                            kernels::act_backward(&ctx, act, &dy, &x, false, &out, acc)?
+                        }
+                        Expr::Copy(x) if acc => kernels::axpy(&ctx, 1.0, &read(x, &pre_grads)?, &out)?,
+                        Expr::Copy(x) => kernels::act_forward(&ctx, Activation::Identity, &read(x, &pre_grads)?, &out)?,
+                        Expr::Mul(x, y) => kernels::mul(&ctx, &read(x, &pre_grads)?, &read(y, &pre_grads)?, &out, acc)?,
+                        Expr::LossGrad { .. } => unreachable!("matched above"),
                     };
-                    if need[x.0] {
-                        let (dst, acc) = dest(x, i, &written, &written_gz)?;
-                        let spec = MatmulSpec { accumulate: acc, ..Default::default() };
-                        let grad = if acc || to_slot(x, i) { None } else { act_grad_of(x, &[i]) };
-                        act_applied[x.0] = grad.is_some();
-                        backward.push(matmul_upgradable(&ctx, dz, v(w)?, None, &dst, &spec, grad, &mut upgrades)?);
-                        mark(x, i, &mut written, &mut written_gz);
-                    }
-                    if need[w.0] {
-                        // dW = dzᵀ·x, reading dz transposed in place.
-                        let spec = MatmulSpec { trans_a: true, accumulate: written[w.0], ..Default::default() };
-                        backward.push(matmul_upgradable(&ctx, dz, v(x)?, None, gr(w)?, &spec, None, &mut upgrades)?);
-                        written[w.0] = true;
-                    }
-                    if let Some(b) = b {
-                        if need[b.0] {
-                            backward.push(kernels::col_sum(&ctx, dz, gr(b)?, written[b.0])?);
-                            written[b.0] = true;
-                        }
-                    }
-                }
-                Op::Act { x, act } => {
-                    if need[i] && written[i] && need[x.0] {
-                        let (dst, acc) = dest(x, i, &written, &written_gz)?;
-                        backward.push(kernels::act_backward(&ctx, act, gr(id)?, v(x)?, false, &dst, acc)?);
-                        mark(x, i, &mut written, &mut written_gz);
-                    }
-                }
-                Op::Add { a, b } => {
-                    if !(need[i] && written[i]) {
-                        continue;
-                    }
-                    for o in [a, b] {
-                        if need[o.0] {
-                            let (dst, acc) = dest(o, i, &written, &written_gz)?;
-                            if acc {
-                                backward.push(kernels::axpy(&ctx, 1.0, gr(id)?, &dst)?);
-                            } else {
-                                backward.push(kernels::act_forward(&ctx, Activation::Identity, gr(id)?, &dst)?);
-                            }
-                            mark(o, i, &mut written, &mut written_gz);
-                        }
-                    }
+                    backward.push(d);
+                    mark(dst, from.0, &mut written, &mut written_gz);
                 }
             }
         }

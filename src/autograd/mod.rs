@@ -1,6 +1,8 @@
-//! A minimal autograd over the IR's [`Graph`]: run by the CPU reference ([`cpu::run`]) or
-//! compiled once for the GPU ([`GpuGraph`]) and replayed each step.
+//! Autograd over the IR's [`Graph`]: the gradient rules once ([`backward::derive`]), run by
+//! the CPU reference ([`cpu::run`]) or compiled once for the GPU ([`GpuGraph`]) and replayed
+//! each step.
 
+pub mod backward;
 pub mod cpu;
 pub mod gpu;
 

@@ -250,6 +250,14 @@ pub fn add<T: Real>(x: &[T], y: &[T], z: &mut [T]) {
     }
 }
 
+/// `z = x ⊙ y`, or `z += x ⊙ y` when `accumulate`.
+pub fn mul<T: Real>(x: &[T], y: &[T], z: &mut [T], accumulate: bool) {
+    for i in 0..z.len() {
+        let p = x[i] * y[i];
+        z[i] = if accumulate { z[i] + p } else { p };
+    }
+}
+
 /// `y = xᵀ` for x of shape [rows, cols].
 pub fn transpose<T: Real>(x: &[T], rows: usize, cols: usize, y: &mut [T]) {
     for r in 0..rows {

@@ -43,6 +43,13 @@ pub enum Op {
         /// Right.
         b: NodeId,
     },
+    /// `y = a ⊙ b`, the elementwise product (same shapes).
+    Mul {
+        /// Left.
+        a: NodeId,
+        /// Right.
+        b: NodeId,
+    },
     /// Task `task`'s mean loss over rows with a label (`[1]`); its gradient seeds the backward
     /// pass, scaled by the task's weight.
     Loss {
@@ -167,6 +174,15 @@ impl Graph {
         Ok(self.push(Op::Add { a, b }, sa, String::new()))
     }
 
+    /// `a ⊙ b`, elementwise.
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (sa, sb) = (self.get(a, "mul")?.shape.clone(), self.get(b, "mul")?.shape.clone());
+        if sa != sb {
+            return Err(Error::shape("mul", format!("{sa:?} ⊙ {sb:?}")));
+        }
+        Ok(self.push(Op::Mul { a, b }, sa, String::new()))
+    }
+
     /// Task `task`'s loss of `logits` against `labels` where `mask` is non-zero.
     pub fn loss(
         &mut self,
@@ -213,7 +229,7 @@ impl Graph {
             Op::Input | Op::Param(_) => vec![],
             Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
             Op::Act { x, .. } => vec![x],
-            Op::Add { a, b } => vec![a, b],
+            Op::Add { a, b } | Op::Mul { a, b } => vec![a, b],
             Op::Loss { logits, labels, mask, .. } => vec![logits, labels, mask],
         }
     }

@@ -40,6 +40,15 @@ pub fn add(ctx: &Context, x: &Tensor, y: &Tensor, z: &Tensor) -> Result<Dispatch
     launch(ctx, call("add", &[], n, [0.0; 4]).bind(x).bind(y).bind(z), n)
 }
 
+/// `z = x ⊙ y`, or `z += x ⊙ y` when `accumulate` (the gradient of a product).
+pub fn mul(ctx: &Context, x: &Tensor, y: &Tensor, z: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let n = x.len();
+    check_len("mul", "y", y, n)?;
+    check_len("mul", "z", z, n)?;
+    let c = [("ACCUMULATE", f64::from(u8::from(accumulate)))];
+    launch(ctx, call("mul", &c, n, [0.0; 4]).bind(x).bind(y).bind(z), n)
+}
+
 /// `y = act(x)`.
 pub fn act_forward(ctx: &Context, act: Activation, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     act.check()?;

@@ -1,0 +1,151 @@
+//! The gradient rules, written once: [`derive`] turns a forward [`Graph`] into the steps of
+//! its backward pass. The CPU reference ([`super::cpu`]) interprets these steps in f32 or
+//! f64, so the finite-difference checks check the rules themselves; the GPU compiler
+//! ([`super::gpu`]) lowers the same steps to kernel dispatches (fusing some of them), so the
+//! CPU-vs-GPU tests check the kernels and the fusions.
+//!
+//! Every gradient is of Σ_t w_t·L_t. A step either defines the gradient at a Linear node's
+//! pre-activation or adds one contribution to an operand's gradient; contributions to one
+//! gradient add up in step order.
+
+use crate::ir::{Activation, Graph, NodeId, Op};
+
+/// A tensor a backward step reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Val {
+    /// A node's output.
+    Value(NodeId),
+    /// A node's gradient (complete once every consumer's steps have run).
+    Grad(NodeId),
+    /// The gradient at a Linear node's pre-activation ([`Step::PreGrad`]); for an identity
+    /// activation, the node's gradient itself.
+    PreGrad(NodeId),
+}
+
+/// What a contribution computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Expr {
+    /// `op(a)·b` with `a` read transposed when `trans_a` (no other transposes occur).
+    Matmul {
+        /// Left operand.
+        a: Val,
+        /// Right operand.
+        b: Val,
+        /// Read `a` transposed.
+        trans_a: bool,
+    },
+    /// The column sums of a `[rows, cols]` tensor (a bias gradient).
+    ColSum(Val),
+    /// `dy ⊙ act'(x)`, the derivative taken at the activation's input `x`.
+    ActGrad {
+        /// The activation.
+        act: Activation,
+        /// The incoming gradient.
+        dy: Val,
+        /// The activation's input.
+        x: Val,
+    },
+    /// The tensor itself.
+    Copy(Val),
+    /// The elementwise product.
+    Mul(Val, Val),
+    /// Task `task`'s loss gradient with respect to its logits, already scaled by the task's
+    /// weight: the fused loss kernel computes it with the loss, in the forward pass.
+    LossGrad {
+        /// The loss node.
+        loss: NodeId,
+    },
+}
+
+/// One step of the backward pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    /// `PreGrad(of) = Grad(of) ⊙ act'(pre-activation of of)`, for a Linear node `of` with a
+    /// non-identity activation.
+    PreGrad {
+        /// The Linear node.
+        of: NodeId,
+        /// Its activation.
+        act: Activation,
+    },
+    /// `Grad(dst) += expr`: node `from`'s contribution to its operand `dst`'s gradient.
+    Add {
+        /// The node whose rule this is.
+        from: NodeId,
+        /// The operand whose gradient it adds to.
+        dst: NodeId,
+        /// What it adds.
+        expr: Expr,
+    },
+}
+
+/// The backward pass of `graph`: for each node, last to first, its rule's steps, leaving out
+/// every contribution to a node that needs no gradient ([`Graph::needs_grad`]) and every rule
+/// of a node no gradient reaches.
+pub fn derive(graph: &Graph) -> Vec<Step> {
+    let need = graph.needs_grad();
+    let reached = reached(graph, &need);
+    let mut steps = Vec::new();
+    for i in (0..graph.nodes.len()).rev() {
+        let id = NodeId(i);
+        // Losses are where gradients start; any other node needs one to reach it.
+        if !reached[i] && !matches!(graph.nodes[i].op, Op::Loss { .. }) {
+            continue;
+        }
+        let mut add = |dst: NodeId, expr: Expr| {
+            if need[dst.0] {
+                steps.push(Step::Add { from: id, dst, expr });
+            }
+        };
+        match graph.nodes[i].op {
+            Op::Input | Op::Param(_) => {}
+            Op::Loss { logits, .. } => add(logits, Expr::LossGrad { loss: id }),
+            Op::Linear { x, w, b, act } => {
+                // y = act(z), z = x·wᵀ + b: dz = dy ⊙ act'(z); dx = dz·w; dw = dzᵀ·x; db = Σ_rows dz.
+                let dz = Val::PreGrad(id);
+                if act != Activation::Identity {
+                    steps.push(Step::PreGrad { of: id, act });
+                }
+                let mut add = |dst: NodeId, expr: Expr| {
+                    if need[dst.0] {
+                        steps.push(Step::Add { from: id, dst, expr });
+                    }
+                };
+                add(x, Expr::Matmul { a: dz, b: Val::Value(w), trans_a: false });
+                add(w, Expr::Matmul { a: dz, b: Val::Value(x), trans_a: true });
+                if let Some(b) = b {
+                    add(b, Expr::ColSum(dz));
+                }
+            }
+            Op::Act { x, act } => add(x, Expr::ActGrad { act, dy: Val::Grad(id), x: Val::Value(x) }),
+            Op::Add { a, b } => {
+                add(a, Expr::Copy(Val::Grad(id)));
+                add(b, Expr::Copy(Val::Grad(id)));
+            }
+            Op::Mul { a, b } => {
+                add(a, Expr::Mul(Val::Grad(id), Val::Value(b)));
+                add(b, Expr::Mul(Val::Grad(id), Val::Value(a)));
+            }
+        }
+    }
+    steps
+}
+
+/// Which nodes a gradient reaches from some loss: those that need a gradient and have a
+/// consumer that passes one on (losses pass their logits one).
+pub fn reached(graph: &Graph, need: &[bool]) -> Vec<bool> {
+    let n = graph.nodes.len();
+    let mut reached = vec![false; n];
+    for i in (0..n).rev() {
+        match graph.nodes[i].op {
+            Op::Loss { logits, .. } => reached[logits.0] |= need[logits.0],
+            _ if reached[i] => {
+                for o in graph.operands(NodeId(i)) {
+                    reached[o.0] |= need[o.0];
+                }
+            }
+            _ => {}
+        }
+    }
+    reached
+}

@@ -184,7 +184,7 @@ pub fn build_trainer(
             let spec = model_spec(cfg, prepared.splits.train.width());
             let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
             let fresh_params = fresh.graph.init_params(cfg.train.seed)?;
-            let (params, optim, step, notes) =
+            let InitFrom { params, optim, step, notes } =
                 init_from_checkpoint(&ck, path, &fresh.graph, &cfg.tasks, &fresh_params, &cfg.train.optimizer)?;
             for n in &notes {
                 on_note(n);
@@ -246,6 +246,21 @@ pub fn optim_state_names(opt: &crate::optim::Optimizer) -> &'static [&'static st
     }
 }
 
+/// An optimizer, its state tensors (each per parameter) and its step count.
+pub type OptimSnapshot<'a> = (&'a crate::optim::Optimizer, &'a [Vec<Vec<f32>>], u64);
+
+/// What `--init` takes from a checkpoint ([`init_from_checkpoint`]).
+pub struct InitFrom {
+    /// Every parameter, in graph order.
+    pub params: Vec<Vec<f32>>,
+    /// The optimizer state, when complete for this optimizer.
+    pub optim: Option<Vec<Vec<Vec<f32>>>>,
+    /// The step count that state belongs to.
+    pub step: u64,
+    /// What was not taken, for the user.
+    pub notes: Vec<String>,
+}
+
 /// A checkpoint of a trained model: parameters, optional optimizer state and step, and the
 /// metadata `predict` and `eval` need (config, model, tasks, scaling, feature names).
 pub fn make_checkpoint(
@@ -255,7 +270,7 @@ pub fn make_checkpoint(
     feature_names: &[String],
     graph: &crate::ir::Graph,
     params: &[Vec<f32>],
-    optim: Option<(&crate::optim::Optimizer, &[Vec<Vec<f32>>], u64)>,
+    optim: Option<OptimSnapshot<'_>>,
 ) -> Result<crate::checkpoint::Checkpoint> {
     let json = |v: &dyn erased::Json| v.to_json();
     let mut ck = crate::checkpoint::Checkpoint::default();
@@ -345,21 +360,20 @@ pub fn init_from_checkpoint(
     tasks: &[crate::mtl::TaskDef],
     fresh: &[Vec<f32>],
     optimizer: &crate::optim::Optimizer,
-) -> Result<(Vec<Vec<f32>>, Option<Vec<Vec<Vec<f32>>>>, u64, Vec<String>)> {
+) -> Result<InitFrom> {
     let known: Vec<crate::mtl::TaskDef> = meta_json(ck, path, "tasks")?;
     let is_known = |name: &str| known.iter().any(|t| t.name == name);
     let mut notes = Vec::new();
     let mut names = Vec::new();
     let mut shapes = Vec::new();
     let mut from_ck = Vec::new();
-    for (i, p) in graph.params.iter().enumerate() {
+    for p in &graph.params {
         let new_head = tasks.iter().any(|t| !is_known(&t.name) && p.name.starts_with(&format!("heads.{}.", t.name)));
         from_ck.push(!new_head);
         if !new_head {
             names.push(p.name.clone());
             shapes.push(p.shape.clone());
         }
-        let _ = i;
     }
     for t in tasks.iter().filter(|t| !is_known(&t.name)) {
         notes.push(format!("heads.{} starts fresh (task not in the checkpoint)", t.name));
@@ -417,7 +431,7 @@ pub fn init_from_checkpoint(
     if optim.is_none() && !state_names.is_empty() {
         notes.push("optimizer state starts fresh".into());
     }
-    Ok((params, optim, if same_opt { step } else { 0 }, notes))
+    Ok(InitFrom { params, optim, step: if same_opt { step } else { 0 }, notes })
 }
 
 /// A checkpoint of a trainer's whole state ([`Trainer::snapshot`]): what `--checkpoint-every`

@@ -819,8 +819,8 @@ pub fn single_task_baselines(
     splits: &Splits,
 ) -> Result<Vec<[Metrics; 3]>> {
     let mut out = Vec::new();
-    for t in 0..tasks.len() {
-        let one = [tasks[t].clone()];
+    for (t, task) in tasks.iter().enumerate() {
+        let one = [task.clone()];
         let mut s1 = spec.clone();
         s1.tasks = vec![spec.tasks[t].clone()];
         let sc = Scaling {

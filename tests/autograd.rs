@@ -300,7 +300,7 @@ fn parameters_beyond_host_memory_are_an_error_not_an_abort() {
     let mut g = Graph::new();
     g.param("small", &[4], Init::Constant(0.0));
     g.param("huge", &[1 << 30, 1 << 30], Init::Uniform(0.1));
-    let err = g.init_params(1).err().expect("2^60 floats cannot be allocated");
+    let err = g.init_params(1).expect_err("2^60 floats cannot be allocated");
     let msg = err.to_string();
     assert!(msg.starts_with("out of host memory: parameter huge needs"), "{msg}");
 }

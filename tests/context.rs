@@ -54,7 +54,7 @@ fn oversized_tensor_is_refused_with_the_limit() {
     let ctx = ctx();
     let limit = ctx.adapter().max_storage_binding;
     let n = (limit / 4 + 1) as usize;
-    let err = ctx.empty(&[n]).err().expect("must fail");
+    let err = ctx.empty(&[n]).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("max_storage_buffer_binding_size"), "{msg}");
     assert!(msg.contains(&limit.to_string()), "{msg}");

@@ -207,7 +207,8 @@ fn matmul_texture_operands_match_storage_reads_bit_for_bit() {
     let ctx = ctx();
     let registers = Some(MatmulVariant::Registers { wg_x: 8, wg_y: 8 });
     // (shape, trans_a, trans_b, tiles, bias, texture operands expected).
-    let cases: &[((usize, usize, usize), bool, bool, (usize, usize), bool, usize)] = &[
+    type Case = ((usize, usize, usize), bool, bool, (usize, usize), bool, usize);
+    let cases: &[Case] = &[
         // A [65, 64], B [64, 64]: a partial row tile.
         ((65, 64, 64), false, false, (2, 2), true, 2),
         // A [3, 128], B stored [17, 128]: N = 17 leaves a partial column tile.

@@ -134,7 +134,7 @@ fn divergence_stops_training_naming_the_step_task_and_value() {
     let settings =
         TrainSettings { optimizer: Optimizer::sgd(1e12), batch_size: 64, epochs: 5, patience: 0, ..Default::default() };
     let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
-    let err = tr.fit(&splits, &mut |_| {}).err().expect("must diverge");
+    let err = tr.fit(&splits, &mut |_| {}).expect_err("must diverge");
     let msg = err.to_string();
     assert!(matches!(err, hydra::Error::Diverged { .. }), "{msg}");
     assert!(msg.contains("training diverged at step"), "{msg}");
@@ -258,8 +258,7 @@ fn a_lost_device_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
             saved = Some(t.snapshot()?); // what --checkpoint-every would write
             Ok(())
         })
-        .err()
-        .expect("training must fail once the device is gone");
+        .expect_err("training must fail once the device is gone");
     let msg = err.to_string();
     assert!(msg.to_lowercase().contains("device") || msg.contains("GPU"), "a clear error: {msg}");
     let snap = saved.expect("checkpoints were taken before the loss");

@@ -27,6 +27,9 @@ pub fn flat_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
     (offsets, at.max(1))
 }
 
+/// What the divergence guard saw first: (step, task index or T for a parameter, value).
+pub type Divergence = (u64, usize, f32);
+
 /// How the GPU computes loss weights inside the step, for methods that need no host work.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GpuLossWeighting {
@@ -219,7 +222,6 @@ struct HeadGroup {
 /// The [`HeadGroup`]s of a graph, among parameters from `first_param` on (those before are
 /// shared and keep their place at the start of the flat buffer).
 fn head_groups(graph: &Graph, consumers: &[Vec<usize>], first_param: usize) -> Vec<HeadGroup> {
-    let n = graph.nodes.len();
     let own_param = |id: NodeId, user: usize| -> Option<usize> {
         match graph.nodes[id.0].op {
             Op::Param(p) if p >= first_param && consumers[id.0] == [user] => Some(p),
@@ -229,9 +231,9 @@ fn head_groups(graph: &Graph, consumers: &[Vec<usize>], first_param: usize) -> V
     // Keyed by (input, has a bias): the members as (node, weight parameter).
     type Members = Vec<(usize, usize)>;
     let mut groups: Vec<((NodeId, bool), Members)> = Vec::new();
-    for i in 0..n {
-        let Op::Linear { x, w, b, act: Activation::Identity } = graph.nodes[i].op else { continue };
-        let feeds_loss_only = matches!(consumers[i].as_slice(), [c] if matches!(graph.nodes[*c].op, Op::Loss { .. }));
+    for (i, (node, users)) in graph.nodes.iter().zip(consumers).enumerate() {
+        let Op::Linear { x, w, b, act: Activation::Identity } = node.op else { continue };
+        let feeds_loss_only = matches!(users.as_slice(), [c] if matches!(graph.nodes[*c].op, Op::Loss { .. }));
         let Some(pw) = own_param(w, i) else { continue };
         if !feeds_loss_only || b.is_some_and(|b| own_param(b, i).is_none()) {
             continue;
@@ -830,8 +832,8 @@ impl GpuGraph {
                         let trunk_grads = grads.view(0, &[len_p])?;
                         let mut copy_in = Vec::new();
                         let mut copy_out = Vec::new();
-                        for k in 0..t {
-                            copy_in.push(kernels::act_forward(&ctx, Activation::Identity, &gz_views[k], &gz_grad)?);
+                        for (k, gz_k) in gz_views.iter().enumerate() {
+                            copy_in.push(kernels::act_forward(&ctx, Activation::Identity, gz_k, &gz_grad)?);
                             let row = gp.view(k * stride_p, &[len_p])?;
                             copy_out.push(kernels::act_forward(&ctx, Activation::Identity, &trunk_grads, &row)?);
                         }
@@ -871,7 +873,6 @@ impl GpuGraph {
             }
             _ => None,
         };
-        let _ = ones;
 
         let optim = match optimizer {
             None => None,
@@ -1025,7 +1026,6 @@ impl GpuGraph {
     }
 
     fn optim_dispatch(&mut self) -> Result<()> {
-        let n = self.params.len() as u32;
         let Some(opt) = self.optim.as_mut() else {
             return Err(Error::invalid("step", "the graph was compiled without an optimizer"));
         };
@@ -1035,7 +1035,6 @@ impl GpuGraph {
             let len = d.elements;
             d.set_params(&self.ctx, [len, 0, 0, 0], f);
         }
-        let _ = n;
         Ok(())
     }
 
@@ -1046,17 +1045,17 @@ impl GpuGraph {
     }
 
     /// The first divergence the guard saw, as (step, task index or T for a parameter, value).
-    pub fn divergence(&self) -> Result<Option<(u64, usize, f32)>> {
+    pub fn divergence(&self) -> Result<Option<Divergence>> {
         let Some(o) = &self.optim else { return Ok(None) };
         Ok(Self::guard_of(&self.ctx.read(&o.guard_state)?))
     }
 
-    fn guard_of(s: &[f32]) -> Option<(u64, usize, f32)> {
+    fn guard_of(s: &[f32]) -> Option<Divergence> {
         (s[1] != 0.0).then(|| (s[2] as u64, s[3] as usize, s[4]))
     }
 
     /// Every parameter and the guard's verdict, in one readback.
-    pub fn read_params_checked(&self) -> Result<(Vec<Vec<f32>>, Option<(u64, usize, f32)>)> {
+    pub fn read_params_checked(&self) -> Result<(Vec<Vec<f32>>, Option<Divergence>)> {
         match &self.optim {
             None => Ok((self.read_params()?, None)),
             Some(o) => {

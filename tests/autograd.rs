@@ -407,3 +407,42 @@ fn a_forward_only_graph_computes_the_same_outputs_and_no_gradients() {
         assert!(outs[1].2.iter().flatten().all(|&g| g == 0.0), "trunk {trunk:?}: forward-only gradients");
     }
 }
+
+#[test]
+fn each_fusion_turned_off_gives_the_same_gradients_and_training() {
+    use hydra::autograd::gpu::Passes;
+    let heads = [LossKind::Mse, LossKind::Bce, LossKind::CrossEntropy { classes: 3 }];
+    let n = net(17, &[5, 64], Activation::Tanh, &heads, 61);
+    let init = n.graph.init_params(62).unwrap();
+    let refs: Vec<&[f32]> = n.inputs.iter().map(|v| v.as_slice()).collect();
+    let run = |passes: Passes| {
+        let mut g = GpuGraph::with_passes(ctx(), n.graph.clone(), &init, Some(Optimizer::adam(1e-2)), passes).unwrap();
+        g.feed(&refs).unwrap();
+        g.forward_backward().unwrap();
+        let grads = g.read_grads().unwrap();
+        for _ in 0..5 {
+            g.step().unwrap();
+        }
+        (grads, g.read_params().unwrap(), g.dispatches_per_step(), g.fused_head_groups())
+    };
+    let (want_g, want_p, fused_dispatches, groups) = run(Passes::default());
+    assert_eq!(groups, 1, "the heads run as one product when the pass is on");
+    let off = [
+        ("heads", Passes { fuse_heads: false, ..Passes::default() }),
+        ("act_grad", Passes { fuse_act_grad: false, ..Passes::default() }),
+        ("both", Passes { fuse_heads: false, fuse_act_grad: false, ..Passes::default() }),
+    ];
+    for (what, passes) in off {
+        let (got_g, got_p, dispatches, _) = run(passes);
+        assert_ne!(dispatches, fused_dispatches, "{what}: the pass changes the step's dispatches");
+        for (pi, (got, want)) in got_g.iter().zip(&want_g).enumerate() {
+            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let tol = vec![1e-6 + 1e-5 * f64::from(scale); want.len()];
+            assert_close(&format!("{what} off: grad {}", n.graph.params[pi].name), got, &to64(want), &tol);
+        }
+        for (pi, (got, want)) in got_p.iter().zip(&want_p).enumerate() {
+            let tol = vec![1e-5; want.len()];
+            assert_close(&format!("{what} off: param {}", n.graph.params[pi].name), got, &to64(want), &tol);
+        }
+    }
+}

@@ -320,17 +320,48 @@ fn optimizer_dispatches(
     Ok(out)
 }
 
+/// Which of the compiler's passes run. Every combination computes the same values (up to
+/// the summation order inside a product); the fusions only save dispatches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passes {
+    /// Linear heads reading one representation run as one product ([`HeadGroup`]).
+    pub fuse_heads: bool,
+    /// A product whose output is an activation's only gradient applies that activation's
+    /// derivative in its epilogue (no separate activation-gradient dispatch).
+    pub fuse_act_grad: bool,
+    /// Compile the forward pass alone (inference).
+    pub forward_only: bool,
+}
+
+impl Default for Passes {
+    fn default() -> Self {
+        Passes { fuse_heads: true, fuse_act_grad: true, forward_only: false }
+    }
+}
+
 impl GpuGraph {
     /// Compiles `graph` with initial parameters `init` (in [`Graph::params`] order) and an
     /// optional optimizer. Every task weight starts at 1.
     pub fn new(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>], optimizer: Option<Optimizer>) -> Result<GpuGraph> {
-        Self::build(ctx, graph, init, optimizer, None, false)
+        Self::build(ctx, graph, init, optimizer, None, Passes::default())
+    }
+
+    /// Like [`GpuGraph::new`] with some of the compiler's fusions turned off (for tests that
+    /// show each fusion changes no result).
+    pub fn with_passes(
+        ctx: Arc<Context>,
+        graph: Graph,
+        init: &[Vec<f32>],
+        optimizer: Option<Optimizer>,
+        passes: Passes,
+    ) -> Result<GpuGraph> {
+        Self::build(ctx, graph, init, optimizer, None, passes)
     }
 
     /// Compiles `graph` for inference: the forward pass alone (no gradient buffers, no
     /// backward dispatches, so fewer pipelines to compile before the first result).
     pub fn forward_only(ctx: Arc<Context>, graph: Graph, init: &[Vec<f32>]) -> Result<GpuGraph> {
-        Self::build(ctx, graph, init, None, None, true)
+        Self::build(ctx, graph, init, None, None, Passes { forward_only: true, ..Passes::default() })
     }
 
     /// Like [`GpuGraph::new`], keeping per-task gradients at the shared representation.
@@ -341,7 +372,7 @@ impl GpuGraph {
         optimizer: Option<Optimizer>,
         spec: TaskGradSpec,
     ) -> Result<GpuGraph> {
-        Self::build(ctx, graph, init, optimizer, Some(spec), false)
+        Self::build(ctx, graph, init, optimizer, Some(spec), Passes::default())
     }
 
     fn build(
@@ -350,8 +381,9 @@ impl GpuGraph {
         init: &[Vec<f32>],
         optimizer: Option<Optimizer>,
         tspec: Option<TaskGradSpec>,
-        forward_only: bool,
+        passes: Passes,
     ) -> Result<GpuGraph> {
+        let forward_only = passes.forward_only;
         if init.len() != graph.params.len() {
             return Err(Error::shape(
                 "compile",
@@ -368,6 +400,9 @@ impl GpuGraph {
         let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
         let consumers = graph.consumers();
         let mut groups = head_groups(&graph, &consumers, tspec.map_or(0, |s| s.shared_params));
+        if !passes.fuse_heads {
+            groups.clear();
+        }
         let mut order: Vec<usize> = Vec::with_capacity(lens.len());
         for p in 0..lens.len() {
             match groups.iter().find(|g| g.weights.contains(&p)) {
@@ -618,7 +653,7 @@ impl GpuGraph {
             readers.sort_unstable();
             let mut w = writers.to_vec();
             w.sort_unstable();
-            if act == Activation::Identity || member_of.contains_key(&o.0) || readers != w {
+            if !passes.fuse_act_grad || act == Activation::Identity || member_of.contains_key(&o.0) || readers != w {
                 return None;
             }
             Some(match &pre[o.0] {

@@ -1,4 +1,4 @@
-//! The gradient rules, written once: [`derive`] turns a forward [`Graph`] into the steps of
+//! The gradient rules, written once: [`derive()`] turns a forward [`Graph`] into the steps of
 //! its backward pass. The CPU reference ([`super::cpu`]) interprets these steps in f32 or
 //! f64, so the finite-difference checks check the rules themselves; the GPU compiler
 //! ([`super::gpu`]) lowers the same steps to kernel dispatches (fusing some of them), so the

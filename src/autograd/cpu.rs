@@ -1,6 +1,6 @@
 //! The graph on the CPU, generic over f32 and f64: the reference the GPU plan is compared
 //! with and, in f64, the oracle of the finite-difference gradient checks. The forward pass is
-//! interpreted op by op; the backward pass interprets the steps of [`backward::derive`], the
+//! interpreted op by op; the backward pass interprets the steps of [`backward::derive()`], the
 //! gradient rules the GPU compiler lowers too.
 
 use super::backward::{self, Expr, Step, Val};

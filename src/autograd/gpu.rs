@@ -324,7 +324,7 @@ fn optimizer_dispatches(
 /// the summation order inside a product); the fusions only save dispatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Passes {
-    /// Linear heads reading one representation run as one product ([`HeadGroup`]).
+    /// Linear heads reading one representation run as one product.
     pub fuse_heads: bool,
     /// A product whose output is an activation's only gradient applies that activation's
     /// derivative in its epilogue (no separate activation-gradient dispatch).

@@ -1,4 +1,4 @@
-//! Autograd over the IR's [`Graph`]: the gradient rules once ([`backward::derive`]), run by
+//! Autograd over the IR's [`Graph`]: the gradient rules once ([`backward::derive()`]), run by
 //! the CPU reference ([`cpu::run`]) or compiled once for the GPU ([`GpuGraph`]) and replayed
 //! each step.
 

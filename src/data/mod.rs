@@ -1,11 +1,14 @@
 //! Data: CSV tables, datasets with per-task labels and masks, splits and standardisation,
 //! and the built-in datasets.
 
+pub mod batch;
 pub mod builtin;
 pub mod dataset;
+pub mod scaling;
 pub mod split;
 pub mod table;
 
 pub use dataset::Dataset;
+pub use scaling::{Scaling, Splits};
 pub use split::{split_rows, Standardizer};
 pub use table::Table;

@@ -1,0 +1,25 @@
+//! Batch assembly: rows of a dataset gathered into the inputs of one step.
+
+use super::Dataset;
+
+/// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
+/// every label masked out. Returns x, then per task labels and mask.
+pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
+    let w = d.width();
+    let mut x = vec![0.0; batch * w];
+    for (k, &r) in rows.iter().enumerate() {
+        x[k * w..(k + 1) * w].copy_from_slice(&d.features[r * w..(r + 1) * w]);
+    }
+    let mut out = vec![x];
+    for t in 0..d.labels.len() {
+        let mut l = vec![0.0; batch];
+        let mut m = vec![0.0; batch];
+        for (k, &r) in rows.iter().enumerate() {
+            l[k] = d.labels[t][r];
+            m[k] = d.masks[t][r];
+        }
+        out.push(l);
+        out.push(m);
+    }
+    out
+}

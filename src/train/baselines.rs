@@ -1,0 +1,43 @@
+//! Single-task baselines: one model per task, the reference of Δm%.
+
+use std::sync::Arc;
+
+use crate::data::Standardizer;
+use crate::error::Result;
+use crate::gpu::Context;
+use crate::mtl::metrics::Metrics;
+use crate::mtl::TaskDef;
+use crate::nn::ModelSpec;
+
+use super::{Scaling, Splits, TrainSettings, Trainer};
+
+/// Trains one single-task model per task (same architecture and settings, one head) and
+/// returns each task's metrics on `[train, val, test]`.
+pub fn single_task_baselines(
+    ctx: &Arc<Context>,
+    spec: &ModelSpec,
+    tasks: &[TaskDef],
+    settings: &TrainSettings,
+    scaling: &Scaling,
+    splits: &Splits,
+) -> Result<Vec<[Metrics; 3]>> {
+    let mut out = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        let one = [task.clone()];
+        let mut s1 = spec.clone();
+        s1.tasks = vec![spec.tasks[t].clone()];
+        let sc = Scaling {
+            features: scaling.features.clone(),
+            targets: Standardizer { mean: vec![scaling.targets.mean[t]], std: vec![scaling.targets.std[t]] },
+        };
+        let sp = Splits {
+            train: splits.train.select_tasks(&[t]),
+            val: splits.val.select_tasks(&[t]),
+            test: splits.test.select_tasks(&[t]),
+        };
+        let mut tr = Trainer::new(ctx.clone(), &s1, &one, settings.clone(), sc, None)?;
+        let rep = tr.fit(&sp, &mut |_| {})?;
+        out.push(rep.metrics[0].clone());
+    }
+    Ok(out)
+}

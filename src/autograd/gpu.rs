@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use super::backward::{self, Expr, Step, Val};
+use super::slots::{self, Slots};
+use super::update::{self, optimizer_dispatches, GpuOptim};
 use crate::error::{Error, Result};
 use crate::gpu::MatmulVariant;
 use crate::gpu::Tensor;
@@ -79,43 +81,6 @@ struct TaskGrads {
     /// State a weighting keeps on the GPU between steps (FAMO's logits, Adam moments, losses).
     weighting_state: Option<Tensor>,
     _keep: Vec<Tensor>,
-}
-
-/// The per-task gradient slots and the dispatches that work on them.
-struct Slots {
-    /// Per-task gradients at z, `[T, stride_z]`.
-    gz: Tensor,
-    len_z: usize,
-    stride_z: usize,
-    /// Per-task gradients of the shared parameters, `[T, stride_p]` (params target).
-    gp: Option<Tensor>,
-    len_p: usize,
-    stride_p: usize,
-    combine_sum: Dispatch,
-    combine_coef: Dispatch,
-    graddrop: Dispatch,
-    /// Params target: per task, copy its z-gradient in, and copy the trunk gradient out.
-    copy_in: Vec<Dispatch>,
-    copy_out: Vec<Dispatch>,
-    gram_repr: Dispatch,
-    gram_target: Dispatch,
-    gram: Tensor,
-    coef: Tensor,
-}
-
-struct GpuOptim {
-    opt: Optimizer,
-    /// One update per contiguous run of trainable parameters (one when nothing is frozen).
-    dispatches: Vec<Dispatch>,
-    state: Vec<Tensor>,
-    max_norm: Option<f32>,
-    norm2: Tensor,
-    step: u64,
-    /// Squared gradient norm for clipping (computed before the update).
-    clip: Option<Dispatch>,
-    /// The divergence guard, after the update, and its 5-value state.
-    guard: Dispatch,
-    guard_state: Tensor,
 }
 
 /// A [`Graph`] compiled for the GPU: buffers, forward, backward and optimizer dispatches.
@@ -263,61 +228,6 @@ fn head_groups(graph: &Graph, consumers: &[Vec<usize>], first_param: usize) -> V
             }
         })
         .collect()
-}
-
-/// The optimizer's dispatches over `ranges` (start, length) of the flat buffers.
-#[allow(clippy::too_many_arguments)]
-fn optimizer_dispatches(
-    ctx: &Context,
-    opt: Optimizer,
-    params: &Tensor,
-    grads: &Tensor,
-    state: &[Tensor],
-    ranges: &[(usize, usize)],
-    max_norm: Option<f32>,
-    norm2: &Tensor,
-) -> Result<Vec<Dispatch>> {
-    let clip = max_norm.map(|m| kernels::Clip { norm2, max_norm: m });
-    let mut out = Vec::new();
-    for &(start, len) in ranges {
-        if len == 0 {
-            continue;
-        }
-        // To a multiple of 4, for the four-at-a-time form: every range starts at an alignment
-        // boundary (a multiple of 4), and the values past a parameter's end up to the next
-        // boundary, or the buffer's end, are padding that stays zero (zero gradient, zero
-        // state, zero value: every optimizer leaves it so).
-        let len = (len.div_ceil(4) * 4).min(params.len() - start);
-        let v = |t: &Tensor| t.view(start, &[len]);
-        let d = match opt {
-            Optimizer::Sgd { momentum, nesterov, .. } => kernels::sgd(
-                ctx,
-                &v(params)?,
-                &v(grads)?,
-                &v(&state[0])?,
-                nesterov,
-                momentum != 0.0,
-                opt.uniform(1),
-                clip,
-            )?,
-            Optimizer::Adam { beta1, beta2, .. } | Optimizer::AdamW { beta1, beta2, .. } => {
-                let decoupled = matches!(opt, Optimizer::AdamW { .. });
-                kernels::adam(
-                    ctx,
-                    &v(params)?,
-                    &v(grads)?,
-                    &v(&state[0])?,
-                    &v(&state[1])?,
-                    (beta1, beta2),
-                    decoupled,
-                    opt.uniform(1),
-                    clip,
-                )?
-            }
-        };
-        out.push(d);
-    }
-    Ok(out)
 }
 
 /// Which of the compiler's passes run. Every combination computes the same values (up to
@@ -840,44 +750,18 @@ impl GpuGraph {
                 let head_bw: Vec<Dispatch> = std::mem::take(&mut backward);
                 let t = t_count;
                 let gz_grad = gr(sp.z)?.clone();
-                let gram = ctx.zeros(&[t * t])?;
-                let coef = ctx.upload(&vec![1.0; t], &[t])?;
-                let ones_t = ctx.upload(&vec![1.0; t], &[t])?;
-                let combine_sum = kernels::combine(&ctx, &gz, &ones_t, t, len_z, stride_z, &gz_grad)?;
-                let gram_repr = kernels::gram(&ctx, &gz, t, len_z, stride_z, &gram)?;
-                let shared = sp.shared_params.min(graph.params.len());
-                let (gp, len_p, stride_p, copy_in, copy_out, combine_coef, graddrop, gram_target) = match sp.target {
-                    crate::mtl::weighting::Target::Representation => (
-                        None,
-                        0,
-                        0,
-                        Vec::new(),
-                        Vec::new(),
-                        kernels::combine(&ctx, &gz, &coef, t, len_z, stride_z, &gz_grad)?,
-                        kernels::graddrop(&ctx, &gz, t, len_z, stride_z, 0, &gz_grad)?,
-                        kernels::gram(&ctx, &gz, t, len_z, stride_z, &gram)?,
-                    ),
+                let trunk_len = match sp.target {
+                    crate::mtl::weighting::Target::Representation => None,
                     crate::mtl::weighting::Target::Params => {
+                        let shared = sp.shared_params.min(graph.params.len());
                         if shared == 0 {
                             return Err(Error::invalid("weighting target", "params needs shared parameters"));
                         }
-                        let len_p = offsets[shared - 1] + lens[shared - 1];
-                        let stride_p = len_p.div_ceil(align) * align;
-                        let gp = ctx.zeros(&[t * stride_p])?;
-                        let trunk_grads = grads.view(0, &[len_p])?;
-                        let mut copy_in = Vec::new();
-                        let mut copy_out = Vec::new();
-                        for (k, gz_k) in gz_views.iter().enumerate() {
-                            copy_in.push(kernels::act_forward(&ctx, Activation::Identity, gz_k, &gz_grad)?);
-                            let row = gp.view(k * stride_p, &[len_p])?;
-                            copy_out.push(kernels::act_forward(&ctx, Activation::Identity, &trunk_grads, &row)?);
-                        }
-                        let cc = kernels::combine(&ctx, &gp, &coef, t, len_p, stride_p, &trunk_grads)?;
-                        let gd = kernels::graddrop(&ctx, &gp, t, len_p, stride_p, 0, &trunk_grads)?;
-                        let gm = kernels::gram(&ctx, &gp, t, len_p, stride_p, &gram)?;
-                        (Some(gp), len_p, stride_p, copy_in, copy_out, cc, gd, gm)
+                        Some(offsets[shared - 1] + lens[shared - 1])
                     }
                 };
+                let (slots, ones_t) =
+                    slots::program(&ctx, gz, &gz_views, (len_z, stride_z), &gz_grad, trunk_len, &grads, align)?;
                 keep.push(ones_t);
                 Some(TaskGrads {
                     spec: sp,
@@ -885,23 +769,7 @@ impl GpuGraph {
                     head_bw,
                     trunk_bw,
                     post,
-                    slots: Some(Slots {
-                        gz,
-                        len_z,
-                        stride_z,
-                        gp,
-                        len_p,
-                        stride_p,
-                        combine_sum,
-                        combine_coef,
-                        graddrop,
-                        copy_in,
-                        copy_out,
-                        gram_repr,
-                        gram_target,
-                        gram,
-                        coef,
-                    }),
+                    slots: Some(slots),
                     weighting_state,
                     _keep: keep,
                 })
@@ -909,26 +777,10 @@ impl GpuGraph {
             _ => None,
         };
 
+        let max_norm = tspec.and_then(|t| t.max_grad_norm).filter(|m| *m > 0.0);
         let optim = match optimizer {
             None => None,
-            Some(opt) => {
-                opt.check()?;
-                let mut state = Vec::new();
-                for _ in 0..opt.state_buffers().max(1) {
-                    state.push(ctx.zeros(&[total])?);
-                }
-                let max_norm = tspec.and_then(|t| t.max_grad_norm).filter(|m| *m > 0.0);
-                let norm2 = ctx.zeros(&[1])?;
-                let dispatches =
-                    optimizer_dispatches(&ctx, opt, &params, &grads, &state, &[(0, total)], max_norm, &norm2)?;
-                let clip = match max_norm {
-                    Some(_) => Some(kernels::sq_norm(&ctx, &grads, &norm2, false)?),
-                    None => None,
-                };
-                let guard_state = ctx.zeros(&[5])?;
-                let guard = kernels::check_finite(&ctx, &losses, &params, &guard_state)?;
-                Some(GpuOptim { opt, dispatches, state, max_norm, norm2, step: 0, clip, guard, guard_state })
-            }
+            Some(opt) => Some(update::program(&ctx, opt, max_norm, &params, &grads, total, &losses)?),
         };
 
         Ok(GpuGraph {

@@ -5,6 +5,8 @@
 pub mod backward;
 pub mod cpu;
 pub mod gpu;
+mod slots;
+mod update;
 
 pub use crate::ir::{Graph, Init, Node, NodeId, Op, ParamInfo};
 pub use gpu::GpuGraph;

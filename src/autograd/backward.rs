@@ -92,6 +92,12 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
         if !reached[i] && !matches!(graph.nodes[i].op, Op::Loss { .. }) {
             continue;
         }
+        // y = act(z), z = x·wᵀ + b: first dz = dy ⊙ act'(z), which the Linear rule below reads.
+        if let Op::Linear { act, .. } = graph.nodes[i].op {
+            if act != Activation::Identity {
+                steps.push(Step::PreGrad { of: id, act });
+            }
+        }
         let mut add = |dst: NodeId, expr: Expr| {
             if need[dst.0] {
                 steps.push(Step::Add { from: id, dst, expr });
@@ -100,17 +106,9 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
         match graph.nodes[i].op {
             Op::Input | Op::Param(_) => {}
             Op::Loss { logits, .. } => add(logits, Expr::LossGrad { loss: id }),
-            Op::Linear { x, w, b, act } => {
-                // y = act(z), z = x·wᵀ + b: dz = dy ⊙ act'(z); dx = dz·w; dw = dzᵀ·x; db = Σ_rows dz.
+            Op::Linear { x, w, b, .. } => {
+                // dx = dz·w; dw = dzᵀ·x; db = Σ_rows dz.
                 let dz = Val::PreGrad(id);
-                if act != Activation::Identity {
-                    steps.push(Step::PreGrad { of: id, act });
-                }
-                let mut add = |dst: NodeId, expr: Expr| {
-                    if need[dst.0] {
-                        steps.push(Step::Add { from: id, dst, expr });
-                    }
-                };
                 add(x, Expr::Matmul { a: dz, b: Val::Value(w), trans_a: false });
                 add(w, Expr::Matmul { a: dz, b: Val::Value(x), trans_a: true });
                 if let Some(b) = b {

@@ -68,8 +68,8 @@ fn activation_and_reduction(c: &mut Criterion) {
 /// One whole training step of the PEERS.md model (64→256→256 trunk, heads 1/1/10, batch 256,
 /// Adam): batch upload, forward, backward and update in one submit, then a device sync.
 fn train_step(c: &mut Criterion) {
-    use hydra::autograd::GpuGraph;
     use hydra::nn::MultiTaskModel;
+    use hydra::GpuGraph;
     let ctx = context();
     let spec = hydra::bench::peer_model(64, &[256, 256]);
     let batch = 256;

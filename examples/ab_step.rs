@@ -4,8 +4,8 @@
 //! `cargo run --release --example ab_step [batch] [rounds]`
 use std::time::Instant;
 
-use hydra::autograd::GpuGraph;
 use hydra::nn::MultiTaskModel;
+use hydra::GpuGraph;
 
 fn main() -> hydra::Result<()> {
     hydra::gpu::software::prefer_software_threads();

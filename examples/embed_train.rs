@@ -2,9 +2,9 @@
 //! compiled training step driven by hand (feed, step), losses read only when printed, then
 //! prediction and a checkpoint. `cargo run --release --example embed_train`
 
-use hydra::autograd::GpuGraph;
 use hydra::cpu::Rng;
 use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
+use hydra::GpuGraph;
 use hydra::{Activation, Context, LossKind, Optimizer};
 
 fn main() -> hydra::Result<()> {

@@ -4,8 +4,8 @@
 //! and median time over `rounds` profiled steps: this machine's speed swings, so the fastest
 //! says what a kernel costs, the median what it costs in practice.
 //! `cargo run --release --example profile_step [batch] [rounds] [quick]`
-use hydra::autograd::GpuGraph;
 use hydra::nn::MultiTaskModel;
+use hydra::GpuGraph;
 
 fn main() -> hydra::Result<()> {
     hydra::gpu::software::prefer_software_threads();

@@ -247,9 +247,9 @@ pub fn bench_train_step(
     reps: usize,
     budget_s: f64,
 ) -> Result<BenchRecord> {
-    use crate::autograd::GpuGraph;
     use crate::nn::MultiTaskModel;
     use crate::optim::Optimizer;
+    use crate::runtime::GpuGraph;
     // The peak of this configuration alone (a scaling run measures several in one context).
     ctx.reset_memory_peak();
     let model = MultiTaskModel::build(spec, batch)?;

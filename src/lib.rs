@@ -3,8 +3,9 @@
 //!
 //! The kernels are WGSL compute shaders under `shaders/`; each has a Rust wrapper in
 //! [`kernels`] and a plain-Rust reference in [`cpu`] that the tests compare it with. A model
-//! is an autograd [`autograd::Graph`] compiled once into GPU dispatches and replayed: one
-//! queue submit per training step, nothing read back until you ask.
+//! is a graph of ops ([`ir::Graph`]) compiled once into GPU dispatches ([`compile`]) and
+//! replayed ([`runtime::GpuGraph`]): one queue submit per training step, nothing read back
+//! until you ask.
 //!
 //! # Train a multi-task model from memory
 //! ```
@@ -54,6 +55,7 @@
 pub mod autograd;
 pub mod bench;
 pub mod checkpoint;
+pub mod compile;
 pub mod config;
 pub mod cpu;
 pub mod data;
@@ -67,6 +69,7 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod runtime;
 pub mod shaders;
 pub mod train;
 
@@ -79,4 +82,5 @@ pub use mtl::weighting::{Method, Target, Weighter};
 pub use mtl::TaskDef;
 pub use nn::{ModelSpec, TaskSpec};
 pub use optim::Optimizer;
+pub use runtime::GpuGraph;
 pub use train::{TrainSettings, Trainer};

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{assert_close, ctx, to64};
-use hydra::autograd::{cpu as gcpu, GpuGraph, Graph, Init};
+use hydra::autograd::{cpu as gcpu, Graph, Init};
 use hydra::cpu::Rng;
 use hydra::nn::Mlp;
-use hydra::{Activation, LossKind, Optimizer};
+use hydra::{Activation, GpuGraph, LossKind, Optimizer};
 
 /// A multi-task MLP: trunk sizes[0] → … (activated), then per task a linear head.
 struct Net {
@@ -410,7 +410,7 @@ fn a_forward_only_graph_computes_the_same_outputs_and_no_gradients() {
 
 #[test]
 fn each_fusion_turned_off_gives_the_same_gradients_and_training() {
-    use hydra::autograd::gpu::Passes;
+    use hydra::compile::Passes;
     let heads = [LossKind::Mse, LossKind::Bce, LossKind::CrossEntropy { classes: 3 }];
     let n = net(17, &[5, 64], Activation::Tanh, &heads, 61);
     let init = n.graph.init_params(62).unwrap();

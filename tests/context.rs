@@ -120,8 +120,8 @@ fn rss_mb() -> f64 {
 #[cfg(target_os = "linux")]
 #[test]
 fn repeated_steps_and_transposed_products_do_not_grow_host_memory() {
-    use hydra::autograd::GpuGraph;
     use hydra::kernels::MatmulSpec;
+    use hydra::GpuGraph;
     // A context of its own; lavapipe leaked ~360 KB per dispatch of the register-blocked
     // transposed-A product, and unpolled submissions piled up before flow control.
     let own = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));

@@ -5,12 +5,12 @@ mod common;
 
 use common::{assert_close, ctx, to64};
 use hydra::autograd::cpu as gcpu;
-use hydra::autograd::gpu::{GpuLossWeighting, TaskGradSpec};
-use hydra::autograd::GpuGraph;
 use hydra::cpu::Rng;
 use hydra::kernels;
+use hydra::mtl::gpu::{GpuLossWeighting, TaskGradSpec};
 use hydra::mtl::weighting::{self, Gram, Target};
 use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
+use hydra::GpuGraph;
 use hydra::{Activation, LossKind, Optimizer};
 
 /// Heads with a hidden layer of 3 on a trunk of 17-9, or, `linear_heads`, linear heads on a

@@ -1,7 +1,7 @@
 //! The gradient rules, written once: [`derive()`] turns a forward [`Graph`] into the steps of
 //! its backward pass. The CPU reference ([`super::cpu`]) interprets these steps in f32 or
 //! f64, so the finite-difference checks check the rules themselves; the GPU compiler
-//! ([`super::gpu`]) lowers the same steps to kernel dispatches (fusing some of them), so the
+//! ([`crate::compile`]) lowers the same steps to kernel dispatches (fusing some of them), so the
 //! CPU-vs-GPU tests check the kernels and the fusions.
 //!
 //! Every gradient is of Σ_t w_t·L_t. A step either defines the gradient at a Linear node's

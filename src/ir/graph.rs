@@ -1,7 +1,7 @@
 //! The graph: nodes over tensors, in creation order (which is a topological order). A graph is
 //! built once for a fixed batch size, then run by the CPU reference
 //! ([`crate::autograd::cpu`]) or compiled into replayable GPU dispatches
-//! ([`crate::autograd::GpuGraph`]).
+//! ([`crate::runtime::GpuGraph`]).
 
 use super::ops::{Activation, LossKind};
 use crate::error::{Error, Result};

@@ -1,6 +1,9 @@
 //! Optimizers: a host-side description (PyTorch's formulas and defaults), the per-step values
-//! the GPU kernel needs, and the CPU reference of one update. The GPU update itself is one
-//! dispatch of `optim.wgsl` over the flat parameter buffer.
+//! the GPU kernel needs, and the CPU reference of one update. The GPU update program
+//! ([`gpu`]) is one dispatch of `optim.wgsl` per trainable range of the flat parameter
+//! buffer, with gradient clipping's norm before it and the divergence guard after.
+
+pub mod gpu;
 
 use crate::cpu::Real;
 use crate::error::{Error, Result};

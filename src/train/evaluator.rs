@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::autograd::GpuGraph;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -10,6 +9,7 @@ use crate::gpu::Context;
 use crate::mtl::metrics::{self, Metrics};
 use crate::mtl::{TaskDef, TaskKind};
 use crate::nn::{ModelSpec, MultiTaskModel};
+use crate::runtime::GpuGraph;
 
 use super::{gather, Scaling};
 

@@ -102,6 +102,6 @@ pub struct TrainReport {
 }
 
 /// Runs of at least this many steps compile the larger-block forms of the step's matmuls on a
-/// background thread ([`crate::autograd::GpuGraph::start_upgrades`]): at ~2 ms saved per step for each 256³
+/// background thread ([`crate::runtime::GpuGraph::start_upgrades`]): at ~2 ms saved per step for each 256³
 /// product under llvmpipe, against 3–5 s of compilation each. Results are the same either way.
 pub const UPGRADE_AFTER_STEPS: usize = 1000;

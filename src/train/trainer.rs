@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use crate::autograd::gpu::{GpuLossWeighting, TaskGradSpec};
-use crate::autograd::GpuGraph;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::ir::Init;
+use crate::mtl::gpu::{GpuLossWeighting, TaskGradSpec};
 use crate::mtl::metrics::Metrics;
 use crate::mtl::weighting::{Gram, Method, Target, Weighter};
 use crate::mtl::TaskDef;
 use crate::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use crate::rng::shuffle;
 use crate::rng::Rng;
+use crate::runtime::GpuGraph;
 
 use super::{
     frozen_params, gather, EvalRecord, Evaluator, Scaling, Splits, TrainReport, TrainSettings, UPGRADE_AFTER_STEPS,

@@ -8,25 +8,25 @@ use crate::ir::Activation;
 use crate::kernels;
 
 /// The per-task gradient slots and the dispatches that work on them.
-pub(super) struct Slots {
+pub(crate) struct Slots {
     /// Per-task gradients at z, `[T, stride_z]`.
-    pub(super) gz: Tensor,
-    pub(super) len_z: usize,
-    pub(super) stride_z: usize,
+    pub(crate) gz: Tensor,
+    pub(crate) len_z: usize,
+    pub(crate) stride_z: usize,
     /// Per-task gradients of the shared parameters, `[T, stride_p]` (params target).
-    pub(super) gp: Option<Tensor>,
-    pub(super) len_p: usize,
-    pub(super) stride_p: usize,
-    pub(super) combine_sum: Dispatch,
-    pub(super) combine_coef: Dispatch,
-    pub(super) graddrop: Dispatch,
+    pub(crate) gp: Option<Tensor>,
+    pub(crate) len_p: usize,
+    pub(crate) stride_p: usize,
+    pub(crate) combine_sum: Dispatch,
+    pub(crate) combine_coef: Dispatch,
+    pub(crate) graddrop: Dispatch,
     /// Params target: per task, copy its z-gradient in, and copy the trunk gradient out.
-    pub(super) copy_in: Vec<Dispatch>,
-    pub(super) copy_out: Vec<Dispatch>,
-    pub(super) gram_repr: Dispatch,
-    pub(super) gram_target: Dispatch,
-    pub(super) gram: Tensor,
-    pub(super) coef: Tensor,
+    pub(crate) copy_in: Vec<Dispatch>,
+    pub(crate) copy_out: Vec<Dispatch>,
+    pub(crate) gram_repr: Dispatch,
+    pub(crate) gram_target: Dispatch,
+    pub(crate) gram: Tensor,
+    pub(crate) coef: Tensor,
 }
 
 /// Builds the slots' dispatches: the Gram matrix of the per-task gradients at the shared
@@ -35,7 +35,7 @@ pub(super) struct Slots {
 /// length of the shared parameters), the per-task copies in and out of one trunk backward
 /// each. Returns the slots and a buffer of ones the sum reads (to keep alive).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn program(
+pub(crate) fn program(
     ctx: &Context,
     gz: Tensor,
     gz_views: &[Tensor],

@@ -8,24 +8,24 @@ use crate::optim::Optimizer;
 
 /// The update of one step: clipping's norm, the optimizer over the flat buffers, the
 /// divergence guard; and the state they keep.
-pub(super) struct GpuOptim {
-    pub(super) opt: Optimizer,
+pub(crate) struct GpuOptim {
+    pub(crate) opt: Optimizer,
     /// One update per contiguous run of trainable parameters (one when nothing is frozen).
-    pub(super) dispatches: Vec<Dispatch>,
-    pub(super) state: Vec<Tensor>,
-    pub(super) max_norm: Option<f32>,
-    pub(super) norm2: Tensor,
-    pub(super) step: u64,
+    pub(crate) dispatches: Vec<Dispatch>,
+    pub(crate) state: Vec<Tensor>,
+    pub(crate) max_norm: Option<f32>,
+    pub(crate) norm2: Tensor,
+    pub(crate) step: u64,
     /// Squared gradient norm for clipping (computed before the update).
-    pub(super) clip: Option<Dispatch>,
+    pub(crate) clip: Option<Dispatch>,
     /// The divergence guard, after the update, and its 5-value state.
-    pub(super) guard: Dispatch,
-    pub(super) guard_state: Tensor,
+    pub(crate) guard: Dispatch,
+    pub(crate) guard_state: Tensor,
 }
 
 /// The update for `opt` over the whole flat buffers of `total` values, clipping the gradient
 /// norm to `max_norm` when set; the guard watches `losses` and the parameters.
-pub(super) fn program(
+pub(crate) fn program(
     ctx: &Context,
     opt: Optimizer,
     max_norm: Option<f32>,
@@ -52,7 +52,7 @@ pub(super) fn program(
 
 /// The optimizer's dispatches over `ranges` (start, length) of the flat buffers.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn optimizer_dispatches(
+pub(crate) fn optimizer_dispatches(
     ctx: &Context,
     opt: Optimizer,
     params: &Tensor,
@@ -103,4 +103,29 @@ pub(super) fn optimizer_dispatches(
         out.push(d);
     }
     Ok(out)
+}
+
+impl GpuOptim {
+    /// Advances the step count and writes the update's per-step values (bias corrections,
+    /// learning rate) into each of its dispatches.
+    pub(crate) fn next_step(&mut self, ctx: &Context) {
+        self.step += 1;
+        let f = self.opt.uniform(self.step);
+        for d in &self.dispatches {
+            d.set_params(ctx, [d.elements, 0, 0, 0], f);
+        }
+    }
+
+    /// One update per range (start, length) of the flat buffers, e.g. the trainable ones.
+    pub(crate) fn set_ranges(
+        &mut self,
+        ctx: &Context,
+        params: &Tensor,
+        grads: &Tensor,
+        ranges: &[(usize, usize)],
+    ) -> Result<()> {
+        self.dispatches =
+            optimizer_dispatches(ctx, self.opt, params, grads, &self.state, ranges, self.max_norm, &self.norm2)?;
+        Ok(())
+    }
 }

@@ -1,0 +1,97 @@
+//! Lowering of the forward pass: one or two dispatches per op, in graph order.
+
+use std::collections::HashMap;
+
+use super::fuse_heads::HeadGroup;
+use super::memory::Memory;
+use super::upgrade::{matmul_upgradable, UpgradeJob};
+use crate::error::Result;
+use crate::gpu::{Context, Dispatch};
+use crate::ir::{Graph, NodeId, Op};
+use crate::kernels::{self, MatmulSpec};
+
+/// The forward dispatches of `graph`. Fused heads run as one product at their first member,
+/// split with each member's bias by `copy_columns`. Each loss kernel also writes its logits'
+/// gradient scaled by the task's weight, or by one when `weights_after_loss` (a weighting that
+/// needs this step's losses scales it afterwards); where nothing upstream learns, that
+/// gradient goes to a scratch buffer.
+pub fn lower(
+    ctx: &Context,
+    graph: &Graph,
+    mem: &Memory,
+    groups: &[HeadGroup],
+    member_of: &HashMap<usize, (usize, usize)>,
+    weights_after_loss: bool,
+    upgrades: &mut Vec<UpgradeJob>,
+) -> Result<Vec<Dispatch>> {
+    let v = |id: NodeId| mem.value(id);
+    let mut forward = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let id = NodeId(i);
+        match node.op {
+            Op::Input | Op::Param(_) => {}
+            Op::Linear { .. } if member_of.contains_key(&i) => {
+                let (gi, j) = member_of[&i];
+                if j == 0 {
+                    forward.extend(head_group(ctx, graph, mem, &groups[gi], upgrades)?);
+                }
+            }
+            Op::Linear { x, w, b, act } => {
+                let bias = match b {
+                    Some(b) => Some(v(b)?),
+                    None => None,
+                };
+                if let Some(z) = &mem.pre[i] {
+                    let spec = MatmulSpec { trans_b: true, ..Default::default() };
+                    forward.push(matmul_upgradable(ctx, v(x)?, v(w)?, bias, z, &spec, None, upgrades)?);
+                    forward.push(kernels::act_forward(ctx, act, z, v(id)?)?);
+                } else {
+                    let spec = MatmulSpec { trans_b: true, act, ..Default::default() };
+                    forward.push(matmul_upgradable(ctx, v(x)?, v(w)?, bias, v(id)?, &spec, None, upgrades)?);
+                }
+            }
+            Op::Act { x, act } => forward.push(kernels::act_forward(ctx, act, v(x)?, v(id)?)?),
+            Op::Add { a, b } => forward.push(kernels::add(ctx, v(a)?, v(b)?, v(id)?)?),
+            Op::Mul { a, b } => forward.push(kernels::mul(ctx, v(a)?, v(b)?, v(id)?, false)?),
+            Op::Loss { logits, labels, mask, kind, task } => {
+                let scratch;
+                let grad = match &mem.node_grads[logits.0] {
+                    Some(g) => g,
+                    None => {
+                        scratch = ctx.empty(graph.shape(logits))?;
+                        &scratch
+                    }
+                };
+                let w = if weights_after_loss { &mem.ones } else { &mem.weights };
+                let (lg, lb, mk) = (v(logits)?, v(labels)?, v(mask)?);
+                forward.push(kernels::task_loss(ctx, kind, lg, lb, mk, w, task, grad, &mem.losses)?);
+            }
+        }
+    }
+    Ok(forward)
+}
+
+/// A group of heads: one product of all their outputs, then each member's columns (and bias).
+fn head_group(
+    ctx: &Context,
+    graph: &Graph,
+    mem: &Memory,
+    g: &HeadGroup,
+    upgrades: &mut Vec<UpgradeJob>,
+) -> Result<Vec<Dispatch>> {
+    let y_all = ctx.empty(&[graph.shape(g.x)[0], g.width])?;
+    let in_features = graph.shape(g.x)[1];
+    let w_all = mem.store.params.view(mem.store.offsets[g.weights[0]], &[g.width, in_features])?;
+    let spec = MatmulSpec { trans_b: true, ..Default::default() };
+    let mut out = vec![matmul_upgradable(ctx, mem.value(g.x)?, &w_all, None, &y_all, &spec, None, upgrades)?];
+    for (k, &m) in g.members.iter().enumerate() {
+        let Op::Linear { b, .. } = graph.nodes[m].op else { unreachable!("a head is Linear") };
+        let bias = match b {
+            Some(b) => Some(mem.value(b)?),
+            None => None,
+        };
+        let y = mem.value(NodeId(m))?;
+        out.push(kernels::copy_columns(ctx, &y_all, g.cols[k], y, 0, y.dims2().1, bias)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,155 @@
+//! The multi-task part of a training step on the GPU, built on the compiler's per-task split:
+//! the loss weightings computed in the step (UW, GLS, FAMO), the per-task gradient slots at
+//! the shared representation, their Gram matrix, sum, combination and GradDrop
+//! (`slots`). The runtime runs these segments ([`crate::runtime::GpuGraph`]).
+
+pub(crate) mod slots;
+
+use crate::compile::Compiled;
+use crate::error::{Error, Result};
+use crate::gpu::{Context, Dispatch, Tensor};
+use crate::ir::{NodeId, Op};
+use crate::kernels;
+use crate::mtl::weighting::Target;
+use slots::Slots;
+
+/// How the GPU computes loss weights inside the step, for methods that need no host work.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GpuLossWeighting {
+    /// Weights come from the weights buffer as set by the host (ew, static, dwa, rlw, and
+    /// every gradient method).
+    Host,
+    /// Uncertainty weighting with log-variances in parameter `log_var` (by index).
+    Uw {
+        /// Index of the `weighting.log_var` parameter.
+        log_var: usize,
+    },
+    /// Geometric loss strategy.
+    Gls,
+    /// FAMO with its learning rate and weight decay.
+    Famo {
+        /// Learning rate of the task logits.
+        lr: f32,
+        /// Their weight decay.
+        weight_decay: f32,
+    },
+}
+
+impl GpuLossWeighting {
+    /// Whether the weighting needs this step's losses, so the loss kernels scale their
+    /// gradients by one and the weighting scales them after.
+    pub fn after_loss(self) -> bool {
+        matches!(self, GpuLossWeighting::Gls | GpuLossWeighting::Famo { .. })
+    }
+}
+
+/// Per-task gradients at the shared representation `z`: each task's head writes its own
+/// slot, so they can be weighted, combined or inspected (Gram matrix) before the trunk.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskGradSpec {
+    /// The shared representation (the trunk's output).
+    pub z: NodeId,
+    /// The first `shared_params` parameters are the trunk's.
+    pub shared_params: usize,
+    /// Where gradient methods take the per-task gradients.
+    pub target: Target,
+    /// Loss weighting computed on the GPU.
+    pub loss_weighting: GpuLossWeighting,
+    /// Clip the norm of all gradients to this before each update (torch's clip_grad_norm_).
+    pub max_grad_norm: Option<f32>,
+}
+
+/// The multi-task segments of a step.
+pub(crate) struct TaskStep {
+    pub(crate) spec: TaskGradSpec,
+    pub(crate) tasks: usize,
+    /// Loss weightings computed from this step's losses, after the forward pass.
+    pub(crate) post: Vec<Dispatch>,
+    /// The backward pass after z (the heads), writing the slots.
+    pub(crate) head_bw: Vec<Dispatch>,
+    /// The backward pass below z (the trunk), reading z's combined gradient.
+    pub(crate) trunk_bw: Vec<Dispatch>,
+    /// None when nothing shared learns (an empty trunk): no per-task slots then.
+    pub(crate) slots: Option<Slots>,
+    /// State a weighting keeps on the GPU between steps (FAMO's logits, Adam moments, losses).
+    pub(crate) weighting_state: Option<Tensor>,
+    _keep: Vec<Tensor>,
+}
+
+/// Builds the multi-task segments on a graph compiled with `Options::split_at = spec.z`
+/// (and `weights_after_loss` as the weighting wants): UW's weights go first in the forward
+/// pass, the backward pass is cut at z into the heads' and the trunk's parts.
+pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> Result<TaskStep> {
+    let tasks = c.graph.tasks();
+    let mem = &c.mem;
+    if let GpuLossWeighting::Uw { log_var } = spec.loss_weighting {
+        c.forward.insert(0, kernels::uw_weights(ctx, &mem.param_views[log_var], &mem.weights)?);
+    }
+    let mut post = Vec::new();
+    let mut keep = Vec::new();
+    let mut weighting_state = None;
+    let t1 = tasks.max(1);
+    match spec.loss_weighting {
+        GpuLossWeighting::Host => {}
+        GpuLossWeighting::Uw { log_var } => {
+            post.push(kernels::uw_grad(ctx, &mem.param_views[log_var], &mem.losses, &mem.grad_views[log_var])?)
+        }
+        GpuLossWeighting::Gls => post.push(kernels::gls_weights(ctx, &mem.losses, &mem.weights)?),
+        GpuLossWeighting::Famo { lr, weight_decay } => {
+            let min_losses = ctx.zeros(&[t1])?;
+            let state = ctx.zeros(&[4 * t1 + 1])?;
+            post.push(kernels::famo(ctx, &min_losses, &mem.losses, &mem.weights, &state, lr, weight_decay)?);
+            keep.push(min_losses);
+            weighting_state = Some(state);
+        }
+    }
+    if spec.loss_weighting.after_loss() {
+        for node in &c.graph.nodes {
+            if let Op::Loss { logits, task, .. } = node.op {
+                if let Some(g) = &mem.node_grads[logits.0] {
+                    post.push(kernels::scale_task(ctx, g, &mem.weights, task)?);
+                }
+            }
+        }
+    }
+    let mut backward = std::mem::take(&mut c.backward);
+    let Some(split) = c.split.take() else {
+        // No shared parameters: only the loss weighting's own dispatches.
+        let step = TaskStep {
+            spec,
+            tasks,
+            post,
+            head_bw: backward,
+            trunk_bw: Vec::new(),
+            slots: None,
+            weighting_state,
+            _keep: keep,
+        };
+        return Ok(step);
+    };
+    let head_end = c.head_end.unwrap_or(backward.len());
+    let trunk_bw: Vec<Dispatch> = backward.drain(head_end..).collect();
+    let z_grad = mem.grad(spec.z)?.clone();
+    let trunk_len = match spec.target {
+        Target::Representation => None,
+        Target::Params => {
+            let shared = spec.shared_params.min(c.graph.params.len());
+            if shared == 0 {
+                return Err(Error::invalid("weighting target", "params needs shared parameters"));
+            }
+            Some(mem.store.offsets[shared - 1] + mem.store.len_of(shared - 1))
+        }
+    };
+    let (slots, ones) = slots::program(
+        ctx,
+        split.flat,
+        &split.views,
+        (split.len, split.stride),
+        &z_grad,
+        trunk_len,
+        &mem.store.grads,
+        mem.align,
+    )?;
+    keep.push(ones);
+    Ok(TaskStep { spec, tasks, post, head_bw: backward, trunk_bw, slots: Some(slots), weighting_state, _keep: keep })
+}

@@ -1,0 +1,132 @@
+//! The two submits of a gradient method's step, and the per-task gradients they expose:
+//! phase one computes each task's gradient of the shared part and their Gram matrix, the host
+//! solves for coefficients, phase two combines and updates.
+
+use super::{GpuGraph, Segment};
+use crate::error::{Error, Result};
+use crate::gpu::Dispatch;
+use crate::mtl::gpu::slots::Slots;
+use crate::mtl::gpu::{TaskGradSpec, TaskStep};
+
+impl GpuGraph {
+    fn task_grads(&self) -> Result<(&TaskStep, &Slots)> {
+        let tg = self
+            .program
+            .task
+            .as_ref()
+            .ok_or_else(|| Error::invalid("graph", "compiled without per-task gradients (GpuGraph::multi_task)"))?;
+        let sl = tg.slots.as_ref().ok_or_else(|| {
+            Error::invalid("graph", "the model shares no parameters (empty trunk): there are no shared gradients")
+        })?;
+        Ok((tg, sl))
+    }
+
+    /// Phase one of a gradient-method step: forward, the heads' backward, the per-task
+    /// gradients of the target (for `params`, one trunk backward per task) and their Gram
+    /// matrix. One submit; read M with [`GpuGraph::read_gram`], then call
+    /// [`GpuGraph::apply_coefficients`] or [`GpuGraph::apply_graddrop`].
+    pub fn gram_phase(&self) -> Result<()> {
+        let (tg, sl) = self.task_grads()?;
+        let mut d = self.dispatches(&[Segment::Forward, Segment::LossWeighting, Segment::Backward]);
+        if sl.gp.is_some() {
+            for t in 0..tg.tasks {
+                d.push(&sl.copy_in[t]);
+                d.extend(&tg.trunk_bw);
+                d.push(&sl.copy_out[t]);
+            }
+        }
+        d.push(&sl.gram_target);
+        self.ctx.run(&d)
+    }
+
+    /// Per-task gradient diagnostics at the shared representation, without updating anything:
+    /// forward, heads' backward, Gram matrix. One submit.
+    pub fn diagnostics_phase(&self) -> Result<()> {
+        let (_, sl) = self.task_grads()?;
+        let mut d = self.dispatches(&[Segment::Forward, Segment::Backward]);
+        d.push(&sl.gram_repr);
+        self.ctx.run(&d)
+    }
+
+    /// The Gram matrix `[T×T]` and the task losses, in one readback.
+    pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (_, sl) = self.task_grads()?;
+        let mut v = self.ctx.read_many(&[&sl.gram, &self.mem.losses])?;
+        let l = v.pop().unwrap_or_default();
+        let m = v.pop().unwrap_or_default();
+        Ok((m, l))
+    }
+
+    /// Phase two: d = Σ_t c_t g_t into the shared gradient (then, for the representation
+    /// target, the trunk's backward) and the optimizer update. One upload, one submit.
+    pub fn apply_coefficients(&mut self, c: &[f32]) -> Result<()> {
+        let coef = self.task_grads()?.1.coef.clone();
+        self.ctx.write(&coef, c)?;
+        self.next_update()?;
+        let (_, sl) = self.task_grads()?;
+        self.finish(&sl.combine_coef)
+    }
+
+    /// Phase two with GradDrop: the sign-purity drop of the per-task gradients, with this
+    /// step's `seed`, then as [`GpuGraph::apply_coefficients`].
+    pub fn apply_graddrop(&mut self, seed: u32) -> Result<()> {
+        let (tg, sl) = self.task_grads()?;
+        let (p, stride) = match sl.gp {
+            Some(_) => (sl.len_p, sl.stride_p),
+            None => (sl.len_z, sl.stride_z),
+        };
+        sl.graddrop.set_params(&self.ctx, [tg.tasks as u32, p as u32, stride as u32, seed], [0.0; 4]);
+        self.next_update()?;
+        let (_, sl) = self.task_grads()?;
+        self.finish(&sl.graddrop)
+    }
+
+    /// `combine`, then the trunk's backward where the gradients were taken at the
+    /// representation, then the update: one submit.
+    fn finish(&self, combine: &Dispatch) -> Result<()> {
+        let (_, sl) = self.task_grads()?;
+        let mut d = vec![combine];
+        if sl.gp.is_none() {
+            d.extend(self.dispatches(&[Segment::SharedBackward]));
+        }
+        d.extend(self.program.update()?);
+        self.ctx.run(&d)
+    }
+
+    /// Whether per-task gradients of shared parameters exist (a non-empty trunk).
+    pub fn has_task_grads(&self) -> bool {
+        self.program.task.as_ref().is_some_and(|t| t.slots.is_some())
+    }
+
+    /// Reads the per-task gradients of the weighting target back, one row per task.
+    pub fn read_task_grads(&self) -> Result<Vec<Vec<f32>>> {
+        let (tg, sl) = self.task_grads()?;
+        let (flat, p, stride) = match &sl.gp {
+            Some(g) => (g, sl.len_p, sl.stride_p),
+            None => (&sl.gz, sl.len_z, sl.stride_z),
+        };
+        let all = self.ctx.read(flat)?;
+        Ok((0..tg.tasks).map(|t| all[t * stride..t * stride + p].to_vec()).collect())
+    }
+
+    /// The weighting spec this graph was compiled with.
+    pub fn task_grad_spec(&self) -> Option<TaskGradSpec> {
+        self.program.task.as_ref().map(|t| t.spec)
+    }
+
+    /// The GPU-side state of the weighting (FAMO's), if it keeps one.
+    pub fn read_weighting_state(&self) -> Result<Option<Vec<f32>>> {
+        match self.program.task.as_ref().and_then(|t| t.weighting_state.as_ref()) {
+            Some(t) => Ok(Some(self.ctx.read(t)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Restores the GPU-side state of the weighting.
+    pub fn write_weighting_state(&self, v: &[f32]) -> Result<()> {
+        match self.program.task.as_ref().and_then(|t| t.weighting_state.as_ref()) {
+            Some(t) => self.ctx.write(t, v),
+            None => Err(Error::invalid("weighting state", "this weighting keeps no GPU state")),
+        }
+    }
+}

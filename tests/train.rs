@@ -53,6 +53,27 @@ fn energy_multi_task_test_rmse_is_far_below_predicting_the_mean() {
 }
 
 #[test]
+fn the_reported_metrics_are_those_of_the_kept_epoch_on_every_split() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 1);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    let settings = TrainSettings { batch_size: 64, epochs: 12, patience: 0, ..Default::default() };
+    let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
+    let rep = tr.fit(&splits, &mut |_| {}).unwrap();
+    let best = &rep.history[rep.best_epoch - 1];
+    assert_eq!(best.epoch, rep.best_epoch);
+    for t in 0..tasks.len() {
+        assert_eq!(rep.metrics[t][1], best.val_metrics[t], "validation metrics of epoch {}", rep.best_epoch);
+        assert_eq!(rep.metrics[t][2], best.test_metrics[t], "test metrics of epoch {}", rep.best_epoch);
+    }
+    // And they are what the kept parameters give now.
+    let (_, test) = tr.evaluate(&splits.test).unwrap();
+    for t in 0..tasks.len() {
+        assert_eq!(rep.metrics[t][2], test[t]);
+    }
+}
+
+#[test]
 fn both_losses_fall_on_a_synthetic_two_task_problem() {
     let n = 512;
     let f = 6;
@@ -111,7 +132,7 @@ fn missing_labels_and_a_partial_last_batch_train_without_nan_in_file_order() {
 }
 
 #[test]
-fn an_evaluation_reads_every_task_output_back_at_once() {
+fn an_evaluation_reads_every_task_output_back_at_once_and_copies_no_parameter() {
     let (d, tasks) = energy();
     let (splits, scaling) = splits_of(&d, &tasks, 0);
     let spec = Trainer::spec_for(d.width(), &[8], &[], Activation::Relu, &tasks);
@@ -119,10 +140,13 @@ fn an_evaluation_reads_every_task_output_back_at_once() {
     let settings = TrainSettings { batch_size: 32, epochs: 1, patience: 0, ..Default::default() };
     let mut tr = Trainer::new(own.clone(), &spec, &tasks, settings, scaling, None).unwrap();
     tr.evaluate(&splits.val).unwrap(); // builds the evaluation graph
-    let before = own.counters().readbacks;
+    let (before, uploads) = (own.counters().readbacks, own.counters().uploads);
     tr.evaluate(&splits.val).unwrap();
-    // The parameters once, then both tasks' outputs together.
+    // The divergence guard's verdict, then both tasks' outputs together.
     assert_eq!(own.counters().readbacks - before, 2);
+    // The evaluation graph reads the trainer's parameters where they are: the one batch of
+    // validation rows is all it uploads.
+    assert_eq!(own.counters().uploads - uploads, 1);
 }
 
 #[test]

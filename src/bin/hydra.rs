@@ -419,7 +419,7 @@ fn eval(config: &Path, checkpoint: &Path, split: &str, json: bool) -> hydra::Res
     if data.labels.len() != info.tasks.len() {
         return Err(hydra::Error::invalid("--config", "its tasks differ from the checkpoint's"));
     }
-    let (losses, mets) = ev.evaluate(&params, &data)?;
+    let (losses, mets) = ev.evaluate(hydra::train::Params::Host(&params), &data)?;
     if json {
         let tasks: serde_json::Map<String, serde_json::Value> =
             info.tasks.iter().zip(&mets).map(|(t, m)| (t.name.clone(), serde_json::json!({ split: m }))).collect();

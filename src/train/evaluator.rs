@@ -12,6 +12,16 @@ use crate::nn::{ModelSpec, MultiTaskModel};
 use crate::runtime::GpuGraph;
 
 use super::{gather, Scaling};
+use crate::compile::ParamStore;
+
+/// Where an evaluation takes the parameters from.
+#[derive(Clone, Copy)]
+pub enum Params<'a> {
+    /// Host values (in parameter order), written into the evaluation graph.
+    Host(&'a [Vec<f32>]),
+    /// A trainer's store, read where it is: no copy at all.
+    Store(&'a ParamStore),
+}
 
 /// Runs a model's forward pass over whole datasets (in batches of up to 1024 rows, the last
 /// padded) for evaluation and prediction; needs no optimizer.
@@ -20,8 +30,9 @@ pub struct Evaluator {
     spec: ModelSpec,
     tasks: Vec<TaskDef>,
     scaling: Scaling,
-    /// Compiled forward graphs by batch size (the splits' sizes, each built once).
-    cache: Vec<(MultiTaskModel, GpuGraph)>,
+    /// Compiled forward graphs by batch size (the splits' sizes, each built once) and by
+    /// whether they read a store.
+    cache: Vec<(MultiTaskModel, GpuGraph, bool)>,
 }
 
 impl Evaluator {
@@ -36,7 +47,7 @@ impl Evaluator {
     }
 
     /// Per task, the raw outputs `[rows, outputs]` for every row of `d` (already scaled).
-    pub fn outputs(&mut self, params: &[Vec<f32>], d: &Dataset) -> Result<Vec<Vec<f32>>> {
+    pub fn outputs(&mut self, params: Params<'_>, d: &Dataset) -> Result<Vec<Vec<f32>>> {
         let n = d.rows();
         let mut outs: Vec<Vec<f32>> = self.tasks.iter().map(|t| Vec::with_capacity(n * t.loss.outputs())).collect();
         if n == 0 {
@@ -49,19 +60,26 @@ impl Evaluator {
             ));
         }
         let batch = n.min(1024);
-        let slot = match self.cache.iter().position(|(m, _)| m.batch == batch) {
+        let on_store = matches!(params, Params::Store(_));
+        let slot = match self.cache.iter().position(|(m, _, st)| m.batch == batch && *st == on_store) {
             Some(i) => {
-                self.cache[i].1.write_params(params)?;
+                // A graph on a store reads the store's current parameters as they are.
+                if let Params::Host(p) = params {
+                    self.cache[i].1.write_params(p)?;
+                }
                 i
             }
             None => {
                 let m = MultiTaskModel::build(&self.spec, batch)?;
-                let g = GpuGraph::forward_only(self.ctx.clone(), m.graph.clone(), params)?;
-                self.cache.push((m, g));
+                let g = match params {
+                    Params::Host(p) => GpuGraph::forward_only(self.ctx.clone(), m.graph.clone(), p)?,
+                    Params::Store(s) => GpuGraph::forward_only_on(self.ctx.clone(), m.graph.clone(), s)?,
+                };
+                self.cache.push((m, g, on_store));
                 self.cache.len() - 1
             }
         };
-        let (model, eg) = &mut self.cache[slot];
+        let (model, eg, _) = &mut self.cache[slot];
         let rows: Vec<usize> = (0..n).collect();
         for chunk in rows.chunks(batch) {
             let mut inputs = gather(d, chunk, batch);
@@ -83,7 +101,7 @@ impl Evaluator {
     }
 
     /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled).
-    pub fn evaluate(&mut self, params: &[Vec<f32>], d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
+    pub fn evaluate(&mut self, params: Params<'_>, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
@@ -112,7 +130,7 @@ impl Evaluator {
     pub fn predict(&mut self, params: &[Vec<f32>], raw: &Dataset) -> Result<Vec<Vec<f32>>> {
         let mut d = raw.clone();
         self.scaling.features.apply(&mut d.features);
-        let outs = self.outputs(params, &d)?;
+        let outs = self.outputs(Params::Host(params), &d)?;
         let mut preds = Vec::new();
         for (t, task) in self.tasks.iter().enumerate() {
             let mut o = outs[t].clone();

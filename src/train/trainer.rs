@@ -16,6 +16,7 @@ use crate::rng::shuffle;
 use crate::rng::Rng;
 use crate::runtime::GpuGraph;
 
+use super::evaluator::Params;
 use super::{
     frozen_params, gather, EvalRecord, Evaluator, Scaling, Splits, TrainReport, TrainSettings, UPGRADE_AFTER_STEPS,
 };
@@ -34,8 +35,6 @@ pub struct Trainer {
     /// A gradient method's last combination coefficients (reported, never loss weights).
     coefficients: Option<Vec<f32>>,
     weighter: Weighter,
-    /// Parameters of the model proper (the graph may add weighting parameters after them).
-    model_params: usize,
     state: LoopState,
     best_params: Option<Vec<Vec<f32>>>,
 }
@@ -169,7 +168,6 @@ impl Trainer {
             weights,
             coefficients: None,
             weighter,
-            model_params,
             state: LoopState::default(),
             best_params: None,
         })
@@ -238,9 +236,10 @@ impl Trainer {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
-        let (params, diverged) = self.graph.read_params_checked()?;
-        self.fail_if_diverged(diverged)?;
-        let (losses, mets) = self.evaluator.evaluate(&params[..self.model_params], d)?;
+        // The evaluation graphs read the trainer's parameter store: only the guard's
+        // verdict comes back, not the parameters.
+        self.fail_if_diverged(self.graph.divergence()?)?;
+        let (losses, mets) = self.evaluator.evaluate(Params::Store(self.graph.store()), d)?;
         if let Some((t, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             return Err(Error::invalid(
                 "training",
@@ -369,6 +368,7 @@ impl Trainer {
                 LoopState { order: (0..n).collect(), rng: Rng::new(s.seed ^ 0x5EED).state(), ..Default::default() };
         }
         let mut history = Vec::new();
+        let mut kept: Option<(usize, [Vec<Metrics>; 3])> = None;
         while self.state.step < total_steps && !self.state.stopped {
             if s.shuffle && self.state.pos == 0 {
                 let mut rng = Rng::from_state(self.state.rng);
@@ -393,7 +393,7 @@ impl Trainer {
             self.state.pos = 0;
             self.state.epoch += 1;
             let epoch = self.state.epoch;
-            let (train_loss, _) = self.evaluate(&splits.train)?;
+            let (train_loss, train_metrics) = self.evaluate(&splits.train)?;
             let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
             let (test_loss, test_metrics) = self.evaluate(&splits.test)?;
             let first: Vec<usize> = order.iter().copied().take(b).collect();
@@ -402,6 +402,8 @@ impl Trainer {
                 self.set_weights(&w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
             }
             let weights = self.current_weights()?;
+            // This epoch's metrics on every split, kept if its parameters are the ones kept.
+            let epoch_metrics = [train_metrics, val_metrics.clone(), test_metrics.clone()];
             let rec = EvalRecord {
                 epoch,
                 step: self.graph.steps(),
@@ -416,13 +418,16 @@ impl Trainer {
             };
             on_eval(&rec);
             history.push(rec);
-            if !val_loss.is_empty() {
+            if val_loss.is_empty() {
+                kept = Some((epoch, epoch_metrics));
+            } else {
                 let v: f64 = val_loss.iter().sum();
                 if self.state.best_val.is_none_or(|bv| v < bv) {
                     self.state.best_val = Some(v);
                     self.state.best_epoch = epoch;
                     self.best_params = Some(self.graph.read_params()?);
                     self.state.since_best = 0;
+                    kept = Some((epoch, epoch_metrics));
                 } else {
                     self.state.since_best += 1;
                     if s.patience > 0 && self.state.since_best >= s.patience {
@@ -438,10 +443,22 @@ impl Trainer {
             }
             None => (self.state.epoch, self.graph.read_params()?),
         };
-        let mut per_split: Vec<Vec<Metrics>> = Vec::new();
-        for d in [&splits.train, &splits.val, &splits.test] {
-            let (_, m) = self.evaluate(d)?;
-            per_split.push(if m.is_empty() { vec![Metrics::new(); self.tasks.len()] } else { m });
+        // The kept parameters were evaluated at their epoch: their metrics are reused, not
+        // computed again (a resumed run whose best epoch came before it evaluates them anew).
+        let mut per_split: Vec<Vec<Metrics>> = match kept {
+            Some((epoch, m)) if epoch == best_epoch => m.into(),
+            _ => {
+                let mut v = Vec::new();
+                for d in [&splits.train, &splits.val, &splits.test] {
+                    v.push(self.evaluate(d)?.1);
+                }
+                v
+            }
+        };
+        for m in &mut per_split {
+            if m.is_empty() {
+                *m = vec![Metrics::new(); self.tasks.len()];
+            }
         }
         let metrics = (0..self.tasks.len())
             .map(|t| [per_split[0][t].clone(), per_split[1][t].clone(), per_split[2][t].clone()])

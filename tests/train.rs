@@ -68,8 +68,8 @@ fn the_reported_metrics_are_those_of_the_kept_epoch_on_every_split() {
     }
     // And they are what the kept parameters give now.
     let (_, test) = tr.evaluate(&splits.test).unwrap();
-    for t in 0..tasks.len() {
-        assert_eq!(rep.metrics[t][2], test[t]);
+    for (m, now) in rep.metrics.iter().zip(&test) {
+        assert_eq!(&m[2], now);
     }
 }
 

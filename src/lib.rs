@@ -68,6 +68,7 @@ pub mod mtl;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod shaders;

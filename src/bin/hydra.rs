@@ -158,13 +158,6 @@ fn main() -> ExitCode {
 
 const DEFAULT_CONFIG: &str = include_str!("../../examples/energy.toml");
 
-fn write_file(path: &Path, text: &str) -> hydra::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| hydra::Error::Io { path: path.to_path_buf(), source })
-}
-
 fn train(
     config: Option<PathBuf>,
     mut opts: experiment::RunOptions,
@@ -218,24 +211,7 @@ fn train(
         let losses: Vec<String> = names.iter().zip(&r.train_loss).map(|(n, l)| format!("{n} {l:.4}")).collect();
         bar.set_message(format!("epoch {} | train loss {}", r.epoch, losses.join(", ")));
         if let Some(f) = log_file.as_mut() {
-            let by_task = |v: Vec<serde_json::Value>| -> serde_json::Map<String, serde_json::Value> {
-                names.iter().cloned().zip(v).collect()
-            };
-            let line = serde_json::json!({
-                "epoch": r.epoch, "step": r.step,
-                "train_loss": by_task(r.train_loss.iter().map(|&v| v.into()).collect()),
-                "val_loss": by_task(r.val_loss.iter().map(|&v| v.into()).collect()),
-                "val_metrics": by_task(r.val_metrics.iter().map(|m| serde_json::json!(m)).collect()),
-                "test_loss": by_task(r.test_loss.iter().map(|&v| v.into()).collect()),
-                "test_metrics": by_task(r.test_metrics.iter().map(|m| serde_json::json!(m)).collect()),
-                "weights": by_task(r.weights.iter().map(|&v| v.into()).collect()),
-                "grad_norms": by_task(r.grad_norms.iter().map(|&v| v.into()).collect()),
-                "grad_cosines": names.iter().enumerate().map(|(i, a)| {
-                    let row: serde_json::Map<String, serde_json::Value> =
-                        names.iter().enumerate().map(|(j, b)| (b.clone(), r.grad_cosines[i * names.len() + j].into())).collect();
-                    (a.clone(), serde_json::Value::Object(row))
-                }).collect::<serde_json::Map<String, serde_json::Value>>(),
-            });
+            let line = hydra::report::jsonl::record(&names, r);
             if let Err(e) = writeln!(f, "{line}") {
                 log_err.get_or_insert(e);
             }
@@ -269,50 +245,11 @@ fn train(
     let secs = start.elapsed().as_secs_f64();
     let rep = &out.report;
     println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
-    let split = if prepared.splits.test.rows() > 0 { (2, "test") } else { (1, "val") };
-    println!(
-        "{:<12} {:<14} {:>12} {:>12} {:>9}",
-        "task",
-        format!("{} metric", split.1),
-        "multi-task",
-        "single-task",
-        "Δ%"
-    );
-    for (t, task) in cfg.tasks.iter().enumerate() {
-        for (k, (name, _)) in hydra::mtl::metrics::delta_metrics(task.kind).iter().enumerate() {
-            let m = rep.metrics[t][split.0].get(*name).copied().unwrap_or(f64::NAN);
-            let b = out.baselines.as_ref().map(|b| b[t][split.0].get(*name).copied().unwrap_or(f64::NAN));
-            let d = out.delta.as_ref().map(|d| d.0[t]);
-            println!(
-                "{:<12} {:<14} {:>12.4} {:>12} {:>9}",
-                if k == 0 { task.name.as_str() } else { "" },
-                name,
-                m,
-                b.map_or("-".into(), |v| format!("{v:.4}")),
-                if k == 0 { d.map_or("-".into(), |v| format!("{v:+.2}")) } else { String::new() }
-            );
-        }
-    }
-    if let Some((_, dm)) = &out.delta {
-        println!("Δm% (multi-task vs single-task, {}): {dm:+.2}", split.1);
-    }
+    let split = prepared.splits.reported();
+    print!("{}", hydra::report::table::results(&cfg.tasks, &out, split));
     if let Some(p) = &metrics_json {
-        let splits = ["train", "val", "test"];
-        let mut tasks = serde_json::Map::new();
-        for (t, task) in cfg.tasks.iter().enumerate() {
-            let mut per = serde_json::Map::new();
-            for (s, name) in splits.iter().enumerate() {
-                if !rep.metrics[t][s].is_empty() {
-                    per.insert((*name).into(), serde_json::json!(rep.metrics[t][s]));
-                }
-            }
-            if let Some(b) = &out.baselines {
-                per.insert("single_task".into(), serde_json::json!({ splits[split.0]: b[t][split.0] }));
-            }
-            tasks.insert(task.name.clone(), serde_json::Value::Object(per));
-        }
-        let doc = serde_json::json!({ "tasks": tasks, "delta_m": out.delta.as_ref().map(|d| d.1), "steps": rep.steps, "best_epoch": rep.best_epoch, "seconds": secs });
-        write_file(p, &format!("{doc:#}\n"))?;
+        let doc = hydra::report::metrics_json::document(&cfg.tasks, &out, split, secs);
+        hydra::report::write_text(p, &format!("{doc:#}\n"))?;
     }
     Ok(())
 }
@@ -336,39 +273,15 @@ fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::
     };
     let prepared = experiment::prepare(&cfg)?;
     let ctx = Context::new()?;
-    let split = if prepared.splits.test.rows() > 0 { 2 } else { 1 };
+    let split = prepared.splits.reported();
     let spec = experiment::model_spec(&cfg, prepared.splits.train.width());
     let t0 = std::time::Instant::now();
     let base =
         hydra::train::single_task_baselines(&ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
     eprintln!("hydra: single-task baselines in {:.1} s", t0.elapsed().as_secs_f64());
-    let metric_cols: Vec<(usize, &str)> = cfg
-        .tasks
-        .iter()
-        .enumerate()
-        .flat_map(|(t, task)| hydra::mtl::metrics::delta_metrics(task.kind).iter().map(move |(m, _)| (t, *m)))
-        .collect();
-    let header: Vec<String> = metric_cols.iter().map(|(t, m)| format!("{} {m}", cfg.tasks[*t].name)).collect();
-    println!("| method | {} | Δm% | s/epoch | epochs |", header.join(" | "));
-    println!("|---|{}---|---|---|", "---|".repeat(header.len()));
-    let row = |name: &str,
-               mets: &[[hydra::mtl::metrics::Metrics; 3]],
-               dm: Option<f64>,
-               spe: Option<f64>,
-               epochs: Option<usize>| {
-        let cells: Vec<String> = metric_cols
-            .iter()
-            .map(|(t, m)| format!("{:.4}", mets[*t][split].get(*m).copied().unwrap_or(f64::NAN)))
-            .collect();
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            cells.join(" | "),
-            dm.map_or("–".into(), |v| format!("{v:+.2}")),
-            spe.map_or("–".into(), |v| format!("{v:.3}")),
-            epochs.map_or("–".into(), |v| v.to_string())
-        );
-    };
-    row("single-task", &base, None, None, None);
+    let table = hydra::report::table::CompareTable::new(&cfg.tasks, split);
+    println!("{}", table.head());
+    println!("{}", table.row("single-task", &base, None, None, None));
     for name in &names {
         cfg.weighting = hydra::mtl::weighting::Method::by_name(name)?;
         let start = std::time::Instant::now();
@@ -381,24 +294,14 @@ fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> hydra::
             .enumerate()
             .map(|(t, task)| hydra::mtl::metrics::task_delta(task.kind, &out.report.metrics[t][split], &base[t][split]))
             .collect();
-        row(
-            name,
-            &out.report.metrics,
-            Some(hydra::mtl::metrics::delta_m(&per)),
-            Some(secs / epochs.max(1) as f64),
-            Some(epochs),
-        );
+        let dm = hydra::mtl::metrics::delta_m(&per);
+        println!("{}", table.row(name, &out.report.metrics, Some(dm), Some(secs / epochs.max(1) as f64), Some(epochs)));
     }
     Ok(())
 }
 
 fn eval(config: &Path, checkpoint: &Path, split: &str, json: bool) -> hydra::Result<()> {
-    let s = match split {
-        "train" => 0,
-        "val" => 1,
-        "test" => 2,
-        other => return Err(hydra::Error::invalid("--split", format!("{other:?} (expected train, val or test)"))),
-    };
+    let s = hydra::data::Split::parse(split, "--split")?;
     let cfg = Config::load(config)?;
     let prepared = experiment::prepare(&cfg)?;
     let (info, params) = experiment::load_model(checkpoint)?;
@@ -454,7 +357,7 @@ fn predict(checkpoint: &Path, input: &Path, output: &Path) -> hydra::Result<()> 
         text.push_str(&row.join(","));
         text.push('\n');
     }
-    write_file(output, &text)
+    hydra::report::write_text(output, &text)
 }
 
 fn info() -> hydra::Result<()> {

@@ -9,6 +9,6 @@ pub mod split;
 pub mod table;
 
 pub use dataset::Dataset;
-pub use scaling::{Scaling, Splits};
+pub use scaling::{Scaling, Split, Splits};
 pub use split::{split_rows, Standardizer};
 pub use table::Table;

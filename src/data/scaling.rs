@@ -1,8 +1,65 @@
 //! The scaling fitted on the training rows (features, regression targets) and the three
 //! splits it is applied to.
 
+use std::ops::Index;
+
 use super::{Dataset, Standardizer};
+use crate::error::{Error, Result};
+use crate::mtl::metrics::Metrics;
 use crate::mtl::{TaskDef, TaskKind};
+
+/// One of the three splits. Per-split values are kept as `[T; 3]` in this order and indexed
+/// by a `Split`, never by a bare number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// The training rows.
+    Train,
+    /// The validation rows (early stopping).
+    Val,
+    /// The test rows (reported).
+    Test,
+}
+
+impl Split {
+    /// All three, in storage order.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    /// Its place in a `[T; 3]`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its name: train, val or test.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+
+    /// A split by name (`what` names the option or key it came from, for the error).
+    pub fn parse(name: &str, what: &str) -> Result<Split> {
+        Split::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| Error::invalid(what, format!("{name:?} (expected train, val or test)")))
+    }
+}
+
+impl Index<Split> for [Metrics; 3] {
+    type Output = Metrics;
+    fn index(&self, s: Split) -> &Metrics {
+        &self[s.index()]
+    }
+}
+
+impl Index<Split> for [Dataset; 3] {
+    type Output = Dataset;
+    fn index(&self, s: Split) -> &Dataset {
+        &self[s.index()]
+    }
+}
 
 /// The three splits, already standardised.
 #[derive(Clone, Debug)]
@@ -13,6 +70,26 @@ pub struct Splits {
     pub val: Dataset,
     /// Test rows (may be empty).
     pub test: Dataset,
+}
+
+impl Splits {
+    /// One split.
+    pub fn get(&self, s: Split) -> &Dataset {
+        match s {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// The split results are reported on: test when it has rows, else validation.
+    pub fn reported(&self) -> Split {
+        if self.test.rows() > 0 {
+            Split::Test
+        } else {
+            Split::Val
+        }
+    }
 }
 
 /// Statistics that map raw inputs to what the model sees, and its outputs back.

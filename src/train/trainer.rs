@@ -20,6 +20,7 @@ use super::evaluator::Params;
 use super::{
     frozen_params, gather, EvalRecord, Evaluator, Scaling, Splits, TrainReport, TrainSettings, UPGRADE_AFTER_STEPS,
 };
+use crate::data::Split;
 
 /// Trains a multi-task model on the GPU.
 pub struct Trainer {
@@ -122,7 +123,7 @@ impl Trainer {
         let t = tasks.len();
         let loss_weighting = match weighter.method {
             Method::Uw => {
-                model.graph.param("weighting.log_var", &[t], Init::Constant(0.0));
+                model.graph.param(crate::checkpoint::schema::UW_LOG_VAR, &[t], Init::Constant(0.0));
                 GpuLossWeighting::Uw { log_var: model_params }
             }
             Method::Gls => GpuLossWeighting::Gls,
@@ -460,9 +461,7 @@ impl Trainer {
                 *m = vec![Metrics::new(); self.tasks.len()];
             }
         }
-        let metrics = (0..self.tasks.len())
-            .map(|t| [per_split[0][t].clone(), per_split[1][t].clone(), per_split[2][t].clone()])
-            .collect();
+        let metrics = (0..self.tasks.len()).map(|t| Split::ALL.map(|s| per_split[s.index()][t].clone())).collect();
         Ok(TrainReport { history, best_epoch, metrics, params, steps: self.graph.steps() })
     }
 

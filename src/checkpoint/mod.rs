@@ -1,8 +1,11 @@
 //! Checkpoints as safetensors files that load in PyTorch unchanged: `trunk.{i}.weight`
 //! `[out, in]`, `trunk.{i}.bias`, `heads.{task}.{j}.weight/bias`, optimizer state under
 //! `optim.{exp_avg|exp_avg_sq|momentum_buffer}.{param}`. The metadata holds the config, the
-//! scaling, the tasks and the step, so `predict` needs nothing else. Writes are atomic: a
+//! scaling, the tasks and the step, so `predict` needs nothing else; [`schema`] names every
+//! tensor and key. Writes are atomic: a
 //! temporary file in the same folder, synced, then renamed over the target.
+
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::io::Write;

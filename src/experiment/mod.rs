@@ -1,0 +1,174 @@
+//! A whole run from a config: load and split the data, build the trainer for any start
+//! ([`build_trainer`]), train, evaluate, compare with single-task baselines (Δm%), and write or read
+//! checkpoints ([`snapshot_checkpoint`], [`load_model`]). The `hydra` command is a thin layer over this.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::data::builtin::{self, Source};
+use crate::data::{split_rows, Dataset, Split, Table};
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::mtl::metrics::{self, Metrics};
+use crate::nn::ModelSpec;
+use crate::train::{single_task_baselines, Scaling, Splits, TrainReport, Trainer};
+
+mod checkpoints;
+mod start;
+
+pub use checkpoints::{
+    checkpoint_info, init_from_checkpoint, load_model, make_checkpoint, snapshot_checkpoint, CheckpointInfo, InitFrom,
+    OptimSnapshot,
+};
+pub use start::{build_trainer, Start};
+
+/// Data ready to train on.
+pub struct Prepared {
+    /// Raw (unscaled) splits.
+    pub raw: [Dataset; 3],
+    /// Scaled splits.
+    pub splits: Splits,
+    /// The scaling fitted on the training split.
+    pub scaling: Scaling,
+}
+
+fn read_table(cfg: &Config, rel: &str) -> Result<Table> {
+    Table::read(&cfg.base.join(rel))
+}
+
+/// Loads the config's data, splits it, and fits the scaling on the training rows. All
+/// validation happens here, before any GPU work.
+pub fn prepare(cfg: &Config) -> Result<Prepared> {
+    let d = &cfg.raw.data;
+    let split = d.split.unwrap_or([0.8, 0.1, 0.1]);
+    let seed = cfg.train.seed;
+    let to_ds = |t: &Table| Dataset::from_table(t, d.features.as_deref(), &d.ignore, &cfg.tasks, d.group.as_deref());
+    let raw: [Dataset; 3] = if let Some(train) = &d.train {
+        let tr = to_ds(&read_table(cfg, train)?)?;
+        let load = |p: &Option<String>| -> Result<Dataset> {
+            match p {
+                Some(p) => to_ds(&read_table(cfg, p)?),
+                None => Ok(tr.subset(&[])),
+            }
+        };
+        let (va, te) = (load(&d.val)?, load(&d.test)?);
+        for (name, ds) in [("val", &va), ("test", &te)] {
+            if ds.rows() > 0 && ds.feature_names != tr.feature_names {
+                return Err(Error::Config {
+                    file: cfg.file.clone(),
+                    key: format!("data.{name}"),
+                    message: "its feature columns differ from the training file's".into(),
+                });
+            }
+        }
+        [tr, va, te]
+    } else {
+        let source = match (&d.path, &d.dataset) {
+            (Some(p), _) => Source::One(read_table(cfg, p)?),
+            (None, Some(name)) => builtin::load(name, split, seed, d.correlation.unwrap_or(0.5), d.rows)?,
+            (None, None) => {
+                return Err(Error::Config {
+                    file: cfg.file.clone(),
+                    key: "data".into(),
+                    message: "no data source".into(),
+                })
+            }
+        };
+        match source {
+            Source::One(t) => {
+                let ds = to_ds(&t)?;
+                let [a, b, c] = split_rows(ds.rows(), split, seed, ds.groups.as_deref())?;
+                [ds.subset(&a), ds.subset(&b), ds.subset(&c)]
+            }
+            Source::Three(ts) => {
+                let [a, b, c] = *ts;
+                [to_ds(&a)?, to_ds(&b)?, to_ds(&c)?]
+            }
+        }
+    };
+    let scaling = Scaling::fit(&raw[Split::Train], &cfg.tasks, cfg.standardize);
+    let [train, val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
+    let splits = Splits { train, val, test };
+    Ok(Prepared { raw, splits, scaling })
+}
+
+/// The model a config describes, for `inputs` features.
+pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
+    Trainer::spec_for(inputs, &cfg.trunk, &cfg.head, cfg.activation, &cfg.tasks)
+}
+
+/// A finished run.
+pub struct Outcome {
+    /// The training report.
+    pub report: TrainReport,
+    /// Per task, single-task baseline metrics on `[train, val, test]`, when asked for.
+    pub baselines: Option<Vec<[Metrics; 3]>>,
+    /// Per task Δ% on the test split, and Δm%, when baselines ran.
+    pub delta: Option<(Vec<f64>, f64)>,
+    /// The scaling.
+    pub scaling: Scaling,
+    /// The model.
+    pub spec: ModelSpec,
+}
+
+/// How a run starts and what it writes while it goes.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Start from this checkpoint's parameters (transfer; heads of new tasks start fresh).
+    pub init: Option<std::path::PathBuf>,
+    /// Continue the run saved in this checkpoint exactly.
+    pub resume: Option<std::path::PathBuf>,
+    /// Write the whole state here every `every` steps (atomically).
+    pub checkpoint: Option<(std::path::PathBuf, u64)>,
+    /// Also train single-task baselines.
+    pub baselines: bool,
+}
+
+impl RunOptions {
+    /// How the run starts (`--resume` wins over `--init`; [`run`] refuses both at once).
+    pub fn start(&self) -> Start<'_> {
+        match (self.init.as_deref(), self.resume.as_deref()) {
+            (_, Some(path)) => Start::Resume(path),
+            (Some(path), None) => Start::Init(path),
+            (None, None) => Start::Fresh,
+        }
+    }
+}
+
+/// Trains the config's model as `opts` say.
+pub fn run(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    opts: &RunOptions,
+    on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
+    on_note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, Trainer)> {
+    let spec = model_spec(cfg, prepared.splits.train.width());
+    let baselines = opts.baselines;
+    if opts.init.is_some() && opts.resume.is_some() {
+        return Err(Error::invalid("--resume", "give --init or --resume, not both"));
+    }
+    let mut tr = build_trainer(ctx, cfg, prepared, opts.start(), on_note)?;
+    let report = match &opts.checkpoint {
+        None => tr.fit(&prepared.splits, on_eval)?,
+        Some((path, every)) => tr.fit_with_checkpoints(&prepared.splits, on_eval, *every, &mut |t| {
+            snapshot_checkpoint(cfg, prepared, t)?.save(path)
+        })?,
+    };
+    let (baselines, delta) = if baselines {
+        let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
+        let split = prepared.splits.reported();
+        let per: Vec<f64> = cfg
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(t, task)| metrics::task_delta(task.kind, &report.metrics[t][split], &b[t][split]))
+            .collect();
+        let dm = metrics::delta_m(&per);
+        (Some(b), Some((per, dm)))
+    } else {
+        (None, None)
+    };
+    Ok((Outcome { report, baselines, delta, scaling: prepared.scaling.clone(), spec }, tr))
+}

@@ -147,16 +147,15 @@ pub fn matmul_act_grad(
     matmul_with(ctx, a, b, None, c, spec, Some(grad))
 }
 
-/// [`matmul`] or [`matmul_act_grad`], as `grad` says (one place for callers that hold either).
-pub(crate) fn matmul_with(
-    ctx: &Context,
+/// Checks the operands' shapes and the activations; returns the product's M, N, K.
+fn check_operands(
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
     c: &Tensor,
     spec: &MatmulSpec,
     grad: Option<ActGrad<'_>>,
-) -> Result<Dispatch> {
+) -> Result<MatmulShape> {
     spec.act.check()?;
     if let Some(g) = grad {
         g.act.check()?;
@@ -175,7 +174,19 @@ pub(crate) fn matmul_with(
     if let Some(bias) = bias {
         super::check_len("matmul", "bias", bias, s.n)?;
     }
-    let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
+    Ok(s)
+}
+
+/// The kernel form of a product: entry point, workgroup size and 4×4 tiles per invocation.
+struct Form {
+    entry: &'static str,
+    wx: u32,
+    wy: u32,
+    tm: usize,
+    tn: usize,
+}
+
+fn form(variant: MatmulVariant, spec: &MatmulSpec, s: MatmulShape) -> Result<Form> {
     variant.check()?;
     let (entry, wx, wy) = match variant {
         MatmulVariant::Registers { wg_x, wg_y } => ("matmul", wg_x, wg_y),
@@ -199,6 +210,22 @@ pub(crate) fn matmul_with(
     };
     // A tall block's workgroup is half as high: as many output rows per workgroup as 4 tiles.
     let wy = if entry == "matmul_tall" { (wy / 2).max(1) } else { wy };
+    Ok(Form { entry, wx, wy, tm, tn })
+}
+
+/// [`matmul`] or [`matmul_act_grad`], as `grad` says (one place for callers that hold either).
+pub(crate) fn matmul_with(
+    ctx: &Context,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    spec: &MatmulSpec,
+    grad: Option<ActGrad<'_>>,
+) -> Result<Dispatch> {
+    let s = check_operands(a, b, bias, c, spec, grad)?;
+    let variant = spec.variant.unwrap_or_else(|| ctx.matmul_variant());
+    let Form { entry, wx, wy, tm, tn } = form(variant, spec, s)?;
     let per_x = 4 * tn * wx as usize;
     let per_y = 4 * tm * wy as usize;
     let dummy4 = ctx.dummy()?;

@@ -393,50 +393,24 @@ impl Trainer {
             }
             self.state.pos = 0;
             self.state.epoch += 1;
-            let epoch = self.state.epoch;
-            let (train_loss, train_metrics) = self.evaluate(&splits.train)?;
-            let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
-            let (test_loss, test_metrics) = self.evaluate(&splits.test)?;
             let first: Vec<usize> = order.iter().copied().take(b).collect();
-            let (grad_norms, grad_cosines) = self.diagnose(&splits.train, &first)?;
-            if let Some(w) = self.weighter.epoch_weights(&train_loss) {
-                self.set_weights(&w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
-            }
-            let weights = self.current_weights()?;
-            // This epoch's metrics on every split, kept if its parameters are the ones kept.
-            let epoch_metrics = [train_metrics, val_metrics.clone(), test_metrics.clone()];
-            let rec = EvalRecord {
-                epoch,
-                step: self.graph.steps(),
-                train_loss,
-                val_loss: val_loss.clone(),
-                val_metrics,
-                test_loss,
-                test_metrics,
-                weights,
-                grad_norms,
-                grad_cosines,
-            };
+            let (rec, epoch_metrics) = self.evaluate_epoch(splits, &first)?;
             on_eval(&rec);
-            history.push(rec);
-            if val_loss.is_empty() {
-                kept = Some((epoch, epoch_metrics));
-            } else {
-                let v: f64 = val_loss.iter().sum();
-                if self.state.best_val.is_none_or(|bv| v < bv) {
-                    self.state.best_val = Some(v);
-                    self.state.best_epoch = epoch;
-                    self.best_params = Some(self.graph.read_params()?);
-                    self.state.since_best = 0;
-                    kept = Some((epoch, epoch_metrics));
-                } else {
-                    self.state.since_best += 1;
-                    if s.patience > 0 && self.state.since_best >= s.patience {
-                        self.state.stopped = true;
-                    }
-                }
+            if self.keeps(&rec.val_loss, s.patience)? {
+                kept = Some((rec.epoch, epoch_metrics));
             }
+            history.push(rec);
         }
+        self.finish(splits, history, kept)
+    }
+
+    /// After the last epoch: the kept parameters back in place and the report.
+    fn finish(
+        &mut self,
+        splits: &Splits,
+        history: Vec<EvalRecord>,
+        kept: Option<(usize, [Vec<Metrics>; 3])>,
+    ) -> Result<TrainReport> {
         let (best_epoch, params) = match &self.best_params {
             Some(p) => {
                 self.graph.write_params(p)?;
@@ -463,6 +437,56 @@ impl Trainer {
         }
         let metrics = (0..self.tasks.len()).map(|t| Split::ALL.map(|s| per_split[s.index()][t].clone())).collect();
         Ok(TrainReport { history, best_epoch, metrics, params, steps: self.graph.steps() })
+    }
+
+    /// Evaluates the epoch just finished on every split, with the gradient diagnostics on
+    /// the training rows `first` and the weights a per-epoch method sets now. Returns the
+    /// record and the metrics on every split.
+    fn evaluate_epoch(&mut self, splits: &Splits, first: &[usize]) -> Result<(EvalRecord, [Vec<Metrics>; 3])> {
+        let (train_loss, train_metrics) = self.evaluate(&splits.train)?;
+        let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
+        let (test_loss, test_metrics) = self.evaluate(&splits.test)?;
+        let (grad_norms, grad_cosines) = self.diagnose(&splits.train, first)?;
+        if let Some(w) = self.weighter.epoch_weights(&train_loss) {
+            self.set_weights(&w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
+        }
+        let weights = self.current_weights()?;
+        let metrics = [train_metrics, val_metrics.clone(), test_metrics.clone()];
+        let rec = EvalRecord {
+            epoch: self.state.epoch,
+            step: self.graph.steps(),
+            train_loss,
+            val_loss,
+            val_metrics,
+            test_loss,
+            test_metrics,
+            weights,
+            grad_norms,
+            grad_cosines,
+        };
+        Ok((rec, metrics))
+    }
+
+    /// Early stopping on the validation loss: whether this epoch's parameters are the ones to
+    /// keep (always, without a validation split), remembering them; stops after `patience`
+    /// epochs without improvement (0: never).
+    fn keeps(&mut self, val_loss: &[f64], patience: usize) -> Result<bool> {
+        if val_loss.is_empty() {
+            return Ok(true);
+        }
+        let v: f64 = val_loss.iter().sum();
+        if self.state.best_val.is_none_or(|bv| v < bv) {
+            self.state.best_val = Some(v);
+            self.state.best_epoch = self.state.epoch;
+            self.best_params = Some(self.graph.read_params()?);
+            self.state.since_best = 0;
+            return Ok(true);
+        }
+        self.state.since_best += 1;
+        if patience > 0 && self.state.since_best >= patience {
+            self.state.stopped = true;
+        }
+        Ok(false)
     }
 
     /// Everything needed to continue this run exactly: parameters, optimizer state, the loop

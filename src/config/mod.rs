@@ -1,0 +1,268 @@
+//! The TOML config, read with unknown keys refused and validated into typed settings; every
+//! error names the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod validate;
+
+use crate::error::{Error, Result};
+use crate::ir::Activation;
+use crate::mtl::weighting::{Method, Target};
+use crate::mtl::TaskDef;
+use crate::train::TrainSettings;
+
+/// `[data]`.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// One CSV file, split by `split`.
+    pub path: Option<String>,
+    /// A built-in dataset instead of a file: energy, parkinsons, digits, multidigits, mmoe.
+    pub dataset: Option<String>,
+    /// Explicit split files.
+    pub train: Option<String>,
+    /// Validation file.
+    pub val: Option<String>,
+    /// Test file.
+    pub test: Option<String>,
+    /// Train/val/test fractions.
+    pub split: Option<[f64; 3]>,
+    /// Rows sharing this column's value stay in one split.
+    pub group: Option<String>,
+    /// Feature columns (default: all that are no target, not ignored, not the group).
+    pub features: Option<Vec<String>>,
+    /// Columns to leave out.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// z-score the features with the training rows' statistics.
+    pub standardize: Option<bool>,
+    /// Correlation of the two MMoE synthetic tasks (dataset = "mmoe").
+    pub correlation: Option<f64>,
+    /// Rows of a generated dataset (mmoe, multidigits pairs per image).
+    pub rows: Option<usize>,
+}
+
+/// `[[task]]`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSection {
+    /// Unique name.
+    pub name: String,
+    /// CSV column (default: the name).
+    pub target: Option<String>,
+    /// regression | binary | multiclass.
+    pub kind: String,
+    /// Loss (default by kind).
+    pub loss: Option<String>,
+    /// Classes (multiclass).
+    pub classes: Option<usize>,
+    /// Static weight.
+    pub weight: Option<f32>,
+    /// Huber's delta.
+    pub delta: Option<f32>,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Architecture: hps (hard parameter sharing).
+    #[serde(default = "default_arch")]
+    pub arch: String,
+    /// Trunk hidden sizes.
+    #[serde(default = "default_trunk")]
+    pub trunk: Vec<usize>,
+    /// Head hidden sizes.
+    #[serde(default)]
+    pub head: Vec<usize>,
+    /// Activation name.
+    #[serde(default = "default_activation")]
+    pub activation: String,
+}
+
+fn default_arch() -> String {
+    "hps".into()
+}
+fn default_trunk() -> Vec<usize> {
+    vec![256, 256]
+}
+fn default_activation() -> String {
+    "relu".into()
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { arch: default_arch(), trunk: default_trunk(), head: vec![], activation: default_activation() }
+    }
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// sgd | adam | adamw.
+    pub optimizer: Option<String>,
+    /// Learning rate.
+    pub lr: Option<f32>,
+    /// SGD momentum.
+    pub momentum: Option<f32>,
+    /// SGD Nesterov.
+    pub nesterov: Option<bool>,
+    /// Adam betas.
+    pub betas: Option<[f32; 2]>,
+    /// Adam eps.
+    pub eps: Option<f32>,
+    /// Weight decay.
+    pub weight_decay: Option<f32>,
+    /// Rows per step.
+    pub batch_size: Option<usize>,
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Exact steps.
+    pub steps: Option<usize>,
+    /// Shuffle.
+    pub shuffle: Option<bool>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Early-stopping patience (0: off).
+    pub patience: Option<usize>,
+    /// Clip the norm of all gradients before each update.
+    pub max_grad_norm: Option<f32>,
+    /// Parameters kept fixed: "trunk", task names, or parameter-name prefixes.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+}
+
+/// `[weighting]`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightingSection {
+    /// A name from [`crate::mtl::weighting::registry`].
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Gradient methods: "params" (LibMTL's default) or "representation".
+    pub target: Option<String>,
+    /// dwa: temperature (2).
+    pub temperature: Option<f64>,
+    /// gradnorm: alpha (1.5).
+    pub alpha: Option<f64>,
+    /// cagrad: c (0.5).
+    pub c: Option<f64>,
+    /// cagrad: rescale (1).
+    pub rescale: Option<u8>,
+    /// mgda: gradient normalisation none | l2 | loss | loss+.
+    pub norm: Option<String>,
+    /// nash_mtl: solver iterations (20).
+    pub iters: Option<usize>,
+    /// nash_mtl: update norm clip (1.0).
+    pub max_norm: Option<f64>,
+    /// famo: learning rate of the task logits (0.025).
+    pub lr: Option<f32>,
+    /// famo: their weight decay (0.001).
+    pub weight_decay: Option<f32>,
+}
+
+fn default_method() -> String {
+    "ew".into()
+}
+
+impl Default for WeightingSection {
+    fn default() -> Self {
+        WeightingSection {
+            method: default_method(),
+            target: None,
+            temperature: None,
+            alpha: None,
+            c: None,
+            rescale: None,
+            norm: None,
+            iters: None,
+            max_norm: None,
+            lr: None,
+            weight_decay: None,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[data]`.
+    #[serde(default)]
+    pub data: DataSection,
+    /// `[[task]]` tables.
+    #[serde(default)]
+    pub task: Vec<TaskSection>,
+    /// `[model]`.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// `[train]`.
+    #[serde(default)]
+    pub train: TrainSection,
+    /// `[weighting]`.
+    #[serde(default)]
+    pub weighting: WeightingSection,
+}
+
+/// A validated config.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Config {
+    /// The file (for messages), or `<built-in NAME>`.
+    pub file: String,
+    /// The folder relative paths are resolved against.
+    pub base: PathBuf,
+    /// The raw sections (data is interpreted by [`crate::experiment`]).
+    pub raw: ConfigFile,
+    /// Tasks.
+    pub tasks: Vec<TaskDef>,
+    /// Trunk sizes.
+    pub trunk: Vec<usize>,
+    /// Head sizes.
+    pub head: Vec<usize>,
+    /// Activation.
+    pub activation: Activation,
+    /// Training settings.
+    pub train: TrainSettings,
+    /// Weighting method.
+    pub weighting: Method,
+    /// Where gradient methods take gradients.
+    pub target: Target,
+    /// Standardise features.
+    pub standardize: bool,
+}
+
+pub(crate) fn cfg_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&path.display().to_string(), &text, base)
+    }
+
+    /// Parses and validates config text; `file` names it in messages.
+    pub fn parse(file: &str, text: &str, base: PathBuf) -> Result<Config> {
+        let raw: ConfigFile = toml::from_str(text).map_err(|e| {
+            let key = e.span().map(|s| {
+                let upto = &text[..s.start.min(text.len())];
+                let line = upto.matches('\n').count() + 1;
+                let col = upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {col}")
+            });
+            cfg_err(file, key.unwrap_or_else(|| "?".into()), e.message().to_string())
+        })?;
+        validate::validate(file, raw, base)
+    }
+
+    /// The weighter this config describes.
+    pub fn weighter(&self) -> crate::mtl::weighting::Weighter {
+        let w: Vec<f64> = self.tasks.iter().map(|t| f64::from(t.weight)).collect();
+        crate::mtl::weighting::Weighter::new(self.weighting, self.target, &w, self.train.seed)
+    }
+}

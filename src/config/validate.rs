@@ -1,0 +1,289 @@
+//! Validation of a parsed config into typed settings: each section on its own, every error
+//! naming the file and the key.
+
+use std::path::PathBuf;
+
+use super::{cfg_err, Config, ConfigFile, DataSection, ModelSection, TaskSection, TrainSection, WeightingSection};
+use crate::error::{Error, Result};
+use crate::ir::{Activation, LossKind};
+use crate::mtl::weighting::{registry, Method, MgdaNorm, Target};
+use crate::mtl::{TaskDef, TaskKind};
+use crate::optim::Optimizer;
+use crate::train::TrainSettings;
+
+/// Makes the error of a key.
+type Check<'a> = dyn Fn(&str, String) -> Error + 'a;
+
+/// Validates every section.
+pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Config> {
+    let e = |key: &str, msg: String| cfg_err(file, key, msg);
+    data(&raw.data, &e)?;
+    let tasks = raw.task.iter().enumerate().map(|(i, t)| task(i, t, &raw.task[..i], &e)).collect::<Result<Vec<_>>>()?;
+    if tasks.is_empty() {
+        return Err(e("task", "at least one [[task]] is needed".into()));
+    }
+    let activation = model(&raw.model, &e)?;
+    let train = train(&raw.train, &e)?;
+    let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
+    Ok(Config {
+        file: file.to_string(),
+        base,
+        tasks,
+        trunk: raw.model.trunk.clone(),
+        head: raw.model.head.clone(),
+        activation,
+        train,
+        weighting,
+        target,
+        standardize: raw.data.standardize.unwrap_or(true),
+        raw,
+    })
+}
+
+/// `[data]`: one source, sensible fractions.
+fn data(d: &DataSection, e: &Check) -> Result<()> {
+    let sources = usize::from(d.path.is_some()) + usize::from(d.dataset.is_some()) + usize::from(d.train.is_some());
+    if sources != 1 {
+        return Err(e("data", "give exactly one of path, dataset, or train (+ val, test)".into()));
+    }
+    if let Some(split) = d.split {
+        let sum: f64 = split.iter().sum();
+        if split.iter().any(|f| !(0.0..=1.0).contains(f)) || (sum - 1.0).abs() > 1e-6 {
+            return Err(e(
+                "data.split",
+                format!("{split:?}: three fractions in [0, 1] that sum to 1 (they sum to {sum})"),
+            ));
+        }
+        if split[0] == 0.0 {
+            return Err(e("data.split", "the training fraction must be above 0".into()));
+        }
+    }
+    if let Some(p) = d.correlation {
+        if !(-1.0..=1.0).contains(&p) {
+            return Err(e("data.correlation", format!("{p} (must be in [-1, 1])")));
+        }
+    }
+    Ok(())
+}
+
+/// Task `i` of the config (`earlier`: the ones before it).
+fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result<TaskDef> {
+    let key = |k: &str| format!("task[{i}].{k}");
+    if t.name.is_empty() {
+        return Err(e(&key("name"), "must not be empty".into()));
+    }
+    if earlier.iter().any(|o| o.name == t.name) {
+        return Err(e(&key("name"), format!("duplicate task name {:?}", t.name)));
+    }
+    let kind = match t.kind.as_str() {
+        "regression" => TaskKind::Regression,
+        "binary" => TaskKind::Binary,
+        "multiclass" => TaskKind::Multiclass,
+        other => return Err(e(&key("kind"), format!("{other:?} (expected regression, binary or multiclass)"))),
+    };
+    if t.classes.is_some() && kind != TaskKind::Multiclass {
+        return Err(e(&key("classes"), "only multiclass tasks have classes".into()));
+    }
+    let loss = match (kind, t.loss.as_deref()) {
+        (TaskKind::Regression, None | Some("mse")) => LossKind::Mse,
+        (TaskKind::Regression, Some("l1")) => LossKind::L1,
+        (TaskKind::Regression, Some("huber")) => LossKind::Huber { delta: t.delta.unwrap_or(1.0) },
+        (TaskKind::Binary, None | Some("bce")) => LossKind::Bce,
+        (TaskKind::Multiclass, None | Some("cross_entropy")) => {
+            let classes = t.classes.ok_or_else(|| e(&key("classes"), "multiclass tasks need classes".into()))?;
+            if classes < 2 {
+                return Err(e(&key("classes"), format!("{classes} (at least 2)")));
+            }
+            LossKind::CrossEntropy { classes }
+        }
+        (k, Some(l)) => {
+            let allowed = match k {
+                TaskKind::Regression => "mse, l1 or huber",
+                TaskKind::Binary => "bce",
+                TaskKind::Multiclass => "cross_entropy",
+            };
+            return Err(e(&key("loss"), format!("{l:?} does not fit a {} task (expected {allowed})", t.kind)));
+        }
+    };
+    if let (Some(dl), LossKind::Huber { .. }) = (t.delta, loss) {
+        if !(dl.is_finite() && dl > 0.0) {
+            return Err(e(&key("delta"), format!("{dl} (must be > 0)")));
+        }
+    } else if t.delta.is_some() {
+        return Err(e(&key("delta"), "only the huber loss has a delta".into()));
+    }
+    let weight = t.weight.unwrap_or(1.0);
+    if !(weight.is_finite() && weight >= 0.0) {
+        return Err(e(&key("weight"), format!("{weight} (must be finite and >= 0)")));
+    }
+    Ok(TaskDef { name: t.name.clone(), target: t.target.clone().unwrap_or_else(|| t.name.clone()), kind, loss, weight })
+}
+
+/// `[model]`: the architecture and layer sizes; returns the activation.
+fn model(m: &ModelSection, e: &Check) -> Result<Activation> {
+    // Model.
+    if m.arch != "hps" {
+        return Err(e("model.arch", format!("{:?} (expected hps)", m.arch)));
+    }
+    if let Some(i) = m.trunk.iter().position(|&s| s == 0 || s > 65_536) {
+        return Err(e(&format!("model.trunk[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.trunk[i])));
+    }
+    if let Some(i) = m.head.iter().position(|&s| s == 0 || s > 65_536) {
+        return Err(e(&format!("model.head[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.head[i])));
+    }
+    Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))
+}
+
+/// `[train]`: the optimizer and the run's length and settings.
+fn train(t: &TrainSection, e: &Check) -> Result<TrainSettings> {
+    // Training.
+    let lr = t.lr.unwrap_or(1e-3);
+    let wd = t.weight_decay;
+    let optimizer = match t.optimizer.as_deref().unwrap_or("adam") {
+        "sgd" => Optimizer::Sgd {
+            lr,
+            momentum: t.momentum.unwrap_or(0.0),
+            nesterov: t.nesterov.unwrap_or(false),
+            weight_decay: wd.unwrap_or(0.0),
+        },
+        name @ ("adam" | "adamw") => {
+            if t.momentum.is_some() || t.nesterov.is_some() {
+                return Err(e("train.momentum", format!("{name} has no momentum or nesterov (use betas)")));
+            }
+            let [beta1, beta2] = t.betas.unwrap_or([0.9, 0.999]);
+            let eps = t.eps.unwrap_or(1e-8);
+            if name == "adam" {
+                Optimizer::Adam { lr, beta1, beta2, eps, weight_decay: wd.unwrap_or(0.0) }
+            } else {
+                Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay: wd.unwrap_or(0.01) }
+            }
+        }
+        other => return Err(e("train.optimizer", format!("{other:?} (expected sgd, adam or adamw)"))),
+    };
+    optimizer.check().map_err(|err| e("train", err.to_string()))?;
+    let batch_size = t.batch_size.unwrap_or(256);
+    if batch_size == 0 {
+        return Err(e("train.batch_size", "must be at least 1".into()));
+    }
+    if t.epochs.is_some() && t.steps.is_some() {
+        return Err(e("train.steps", "give epochs or steps, not both".into()));
+    }
+    if t.epochs == Some(0) || t.steps == Some(0) {
+        return Err(e("train", "epochs and steps must be at least 1".into()));
+    }
+    let settings = TrainSettings {
+        optimizer,
+        batch_size,
+        epochs: t.epochs.unwrap_or(100),
+        steps: t.steps,
+        shuffle: t.shuffle.unwrap_or(true),
+        seed: t.seed.unwrap_or(0),
+        patience: t.patience.unwrap_or(20),
+        max_grad_norm: t.max_grad_norm,
+        freeze: t.freeze.clone(),
+    };
+    if let Some(m) = t.max_grad_norm {
+        if !(m > 0.0 && m.is_finite()) {
+            return Err(e("train.max_grad_norm", format!("{m} (must be > 0)")));
+        }
+    }
+    Ok(settings)
+}
+
+fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {
+    let err = |k: &str, m: String| (format!("weighting.{k}"), m);
+    let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
+    let entry = method.entry();
+    // Each parameter belongs to the methods whose registry entry lists it.
+    let given: [(&str, bool); 9] = [
+        ("temperature", w.temperature.is_some()),
+        ("alpha", w.alpha.is_some()),
+        ("c", w.c.is_some()),
+        ("rescale", w.rescale.is_some()),
+        ("norm", w.norm.is_some()),
+        ("iters", w.iters.is_some()),
+        ("max_norm", w.max_norm.is_some()),
+        ("lr", w.lr.is_some()),
+        ("weight_decay", w.weight_decay.is_some()),
+    ];
+    for (key, is_given) in given {
+        if is_given && !entry.params.contains(&key) {
+            let owners: Vec<&str> =
+                registry::REGISTRY.iter().filter(|e| e.params.contains(&key)).map(|e| e.name).collect();
+            return Err(err(key, format!("is a parameter of {}, not of {}", owners.join(", "), entry.name)));
+        }
+    }
+    if w.target.is_some() && entry.targets.is_empty() {
+        return Err(err("target", format!("is a parameter of a gradient method, not of {}", entry.name)));
+    }
+    // Defaults are the registry's; only what the config gives replaces them.
+    let positive =
+        |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) };
+    let non_negative = |k: &str, v: f64, note: &str| {
+        if v >= 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            Err(err(k, format!("{v} (must be >= 0{note})")))
+        }
+    };
+    match &mut method {
+        Method::Dwa { temperature } => {
+            if let Some(t) = w.temperature {
+                *temperature = positive("temperature", t)?;
+            }
+        }
+        Method::GradNorm { alpha } => {
+            if let Some(a) = w.alpha {
+                *alpha = non_negative("alpha", a, "")?;
+            }
+        }
+        Method::CaGrad { c, rescale } => {
+            if let Some(cv) = w.c {
+                *c = non_negative("c", cv, "")?;
+            }
+            if let Some(r) = w.rescale {
+                if r > 1 {
+                    return Err(err("rescale", format!("{r} (0 or 1)")));
+                }
+                *rescale = r;
+            }
+        }
+        Method::Mgda { norm } => {
+            if let Some(n) = w.norm.as_deref() {
+                *norm = match n {
+                    "none" => MgdaNorm::None,
+                    "l2" => MgdaNorm::L2,
+                    "loss" => MgdaNorm::Loss,
+                    "loss+" => MgdaNorm::LossPlus,
+                    other => return Err(err("norm", format!("{other:?} (expected none, l2, loss or loss+)"))),
+                }
+            }
+        }
+        Method::NashMtl { iters, max_norm } => {
+            if let Some(i) = w.iters {
+                *iters = i.max(1);
+            }
+            if let Some(m) = w.max_norm {
+                *max_norm = non_negative("max_norm", m, "; 0 turns clipping off")?;
+            }
+        }
+        Method::Famo { lr, weight_decay } => {
+            if let Some(l) = w.lr {
+                *lr = positive("lr", f64::from(l))? as f32;
+            }
+            if let Some(wd) = w.weight_decay {
+                if !(wd >= 0.0 && wd.is_finite()) {
+                    return Err(err("weight_decay", format!("{wd} (must be >= 0)")));
+                }
+                *weight_decay = wd;
+            }
+        }
+        _ => {}
+    }
+    let target = match w.target.as_deref().unwrap_or("params") {
+        "params" => Target::Params,
+        "representation" => Target::Representation,
+        other => return Err(err("target", format!("{other:?} (expected params or representation)"))),
+    };
+    Ok((method, target))
+}

@@ -55,6 +55,7 @@
 pub mod autograd;
 pub mod bench;
 pub mod checkpoint;
+pub mod commands;
 pub mod compile;
 pub mod config;
 pub mod cpu;

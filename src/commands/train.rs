@@ -1,0 +1,104 @@
+//! `hydra train`: one run from a config, with its progress, log, plot, checkpoint, table and
+//! metrics document.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::load_or_default;
+use crate::error::Result;
+use crate::experiment;
+use crate::gpu::Context;
+
+/// Trains as the config says (default: the built-in energy example, with baselines),
+/// writing what the options ask for; `quiet` prints the final table alone.
+pub fn train(
+    config: Option<PathBuf>,
+    mut opts: experiment::RunOptions,
+    metrics_json: Option<PathBuf>,
+    log: Option<PathBuf>,
+    plot: Option<PathBuf>,
+    quiet: bool,
+    save: Option<PathBuf>,
+) -> Result<()> {
+    // Without a config: the built-in example, with its baselines.
+    opts.baselines |= config.is_none();
+    let cfg = load_or_default(config.as_deref())?;
+    // Every input is read and checked before the GPU is touched.
+    let prepared = experiment::prepare(&cfg)?;
+    let ctx = Context::new()?;
+    let names: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
+    if !quiet {
+        eprintln!(
+            "hydra: {} on {} | {} train / {} val / {} test rows | adapter {}",
+            cfg.file,
+            names.join(", "),
+            prepared.splits.train.rows(),
+            prepared.splits.val.rows(),
+            prepared.splits.test.rows(),
+            ctx.adapter().name
+        );
+    }
+    let mut log_file = match &log {
+        Some(p) => Some(std::fs::File::create(p).map_err(|source| crate::Error::Io { path: p.clone(), source })?),
+        None => None,
+    };
+    let start = std::time::Instant::now();
+    let mut log_err = None;
+    let per_epoch = prepared.splits.train.rows().div_ceil(cfg.train.batch_size.max(1));
+    let total = cfg.train.steps.unwrap_or(per_epoch * cfg.train.epochs) as u64;
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut history: Vec<crate::train::EvalRecord> = Vec::new();
+    let mut on_eval = |r: &crate::train::EvalRecord| {
+        if plot.is_some() {
+            history.push(r.clone());
+        }
+        bar.set_position(r.step);
+        let losses: Vec<String> = names.iter().zip(&r.train_loss).map(|(n, l)| format!("{n} {l:.4}")).collect();
+        bar.set_message(format!("epoch {} | train loss {}", r.epoch, losses.join(", ")));
+        if let Some(f) = log_file.as_mut() {
+            let line = crate::report::jsonl::record(&names, r);
+            if let Err(e) = writeln!(f, "{line}") {
+                log_err.get_or_insert(e);
+            }
+        }
+        if !quiet && (r.epoch % 10 == 0 || r.epoch == 1) {
+            let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
+            bar.println(format!(
+                "epoch {:>4} step {:>6}  train loss [{}]  val loss [{}]",
+                r.epoch,
+                r.step,
+                fmt(&r.train_loss),
+                fmt(&r.val_loss)
+            ));
+        }
+    };
+    let mut on_note = |n: &str| eprintln!("hydra: {n}");
+    let (out, trainer) = experiment::run(&ctx, &cfg, &prepared, &opts, &mut on_eval, &mut on_note)?;
+    bar.finish_and_clear();
+    if let Some(p) = &plot {
+        crate::plot::write_svg(p, &names, &history)?;
+    }
+    if let Some(p) = &save {
+        experiment::snapshot_checkpoint(&cfg, &prepared, &trainer)?.save(p)?;
+        if !quiet {
+            eprintln!("hydra: saved {}", p.display());
+        }
+    }
+    if let (Some(e), Some(p)) = (log_err, &log) {
+        return Err(crate::Error::Io { path: p.clone(), source: e });
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rep = &out.report;
+    println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
+    let split = prepared.splits.reported();
+    print!("{}", crate::report::table::results(&cfg.tasks, &out, split));
+    if let Some(p) = &metrics_json {
+        let doc = crate::report::metrics_json::document(&cfg.tasks, &out, split, secs);
+        crate::report::write_text(p, &format!("{doc:#}\n"))?;
+    }
+    Ok(())
+}

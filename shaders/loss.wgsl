@@ -5,6 +5,7 @@
 //   logits [B, C]  labels [B] (a value, a 0/1 label, or a class index)  mask [B]
 // KIND: 0 mse, 1 l1, 2 huber (delta p.f.x), 3 bce on logits, 4 softmax cross-entropy (C classes).
 // Numerically stable: softplus and log-sum-exp forms, finite for logits of +-100 and beyond.
+// Requires workgroup_sum.wgsl (prepended by Hydra).
 
 struct Params {
     u: vec4<u32>, // B, C, task, unused
@@ -21,19 +22,6 @@ struct Params {
 
 override KIND: u32 = 0u;
 const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
-
-fn workgroup_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if t < s { red[t] += red[t + s]; }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 fn softplus(x: f32) -> f32 {
     return max(x, 0.0) + log(1.0 + exp(-abs(x)));

@@ -10,6 +10,7 @@
 //   famo         one FAMO step (Liu et al., NeurIPS 2023; LibMTL FAMO): updates the task logits xi by Adam on
 //                delta = log D_prev - log D_now, D = L - L_min + 1e-8, then z = softmax(xi), c = sum z/D,
 //                w[t] = z[t] / (c * D[t]). State: xi, m, v (T each), prev L (T), step (1).
+// Requires workgroup_sum.wgsl (prepended by Hydra).
 
 struct Params {
     u: vec4<u32>, // gram/combine/graddrop: T, P, stride, seed; scale_task: n, task; uw/gls/famo: T
@@ -23,20 +24,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out2: array<f32>;
 
 const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
-
-fn wg_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if t < s { red[t] += red[t + s]; }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
 // G = a (rows of length P, stride p.u.z); m = out.
 @compute @workgroup_size(WG)
 fn gram(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -55,7 +42,7 @@ fn gram(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     let j = i + k;
     var s = 0.0;
     for (var e = t; e < P; e += WG) { s += a[i * S + e] * a[j * S + e]; }
-    let v = wg_sum(t, s);
+    let v = workgroup_sum(t, s);
     if t == 0u {
         out[i * T + j] = v;
         out[j * T + i] = v;

@@ -1,11 +1,13 @@
 //! The WGSL sources, compiled into the binary. Shaders that use activations get
-//! `activation.wgsl` prepended.
+//! `activation.wgsl` prepended, those that sum within a workgroup `workgroup_sum.wgsl`.
 
 /// One WGSL file under `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     /// Activation functions (a prelude, no entry points).
     Activation,
+    /// The workgroup tree sum (a prelude, no entry points).
+    WorkgroupSum,
     /// `matmul.wgsl`.
     Matmul,
     /// `elementwise.wgsl`.
@@ -23,6 +25,7 @@ pub enum Shader {
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
+const WORKGROUP_SUM: &str = include_str!("../shaders/workgroup_sum.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
@@ -35,6 +38,7 @@ impl Shader {
     /// Every shader file.
     pub const ALL: &'static [Shader] = &[
         Shader::Activation,
+        Shader::WorkgroupSum,
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Reduce,
@@ -48,6 +52,7 @@ impl Shader {
     pub fn file(self) -> &'static str {
         match self {
             Shader::Activation => "activation.wgsl",
+            Shader::WorkgroupSum => "workgroup_sum.wgsl",
             Shader::Matmul => "matmul.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
@@ -62,12 +67,13 @@ impl Shader {
     pub fn source(self) -> String {
         match self {
             Shader::Activation => ACTIVATION.to_string(),
+            Shader::WorkgroupSum => WORKGROUP_SUM.to_string(),
             Shader::Matmul => format!("{ACTIVATION}\n{MATMUL}"),
             Shader::Elementwise => format!("{ACTIVATION}\n{ELEMENTWISE}"),
             Shader::Reduce => REDUCE.to_string(),
-            Shader::Loss => LOSS.to_string(),
+            Shader::Loss => format!("{WORKGROUP_SUM}\n{LOSS}"),
             Shader::Optim => OPTIM.to_string(),
-            Shader::Weighting => WEIGHTING.to_string(),
+            Shader::Weighting => format!("{WORKGROUP_SUM}\n{WEIGHTING}"),
             Shader::Guard => GUARD.to_string(),
         }
     }

@@ -293,3 +293,21 @@ fn info_reports_the_software_driver_threads_and_a_preset_value_wins() {
     assert!(info.contains(&format!("llvmpipe  {want} worker threads")), "{info}");
     assert!(run(Some("3")).contains("llvmpipe  3 worker threads"));
 }
+
+/// A successful run prints nothing Hydra did not write: without XDG_RUNTIME_DIR the Vulkan
+/// loader's window-system probe used to print two "error" lines before Hydra's own output.
+#[test]
+fn a_successful_run_prints_no_error_even_without_a_runtime_dir() {
+    let dir = tmpdir("quiet");
+    tiny_data(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_hydra"))
+        .args(["train", "--config", "c.toml"])
+        .current_dir(&dir)
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("run hydra");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(!err.contains("error"), "stderr of a successful run: {err}");
+    assert!(err.contains("hydra:"), "Hydra's own progress line is there: {err}");
+}

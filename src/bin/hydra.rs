@@ -119,6 +119,7 @@ enum Command {
 fn main() -> ExitCode {
     // Before anything starts a thread or the driver (see the function's notes).
     hydra::gpu::software::prefer_software_threads();
+    hydra::gpu::software::private_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, baselines, metrics_json, log, plot, quiet, init, save, checkpoint_every, resume } => {

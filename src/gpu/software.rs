@@ -1,5 +1,5 @@
-//! Settings for the software driver (Mesa's lavapipe on llvmpipe) that must be in place before
-//! it starts.
+//! Settings for the software driver (Mesa's lavapipe on llvmpipe) and the Vulkan loader that
+//! must be in place before they start.
 
 /// The environment variable that sets llvmpipe's worker thread count.
 pub const THREADS_VAR: &str = "LP_NUM_THREADS";
@@ -35,6 +35,48 @@ pub fn prefer_software_threads() -> String {
             n
         }
     }
+}
+
+/// The environment variable the Vulkan loader's window-system probe (Wayland's client
+/// library) reads; without it, every process that opens a Vulkan instance on Linux prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice, though nothing
+/// is wrong.
+pub const RUNTIME_DIR_VAR: &str = "XDG_RUNTIME_DIR";
+
+/// Points [`RUNTIME_DIR_VAR`] at a private folder (`hydra-runtime-{uid}` in the temporary
+/// folder, mode 0700, created if missing) when the environment sets none, so that a run prints
+/// nothing Hydra did not write; returns the folder it set. A variable already set is left as
+/// it is (a real session's, or a user's choice), and so is a folder that exists but is not
+/// private to this user: then nothing is set and the probe may still complain. Linux only
+/// (elsewhere the probe does not run); like [`prefer_software_threads`], call it first thing in
+/// `main`, before any thread starts.
+pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
+    if std::env::var_os(RUNTIME_DIR_VAR).is_some() {
+        return None;
+    }
+    let dir = runtime_dir_candidate()?;
+    std::env::set_var(RUNTIME_DIR_VAR, &dir);
+    Some(dir)
+}
+
+#[cfg(target_os = "linux")]
+fn runtime_dir_candidate() -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    // The process's own user: the owner of its /proc entry.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let dir = std::env::temp_dir().join(format!("hydra-runtime-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let m = std::fs::metadata(&dir).ok()?;
+    (m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0).then_some(dir)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn runtime_dir_candidate() -> Option<std::path::PathBuf> {
+    None
 }
 
 #[cfg(test)]

@@ -311,3 +311,20 @@ fn a_successful_run_prints_no_error_even_without_a_runtime_dir() {
     assert!(!err.contains("error"), "stderr of a successful run: {err}");
     assert!(err.contains("hydra:"), "Hydra's own progress line is there: {err}");
 }
+
+/// With only a training file, the table reports the training rows, says which splits are
+/// missing, and has no NaN row (it printed NaN validation metrics, and --baselines panicked).
+#[test]
+fn a_run_without_held_out_splits_reports_the_training_rows_and_says_so() {
+    let dir = tmpdir("train-only");
+    tiny_data(&dir);
+    let cfg = TINY.replace("path = \"d.csv\"\nsplit = [0.6, 0.2, 0.2]", "train = \"d.csv\"");
+    std::fs::write(dir.join("t.toml"), cfg).unwrap();
+    let out = hydra(&["train", "--config", "t.toml", "--baselines", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("NaN"), "{text}");
+    assert!(text.contains("train metric"), "{text}");
+    assert!(text.contains("no val or test split"), "{text}");
+    assert!(text.contains("Δm% (multi-task vs single-task, train)"), "{text}");
+}

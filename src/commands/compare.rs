@@ -41,14 +41,14 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> Res
         let (out, _) = experiment::run(&ctx, &cfg, &prepared, &Default::default(), &mut |_| {}, &mut |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let epochs = out.report.history.len();
-        let per: Vec<f64> = cfg
+        let per: Vec<crate::mtl::metrics::TaskDelta> = cfg
             .tasks
             .iter()
             .enumerate()
             .map(|(t, task)| crate::mtl::metrics::task_delta(task.kind, &out.report.metrics[t][split], &base[t][split]))
             .collect();
         let dm = crate::mtl::metrics::delta_m(&per);
-        println!("{}", table.row(name, &out.report.metrics, Some(dm), Some(secs / epochs.max(1) as f64), Some(epochs)));
+        println!("{}", table.row(name, &out.report.metrics, dm, Some(secs / epochs.max(1) as f64), Some(epochs)));
     }
     Ok(())
 }

@@ -95,7 +95,7 @@ pub fn train(
     let rep = &out.report;
     println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
     let split = prepared.splits.reported();
-    print!("{}", crate::report::table::results(&cfg.tasks, &out, split));
+    print!("{}", crate::report::table::results(&cfg.tasks, &out, split, &prepared.splits.missing()));
     if let Some(p) = &metrics_json {
         let doc = crate::report::metrics_json::document(&cfg.tasks, &out, split, secs);
         crate::report::write_text(p, &format!("{doc:#}\n"))?;

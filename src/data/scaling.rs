@@ -82,13 +82,21 @@ impl Splits {
         }
     }
 
-    /// The split results are reported on: test when it has rows, else validation.
+    /// The split results are reported on: test when it has rows, else validation, else the
+    /// training rows themselves.
     pub fn reported(&self) -> Split {
         if self.test.rows() > 0 {
             Split::Test
-        } else {
+        } else if self.val.rows() > 0 {
             Split::Val
+        } else {
+            Split::Train
         }
+    }
+
+    /// The held-out splits without rows ("val", "test").
+    pub fn missing(&self) -> Vec<Split> {
+        [Split::Val, Split::Test].into_iter().filter(|&s| self.get(s).rows() == 0).collect()
     }
 }
 

@@ -103,8 +103,8 @@ pub struct Outcome {
     pub report: TrainReport,
     /// Per task, single-task baseline metrics on `[train, val, test]`, when asked for.
     pub baselines: Option<Vec<[Metrics; 3]>>,
-    /// Per task Δ% on the test split, and Δm%, when baselines ran.
-    pub delta: Option<(Vec<f64>, f64)>,
+    /// Per task Δ% on the reported split, and Δm% (None where undefined), when baselines ran.
+    pub delta: Option<(Vec<metrics::TaskDelta>, Option<f64>)>,
     /// The scaling.
     pub scaling: Scaling,
     /// The model.
@@ -159,7 +159,7 @@ pub fn run(
     let (baselines, delta) = if baselines {
         let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
         let split = prepared.splits.reported();
-        let per: Vec<f64> = cfg
+        let per: Vec<metrics::TaskDelta> = cfg
             .tasks
             .iter()
             .enumerate()

@@ -106,22 +106,41 @@ pub fn delta_metrics(kind: TaskKind) -> &'static [(&'static str, bool)] {
     }
 }
 
-/// Δ% of one task: mean over its metrics of (−1)^{lower is better}·(M − B)/B·100
-/// (LibMTL's count_improvement; Maninis et al. 2019). Positive: multi-task helps.
-pub fn task_delta(kind: TaskKind, mtl: &Metrics, stl: &Metrics) -> f64 {
-    let ms = delta_metrics(kind);
-    let mut s = 0.0;
-    for (name, lower) in ms {
-        let (m, b) = (mtl[*name], stl[*name]);
-        let sign = if *lower { -1.0 } else { 1.0 };
-        s += sign * (m - b) / b * 100.0;
-    }
-    s / ms.len() as f64
+/// One task's Δ%, with the metrics it had to leave out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskDelta {
+    /// The mean over the task's defined metrics; None when none is defined.
+    pub value: Option<f64>,
+    /// Metrics whose relative change is undefined: a single-task value of zero (or not
+    /// finite), or a value missing on either side.
+    pub undefined: Vec<&'static str>,
 }
 
-/// Δm%: the mean of the per-task Δ%.
-pub fn delta_m(per_task: &[f64]) -> f64 {
-    per_task.iter().sum::<f64>() / per_task.len().max(1) as f64
+/// Δ% of one task: mean over its metrics of (−1)^{lower is better}·(M − B)/B·100
+/// (LibMTL's count_improvement; Maninis et al. 2019). Positive: multi-task helps. A metric
+/// whose baseline B is zero has no relative change: it is left out and named, never turned
+/// into an infinity or a NaN.
+pub fn task_delta(kind: TaskKind, mtl: &Metrics, stl: &Metrics) -> TaskDelta {
+    let mut sum = 0.0;
+    let mut n = 0;
+    let mut undefined = Vec::new();
+    for (name, lower) in delta_metrics(kind) {
+        match (mtl.get(*name), stl.get(*name)) {
+            (Some(&m), Some(&b)) if b != 0.0 && b.is_finite() && m.is_finite() => {
+                let sign = if *lower { -1.0 } else { 1.0 };
+                sum += sign * (m - b) / b * 100.0;
+                n += 1;
+            }
+            _ => undefined.push(*name),
+        }
+    }
+    TaskDelta { value: (n > 0).then(|| sum / n as f64), undefined }
+}
+
+/// Δm%: the mean of the tasks' Δ% where defined; None when no task's is.
+pub fn delta_m(per_task: &[TaskDelta]) -> Option<f64> {
+    let defined: Vec<f64> = per_task.iter().filter_map(|d| d.value).collect();
+    (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
 #[cfg(test)]
@@ -157,9 +176,26 @@ mod tests {
     fn delta_m_sign_follows_the_metric_direction() {
         let stl: Metrics = [("rmse".to_string(), 2.0), ("mae".to_string(), 1.0)].into();
         let better: Metrics = [("rmse".to_string(), 1.0), ("mae".to_string(), 0.5)].into();
-        assert_eq!(task_delta(TaskKind::Regression, &better, &stl), 50.0);
+        assert_eq!(task_delta(TaskKind::Regression, &better, &stl).value, Some(50.0));
         let acc_b: Metrics = [("accuracy".to_string(), 0.5)].into();
         let acc_m: Metrics = [("accuracy".to_string(), 0.6)].into();
-        assert!((task_delta(TaskKind::Multiclass, &acc_m, &acc_b) - 20.0).abs() < 1e-9);
+        assert!((task_delta(TaskKind::Multiclass, &acc_m, &acc_b).value.unwrap() - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_zero_baseline_leaves_its_metric_out_of_delta_m_by_name() {
+        let stl: Metrics = [("rmse".to_string(), 2.0), ("mae".to_string(), 0.0)].into();
+        let mtl: Metrics = [("rmse".to_string(), 1.0), ("mae".to_string(), 0.5)].into();
+        let d = task_delta(TaskKind::Regression, &mtl, &stl);
+        assert_eq!(d, TaskDelta { value: Some(50.0), undefined: vec!["mae"] });
+        // A task with no defined metric has no Δ%, and Δm% is over the others.
+        let acc0: Metrics = [("accuracy".to_string(), 0.0)].into();
+        let none = task_delta(TaskKind::Multiclass, &acc0, &acc0);
+        assert_eq!(none.value, None);
+        assert_eq!(delta_m(&[d.clone(), none.clone()]), Some(50.0));
+        assert_eq!(delta_m(&[none]), None);
+        // Missing metrics (an empty split) are undefined too, never a panic.
+        let empty = Metrics::new();
+        assert_eq!(task_delta(TaskKind::Regression, &empty, &stl).undefined, vec!["rmse", "mae"]);
     }
 }

@@ -25,7 +25,7 @@ pub fn document(tasks: &[TaskDef], out: &Outcome, split: Split, seconds: f64) ->
     }
     json!({
         "tasks": by_task,
-        "delta_m": out.delta.as_ref().map(|d| d.1),
+        "delta_m": out.delta.as_ref().and_then(|d| d.1),
         "steps": rep.steps,
         "best_epoch": rep.best_epoch,
         "seconds": seconds,

@@ -7,8 +7,9 @@ use crate::mtl::metrics::{delta_metrics, Metrics};
 use crate::mtl::TaskDef;
 
 /// `train`'s table: per task and metric on `split`, the multi-task value, the single-task
-/// baseline and Δ%, then Δm% when baselines ran.
-pub fn results(tasks: &[TaskDef], out: &Outcome, split: Split) -> String {
+/// baseline and Δ%, then Δm% when baselines ran; then what is missing: held-out splits
+/// without rows (`missing`) and metrics whose Δ is undefined.
+pub fn results(tasks: &[TaskDef], out: &Outcome, split: Split, missing: &[Split]) -> String {
     let rep = &out.report;
     let metric_header = format!("{} metric", split.name());
     let mut s =
@@ -17,19 +18,42 @@ pub fn results(tasks: &[TaskDef], out: &Outcome, split: Split) -> String {
         for (k, (name, _)) in delta_metrics(task.kind).iter().enumerate() {
             let m = rep.metrics[t][split].get(*name).copied().unwrap_or(f64::NAN);
             let b = out.baselines.as_ref().map(|b| b[t][split].get(*name).copied().unwrap_or(f64::NAN));
-            let d = out.delta.as_ref().map(|d| d.0[t]);
+            let d = out.delta.as_ref().map(|d| d.0[t].value);
             s += &format!(
                 "{:<12} {:<14} {:>12.4} {:>12} {:>9}\n",
                 if k == 0 { task.name.as_str() } else { "" },
                 name,
                 m,
                 b.map_or("-".into(), |v| format!("{v:.4}")),
-                if k == 0 { d.map_or("-".into(), |v| format!("{v:+.2}")) } else { String::new() }
+                match (k, d) {
+                    (0, Some(Some(v))) => format!("{v:+.2}"),
+                    (0, Some(None)) => "undefined".into(),
+                    (0, None) => "-".into(),
+                    _ => String::new(),
+                }
             );
         }
     }
-    if let Some((_, dm)) = &out.delta {
-        s += &format!("Δm% (multi-task vs single-task, {}): {dm:+.2}\n", split.name());
+    if let Some((per, dm)) = &out.delta {
+        match dm {
+            Some(dm) => s += &format!("Δm% (multi-task vs single-task, {}): {dm:+.2}\n", split.name()),
+            None => s += &format!("Δm% (multi-task vs single-task, {}): undefined\n", split.name()),
+        }
+        for (task, d) in tasks.iter().zip(per) {
+            for m in &d.undefined {
+                s += &format!("Δ% of {} leaves out {m}: its single-task value is 0 or missing\n", task.name);
+            }
+        }
+    }
+    let note = match (missing.contains(&Split::Val), missing.contains(&Split::Test)) {
+        (true, true) => Some("no val or test split: metrics on the training rows; no early stopping"),
+        (true, false) => Some("no val split: no early stopping (the last epoch's parameters are kept)"),
+        (false, true) => Some("no test split: metrics on the validation rows"),
+        (false, false) => None,
+    };
+    if let Some(note) = note {
+        s += note;
+        s.push('\n');
     }
     s
 }

@@ -101,7 +101,7 @@ fn init_from_a_checkpoint_resumes_and_bad_inputs_exit_non_zero_with_one_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("bad.toml") && err.contains("unknown field `foo`"), "{err}");
+    assert!(err.contains("bad.toml") && err.contains("train.foo: unknown key `foo`"), "{err}");
 
     std::fs::write(dir.join("t.safetensors"), &std::fs::read(dir.join("a.safetensors")).unwrap()[..100]).unwrap();
     let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", "t.safetensors"], &dir);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod toml_errors;
 mod validate;
 
 use crate::error::{Error, Result};
@@ -249,13 +250,8 @@ impl Config {
     /// Parses and validates config text; `file` names it in messages.
     pub fn parse(file: &str, text: &str, base: PathBuf) -> Result<Config> {
         let raw: ConfigFile = toml::from_str(text).map_err(|e| {
-            let key = e.span().map(|s| {
-                let upto = &text[..s.start.min(text.len())];
-                let line = upto.matches('\n').count() + 1;
-                let col = upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {col}")
-            });
-            cfg_err(file, key.unwrap_or_else(|| "?".into()), e.message().to_string())
+            let (key, message) = toml_errors::describe(text, &e);
+            cfg_err(file, key, message)
         })?;
         validate::validate(file, raw, base)
     }

@@ -328,3 +328,96 @@ fn a_run_without_held_out_splits_reports_the_training_rows_and_says_so() {
     assert!(text.contains("no val or test split"), "{text}");
     assert!(text.contains("Δm% (multi-task vs single-task, train)"), "{text}");
 }
+
+fn predictions(dir: &Path, file: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+}
+
+/// `--save-dtype f16 | bf16` writes the model's tensors in half precision (the training state
+/// stays f32); eval and predict read them, and their predictions stay within two units of the
+/// format's rounding of the f32 model's: for the regression task, |half − f32| within
+/// 2·2⁻¹¹ ≈ 1e-3 (f16) or 2·2⁻⁸ ≈ 8e-3 (bf16) of (|f32| + the target's spread); binary
+/// decisions unchanged but for rows within 0.01 of the threshold. (Measured: 1.6e-5 and
+/// 2.9e-4.) `--resume` refuses such a file.
+#[test]
+fn half_precision_checkpoints_predict_like_f32_ones_and_cannot_resume() {
+    let dir = tmpdir("half");
+    tiny_data(&dir);
+    let mut rows = String::from("x1,x2\n");
+    for i in 0..40 {
+        rows += &format!("{},{}\n", (i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0);
+    }
+    std::fs::write(dir.join("rows.csv"), rows).unwrap();
+    for dtype in ["f32", "f16", "bf16"] {
+        let file = format!("m_{dtype}.safetensors");
+        let out = hydra(&["train", "--config", "c.toml", "--save", &file, "--save-dtype", dtype, "-q"], &dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ck = hydra::checkpoint::Checkpoint::load(&dir.join(&file)).unwrap();
+        let want = hydra::checkpoint::Precision::parse(dtype, "dtype").unwrap();
+        assert_eq!(ck.stored["trunk.0.weight"], want, "{dtype}: the model's tensors");
+        assert_eq!(ck.stored["optim.exp_avg.trunk.0.weight"], hydra::checkpoint::Precision::F32, "state stays f32");
+        let out = hydra(
+            &["predict", "--checkpoint", &file, "--input", "rows.csv", "--output", &format!("{dtype}.csv")],
+            &dir,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let full = predictions(&dir, "f32.csv");
+    // The regression target a + 2b spans 0..2.6; binary probabilities and classes as they are.
+    let spread = 2.6;
+    for (dtype, tol) in [("f16", 1e-3), ("bf16", 8e-3)] {
+        let half = predictions(&dir, &format!("{dtype}.csv"));
+        let (mut worst, mut flips) = (0f64, 0);
+        for (h, f) in half.iter().zip(&full) {
+            worst = worst.max((h[0] - f[0]).abs() / (f[0].abs() + spread));
+            if (h[1] - 0.5).signum() != (f[1] - 0.5).signum() && (f[1] - 0.5).abs() > 0.01 {
+                flips += 1;
+            }
+        }
+        eprintln!("{dtype}: worst regression difference {worst:.2e} of (|f32| + spread)");
+        assert!(worst < tol, "{dtype}: {worst}");
+        assert_eq!(flips, 0, "{dtype}: binary decisions away from the threshold changed");
+    }
+    let out = hydra(&["train", "--config", "c.toml", "--resume", "m_f16.safetensors"], &dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("m_f16.safetensors") && err.contains("half precision") && err.contains("--init"), "{err}");
+    let out = hydra(&["train", "--config", "c.toml", "--save", "x.safetensors", "--save-dtype", "f8"], &dir);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--save-dtype"));
+}
+
+/// A file of tensors alone, as `safetensors.torch.save_file(model.state_dict())` writes it
+/// with Hydra's names, starts a run: the config gives the model, a note says so, and the
+/// tensors it holds are the run's starting point.
+#[test]
+fn init_takes_a_file_of_tensors_without_hydra_metadata() {
+    let dir = tmpdir("plain-init");
+    tiny_data(&dir);
+    assert!(hydra(&["train", "--config", "c.toml", "--save", "a.safetensors", "-q"], &dir).status.success());
+    let full = hydra::checkpoint::Checkpoint::load(&dir.join("a.safetensors")).unwrap();
+    let mut plain = hydra::checkpoint::Checkpoint::default();
+    for (name, (shape, v)) in &full.tensors {
+        if !name.starts_with("optim.") && !name.starts_with("best.") {
+            plain.insert(name, shape, v.clone());
+        }
+    }
+    assert!(plain.metadata.is_empty());
+    plain.save(&dir.join("plain.safetensors")).unwrap();
+    let frozen = TINY.replace("epochs = 5", "epochs = 2\nfreeze = [\"trunk\"]");
+    std::fs::write(dir.join("f.toml"), frozen).unwrap();
+    let out =
+        hydra(&["train", "--config", "f.toml", "--init", "plain.safetensors", "--save", "b.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Hydra metadata"), "the missing metadata is a note: {err}");
+    let after = hydra::checkpoint::Checkpoint::load(&dir.join("b.safetensors")).unwrap();
+    assert_eq!(after.tensors["trunk.0.weight"], plain.tensors["trunk.0.weight"], "the frozen trunk is the file's");
+    // A tensor of the wrong shape is still an error naming it.
+    let mut bad = plain.clone();
+    bad.insert("trunk.0.weight", &[3, 2], vec![0.0; 6]);
+    bad.save(&dir.join("bad.safetensors")).unwrap();
+    let out = hydra(&["train", "--config", "c.toml", "--init", "bad.safetensors", "-q"], &dir);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trunk.0.weight"));
+}

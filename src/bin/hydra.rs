@@ -43,6 +43,10 @@ enum Command {
         /// Save the trained model here (safetensors, written atomically).
         #[arg(long)]
         save: Option<PathBuf>,
+        /// With --save: the precision of the saved model's tensors, f32 (the default), f16 or
+        /// bf16. The training state stays f32; --resume needs an f32 file.
+        #[arg(long, requires = "save", default_value = "f32")]
+        save_dtype: String,
         /// With --save: also write the whole training state there every N steps.
         #[arg(long, requires = "save")]
         checkpoint_every: Option<u64>,
@@ -122,7 +126,19 @@ fn main() -> ExitCode {
     hydra::gpu::software::private_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, baselines, metrics_json, log, plot, quiet, init, save, checkpoint_every, resume } => {
+        Command::Train {
+            config,
+            baselines,
+            metrics_json,
+            log,
+            plot,
+            quiet,
+            init,
+            save,
+            save_dtype,
+            checkpoint_every,
+            resume,
+        } => {
             let opts = experiment::RunOptions {
                 init,
                 resume,
@@ -132,7 +148,8 @@ fn main() -> ExitCode {
                 },
                 baselines,
             };
-            train(config, opts, metrics_json, log, plot, quiet, save)
+            let outputs = hydra::commands::TrainOutputs { metrics_json, log, plot, save, save_dtype };
+            train(config, opts, outputs, quiet)
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),

@@ -13,7 +13,7 @@ pub use bench::run_bench;
 pub use compare::compare;
 pub use eval::{eval, predict};
 pub use info::info;
-pub use train::train;
+pub use train::{train, TrainOutputs};
 
 use crate::config::Config;
 use crate::error::Result;

@@ -9,17 +9,31 @@ use crate::error::Result;
 use crate::experiment;
 use crate::gpu::Context;
 
+/// What `hydra train` writes besides its table.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOutputs {
+    /// The final metrics document.
+    pub metrics_json: Option<PathBuf>,
+    /// One JSON line per evaluation.
+    pub log: Option<PathBuf>,
+    /// The curves as SVG.
+    pub plot: Option<PathBuf>,
+    /// The trained model (and its training state).
+    pub save: Option<PathBuf>,
+    /// The precision of the saved model's tensors: f32, f16 or bf16.
+    pub save_dtype: String,
+}
+
 /// Trains as the config says (default: the built-in energy example, with baselines),
-/// writing what the options ask for; `quiet` prints the final table alone.
+/// writing what `outputs` asks for; `quiet` prints the final table alone.
 pub fn train(
     config: Option<PathBuf>,
     mut opts: experiment::RunOptions,
-    metrics_json: Option<PathBuf>,
-    log: Option<PathBuf>,
-    plot: Option<PathBuf>,
+    outputs: TrainOutputs,
     quiet: bool,
-    save: Option<PathBuf>,
 ) -> Result<()> {
+    let TrainOutputs { metrics_json, log, plot, save, save_dtype } = outputs;
+    let precision = crate::checkpoint::Precision::parse(&save_dtype, "--save-dtype")?;
     // Without a config: the built-in example, with its baselines.
     opts.baselines |= config.is_none();
     let cfg = load_or_default(config.as_deref())?;
@@ -83,7 +97,7 @@ pub fn train(
         crate::plot::write_svg(p, &names, &history)?;
     }
     if let Some(p) = &save {
-        experiment::snapshot_checkpoint(&cfg, &prepared, &trainer)?.save(p)?;
+        experiment::snapshot_checkpoint(&cfg, &prepared, &trainer)?.save_as(p, precision)?;
         if !quiet {
             eprintln!("hydra: saved {}", p.display());
         }

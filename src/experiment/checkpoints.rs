@@ -123,8 +123,18 @@ pub fn init_from_checkpoint(
     fresh: &[Vec<f32>],
     optimizer: &crate::optim::Optimizer,
 ) -> Result<InitFrom> {
-    let known: Vec<crate::mtl::TaskDef> = meta_json(ck, path, meta::TASKS)?;
-    let is_known = |name: &str| known.iter().any(|t| t.name == name);
+    // The checkpoint's tasks: as its metadata lists them, or, in a file of tensors alone,
+    // those whose head is there.
+    let known: Vec<String> = if ck.metadata.contains_key(meta::TASKS) {
+        meta_json::<Vec<crate::mtl::TaskDef>>(ck, path, meta::TASKS)?.into_iter().map(|t| t.name).collect()
+    } else {
+        tasks
+            .iter()
+            .filter(|t| ck.tensors.keys().any(|k| k.starts_with(&format!("heads.{}.", t.name))))
+            .map(|t| t.name.clone())
+            .collect()
+    };
+    let is_known = |name: &str| known.iter().any(|t| t == name);
     let mut notes = Vec::new();
     let mut names = Vec::new();
     let mut shapes = Vec::new();

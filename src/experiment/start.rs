@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::checkpoints::{checkpoint_info, init_from_checkpoint, meta_json, InitFrom};
+use super::checkpoints::{checkpoint_info, init_from_checkpoint, meta_json, CheckpointInfo, InitFrom};
 use super::{model_spec, Prepared};
 use crate::checkpoint::schema::{self, meta};
 use crate::checkpoint::Checkpoint;
@@ -59,15 +59,16 @@ pub fn build_trainer(
         Start::Resume(path) => resume_trainer(ctx, cfg, prepared, path),
         Start::Init(path) => {
             let ck = Checkpoint::load(path)?;
-            let info = checkpoint_info(&ck, path)?;
-            if info.features != prepared.splits.train.feature_names {
-                return Err(Error::file(
-                    path.display(),
-                    format!(
-                        "trained on features {:?}, the config gives {:?}",
-                        info.features, prepared.splits.train.feature_names
-                    ),
+            if !ck.metadata.contains_key(meta::MODEL) {
+                // A file of tensors alone, as `safetensors.torch.save_file(model.state_dict())`
+                // writes it: the config says what the model is; names and shapes must match it.
+                on_note(&format!(
+                    "{} has no Hydra metadata (a PyTorch state_dict?): the config gives the model and the \
+                     features; tensors are taken by name and shape",
+                    path.display()
                 ));
+            } else {
+                check_features(&checkpoint_info(&ck, path)?, prepared, path)?;
             }
             let spec = model_spec(cfg, prepared.splits.train.width());
             let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
@@ -87,10 +88,32 @@ pub fn build_trainer(
     }
 }
 
+fn check_features(info: &CheckpointInfo, prepared: &Prepared, path: &Path) -> Result<()> {
+    if info.features != prepared.splits.train.feature_names {
+        return Err(Error::file(
+            path.display(),
+            format!(
+                "trained on features {:?}, the config gives {:?}",
+                info.features, prepared.splits.train.feature_names
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A trainer for the config, restored from a checkpoint written by [`snapshot_checkpoint`]:
 /// training continues exactly where it stopped.
 fn resume_trainer(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared, path: &Path) -> Result<Trainer> {
     let ck = Checkpoint::load(path)?;
+    if let Some(name) = ck.half_precision_tensors().first() {
+        return Err(Error::file(
+            path.display(),
+            format!(
+                "{name} is stored in half precision, which holds no exact training state: --resume needs a \
+                 checkpoint saved in f32 (train --save-dtype f32, the default); --init starts a new run from this one"
+            ),
+        ));
+    }
     let info = checkpoint_info(&ck, path)?;
     let spec = model_spec(cfg, prepared.splits.train.width());
     if info.spec != spec || info.features != prepared.splits.train.feature_names {

@@ -421,3 +421,27 @@ fn init_takes_a_file_of_tensors_without_hydra_metadata() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("trunk.0.weight"));
 }
+
+/// `standardize_targets = false` keeps regression losses on the raw targets, as a PyTorch run
+/// on raw targets has them: the validation MSE is the square of the validation RMSE reported
+/// in the targets' own units. With the default z-scoring they differ by the target's variance.
+#[test]
+fn raw_targets_give_losses_in_the_targets_own_units() {
+    let dir = tmpdir("raw-targets");
+    tiny_data(&dir);
+    let raw = TINY.replace("split = [0.6, 0.2, 0.2]", "split = [0.6, 0.2, 0.2]\nstandardize_targets = false");
+    std::fs::write(dir.join("raw.toml"), raw).unwrap();
+    let ratio = |cfg: &str| -> f64 {
+        let out = hydra(&["train", "--config", cfg, "--log", "l.jsonl", "-q"], &dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let log = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        let mse = last["val_loss"]["reg"].as_f64().unwrap();
+        let rmse = last["val_metrics"]["reg"]["rmse"].as_f64().unwrap();
+        mse / (rmse * rmse)
+    };
+    let r = ratio("raw.toml");
+    assert!((r - 1.0).abs() < 1e-6, "raw targets: loss / rmse² = {r}");
+    let z = ratio("c.toml");
+    assert!((z - 1.0).abs() > 0.1, "z-scored targets: loss / rmse² = {z} (1 / the target's variance)");
+}

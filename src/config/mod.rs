@@ -39,6 +39,9 @@ pub struct DataSection {
     pub ignore: Vec<String>,
     /// z-score the features with the training rows' statistics.
     pub standardize: Option<bool>,
+    /// z-score regression targets with the training rows' statistics (default true); with
+    /// false, losses, metrics and predictions are on the raw targets.
+    pub standardize_targets: Option<bool>,
     /// Correlation of the two MMoE synthetic tasks (dataset = "mmoe").
     pub correlation: Option<f64>,
     /// Rows of a generated dataset (mmoe, multidigits pairs per image).
@@ -233,6 +236,8 @@ pub struct Config {
     pub target: Target,
     /// Standardise features.
     pub standardize: bool,
+    /// Standardise regression targets.
+    pub standardize_targets: bool,
 }
 
 pub(crate) fn cfg_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {

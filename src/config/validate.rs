@@ -36,6 +36,7 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         weighting,
         target,
         standardize: raw.data.standardize.unwrap_or(true),
+        standardize_targets: raw.data.standardize_targets.unwrap_or(true),
         raw,
     })
 }

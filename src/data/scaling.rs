@@ -112,16 +112,21 @@ pub struct Scaling {
 impl Scaling {
     /// Fits on the training split: features when `standardize`, regression targets always.
     pub fn fit(train: &Dataset, tasks: &[TaskDef], standardize: bool) -> Scaling {
-        let features =
-            if standardize { Standardizer::fit_features(train) } else { Standardizer::identity(train.width()) };
-        let mut targets = Standardizer::fit_labels(train);
+        Self::fit_with(train, tasks, standardize, true)
+    }
+
+    /// Fits on the training split: features when `features`, regression targets when
+    /// `targets` (else they stay in their own units, as a PyTorch run on raw targets has them).
+    pub fn fit_with(train: &Dataset, tasks: &[TaskDef], features: bool, targets: bool) -> Scaling {
+        let features = if features { Standardizer::fit_features(train) } else { Standardizer::identity(train.width()) };
+        let mut targets_z = Standardizer::fit_labels(train);
         for (t, task) in tasks.iter().enumerate() {
-            if task.kind != TaskKind::Regression {
-                targets.mean[t] = 0.0;
-                targets.std[t] = 1.0;
+            if task.kind != TaskKind::Regression || !targets {
+                targets_z.mean[t] = 0.0;
+                targets_z.std[t] = 1.0;
             }
         }
-        Scaling { features, targets }
+        Scaling { features, targets: targets_z }
     }
 
     /// Applies the scaling to a dataset (features and regression labels).

@@ -86,7 +86,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
             }
         }
     };
-    let scaling = Scaling::fit(&raw[Split::Train], &cfg.tasks, cfg.standardize);
+    let scaling = Scaling::fit_with(&raw[Split::Train], &cfg.tasks, cfg.standardize, cfg.standardize_targets);
     let [train, val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
     let splits = Splits { train, val, test };
     Ok(Prepared { raw, splits, scaling })

@@ -60,6 +60,14 @@ pub enum Error {
         /// The limit's value.
         limit: u64,
     },
+    /// A size past what can be addressed at all (a product of dimensions that would wrap).
+    #[error("{what} is too large: over {limit}")]
+    TooLarge {
+        /// What it is, with its dimensions.
+        what: String,
+        /// The limit, in words.
+        limit: &'static str,
+    },
     /// Shapes that do not fit together.
     #[error("shape mismatch in {op}: {message}")]
     Shape {
@@ -142,6 +150,18 @@ impl Error {
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), message: message.into() }
     }
+}
+
+/// The largest number of f32 values one buffer may hold: its bytes must fit in an `isize`.
+pub const MAX_ELEMENTS: usize = (isize::MAX as usize) / 4;
+
+/// The number of elements of `shape`, or [`Error::TooLarge`] naming `what` when the product
+/// would pass [`MAX_ELEMENTS`] (or wrap): sizes the user controls (batch size, layer widths,
+/// rows) are checked here before anything is allocated or indexed.
+pub fn elements(shape: &[usize], what: impl FnOnce() -> String) -> Result<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+        Error::TooLarge { what: what(), limit: "2^61 f32 values (isize::MAX bytes), the most one buffer can address" }
+    })
 }
 
 /// A vector of `n` copies of `value`, or [`Error::HostOutOfMemory`] naming `what` when the

@@ -289,3 +289,84 @@ fn a_lost_device_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
     assert_eq!(snap.state.step, 10, "the last good checkpoint is the one before the loss");
     assert!(snap.params.iter().flatten().all(|v| v.is_finite()));
 }
+
+/// Data built in memory is checked like a file: a class label past the task's classes (the
+/// loss kernel would read the next row's logits) or a binary label other than 0 or 1 is an
+/// error naming the task and the row, before any step.
+#[test]
+fn labels_out_of_range_are_refused_naming_the_task_and_the_row() {
+    let n = 12;
+    let x: Vec<f32> = (0..n * 2).map(|i| (i % 5) as f32 / 5.0).collect();
+    let mut cls: Vec<f32> = (0..n).map(|r| (r % 3) as f32).collect();
+    cls[7] = 3.0; // 3 classes: 0, 1, 2
+    let bin: Vec<f32> = (0..n).map(|r| (r % 2) as f32).collect();
+    let names = vec!["a".to_string(), "b".to_string()];
+    let tasks = [TaskDef::multiclass("c", "c", 3), TaskDef::binary("b", "b")];
+    let d = Dataset::from_slices(names.clone(), x.clone(), vec![cls, bin.clone()], vec![vec![1.0; n]; 2]).unwrap();
+    let err = d.check_labels(&tasks).unwrap_err().to_string();
+    assert!(err.contains("task \"c\"") && err.contains("row 7") && err.contains("out of range 0..2"), "{err}");
+    let splits = Splits { val: d.subset(&[]), test: d.subset(&[]), train: d };
+    let spec = Trainer::spec_for(2, &[4], &[], Activation::Relu, &tasks);
+    let settings = TrainSettings { batch_size: 4, epochs: 1, ..Default::default() };
+    let scaling = Scaling::fit(&splits.train, &tasks, false);
+    let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
+    let err = tr.fit(&splits, &mut |_| {}).expect_err("a label past the classes").to_string();
+    assert!(err.contains("row 7"), "{err}");
+    // Binary labels must be 0 or 1; a masked-out row's value does not matter.
+    let mut b2 = bin;
+    b2[3] = 0.5;
+    let ok = Dataset::from_slices(
+        names,
+        x,
+        vec![vec![0.0; n], b2],
+        vec![vec![1.0; n], {
+            let mut m = vec![1.0; n];
+            m[3] = 0.0;
+            m
+        }],
+    )
+    .unwrap();
+    ok.check_labels(&tasks).unwrap();
+}
+
+/// A batch size whose product with the model's width cannot be addressed is an error naming
+/// the limit, not a wrapped size or an abort.
+#[test]
+fn sizes_past_addressable_memory_are_errors_naming_the_limit() {
+    let tasks = [TaskDef::regression("y", "y")];
+    let spec = Trainer::spec_for(8, &[4], &[], Activation::Relu, &tasks);
+    let d = Dataset::from_slices(vec!["x".into(); 8], vec![0.0; 16], vec![vec![0.0; 2]], vec![vec![1.0; 2]]).unwrap();
+    let scaling = Scaling::fit(&d, &tasks, false);
+    for batch in [usize::MAX / 2, 1 << 60] {
+        let settings = TrainSettings { batch_size: batch, ..Default::default() };
+        let err = Trainer::new(ctx(), &spec, &tasks, settings, scaling.clone(), None).err().expect("too large");
+        assert!(matches!(err, hydra::Error::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("isize::MAX bytes"), "{err}");
+    }
+    let err = hydra::train::gather(&d, &[0, 1], usize::MAX).expect_err("too large").to_string();
+    assert!(err.contains("too large"), "{err}");
+}
+
+/// Every kind of method stops with Error::Diverged when the loss overflows: equal weighting
+/// (the guard in the step), a gradient method (the losses read back with the Gram matrix),
+/// and a loss weighting computed on the GPU.
+#[test]
+fn divergence_is_error_diverged_for_every_kind_of_method() {
+    use hydra::mtl::weighting::{Method, Target, Weighter};
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    for name in ["ew", "pcgrad", "mgda", "graddrop", "uw", "gls"] {
+        let settings = TrainSettings {
+            optimizer: Optimizer::sgd(1e12),
+            batch_size: 64,
+            epochs: 5,
+            patience: 0,
+            ..Default::default()
+        };
+        let w = Weighter::new(Method::by_name(name).unwrap(), Target::Params, &[1.0, 1.0], 0);
+        let mut tr = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
+        let err = tr.fit(&splits, &mut |_| {}).expect_err("must diverge");
+        assert!(matches!(err, hydra::Error::Diverged { .. }), "{name}: {err}");
+    }
+}

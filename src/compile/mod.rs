@@ -97,6 +97,7 @@ pub struct Compiled {
 
 /// Compiles `graph` with parameters from `source`.
 pub fn compile(ctx: &Context, graph: Graph, source: ParamSource<'_>, opts: Options) -> Result<Compiled> {
+    graph.check_sizes()?;
     let n = graph.nodes.len();
     let consumers = graph.consumers();
     let mut groups = if opts.passes.fuse_heads {

@@ -1,12 +1,18 @@
 //! Batch assembly: rows of a dataset gathered into the inputs of one step.
 
 use super::Dataset;
+use crate::error::{elements, host_vec, Error, Result};
 
 /// Rows of `d` gathered into one batch of `batch` rows; rows past the data are padding with
-/// every label masked out. Returns x, then per task labels and mask.
-pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
+/// every label masked out. Returns x, then per task labels and mask. More rows than `batch`,
+/// or a batch too large to allocate, is an error.
+pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Result<Vec<Vec<f32>>> {
     let w = d.width();
-    let mut x = vec![0.0; batch * w];
+    if rows.len() > batch {
+        return Err(Error::shape("gather", format!("{} rows for a batch of {batch}", rows.len())));
+    }
+    let n = elements(&[batch, w], || format!("a batch of {batch} rows of {w} features"))?;
+    let mut x = host_vec(n, 0.0, "a batch")?;
     for (k, &r) in rows.iter().enumerate() {
         x[k * w..(k + 1) * w].copy_from_slice(&d.features[r * w..(r + 1) * w]);
     }
@@ -21,5 +27,5 @@ pub fn gather(d: &Dataset, rows: &[usize], batch: usize) -> Vec<Vec<f32>> {
         out.push(l);
         out.push(m);
     }
-    out
+    Ok(out)
 }

@@ -63,6 +63,45 @@ impl Dataset {
         Ok(Dataset { feature_names: names, features, labels, masks, groups: None })
     }
 
+    /// Checks every present label against its task, as [`Dataset::from_table`] does for a
+    /// file: finite regression targets, binary labels of 0 or 1, class labels that are whole
+    /// numbers in 0..classes (a larger one would make the loss kernel read the next row's
+    /// logits). The error names the task and the row. The trainer and the evaluator check
+    /// every dataset they are given, so data built with [`Dataset::from_slices`] is checked
+    /// too.
+    pub fn check_labels(&self, tasks: &[TaskDef]) -> Result<()> {
+        if tasks.len() != self.labels.len() {
+            return Err(Error::shape(
+                "dataset",
+                format!("{} tasks for {} label columns", tasks.len(), self.labels.len()),
+            ));
+        }
+        for (task, (labels, masks)) in tasks.iter().zip(self.labels.iter().zip(&self.masks)) {
+            let bad =
+                |r: usize, why: String| Error::invalid(format!("task {:?}", task.name), format!("row {r}: {why}"));
+            for (r, (&v, &m)) in labels.iter().zip(masks).enumerate() {
+                if m == 0.0 {
+                    continue;
+                }
+                match task.kind {
+                    TaskKind::Regression if !v.is_finite() => return Err(bad(r, format!("target {v} is not finite"))),
+                    TaskKind::Binary if v != 0.0 && v != 1.0 => {
+                        return Err(bad(r, format!("binary label {v} (expected 0 or 1)")))
+                    }
+                    TaskKind::Multiclass => {
+                        let k = task.classes();
+                        if v.fract() != 0.0 || v < 0.0 || v >= k as f32 {
+                            let last = k.saturating_sub(1);
+                            return Err(bad(r, format!("class label {v} is out of range 0..{last}")));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads features and task labels from a table. `features`: the feature columns (None:
     /// every column that is no target, not ignored and not the group); an empty target cell is
     /// a missing label; class labels must be integers in 0..classes.

@@ -61,8 +61,8 @@ impl Tensor {
     /// A view of `shape` starting `offset` elements into this tensor's storage. The byte offset
     /// must meet the adapter's storage-offset alignment when the view is bound to a kernel.
     pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        if offset + n > self.len() {
+        let n = crate::error::elements(shape, || format!("a view of shape {shape:?}"))?;
+        if offset.checked_add(n).is_none_or(|end| end > self.len()) {
             return Err(Error::shape("view", format!("{offset}+{n} elements past {:?}", self.shape)));
         }
         Ok(Tensor { buf: self.buf.clone(), offset: self.offset + offset as u64 * 4, shape: shape.to_vec() })
@@ -86,7 +86,7 @@ impl Tensor {
 impl Context {
     /// A tensor of `shape` whose contents are unspecified (a reused buffer keeps old values).
     pub fn empty(&self, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = crate::error::elements(shape, || format!("a tensor of shape {shape:?}"))?;
         if n == 0 {
             return Err(Error::shape("tensor", format!("{shape:?} has no elements")));
         }

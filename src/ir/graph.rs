@@ -258,8 +258,22 @@ impl Graph {
         need
     }
 
+    /// Checks that every node's element count can be addressed ([`crate::error::elements`]):
+    /// a batch size or a layer width so large that a product of dimensions would wrap is an
+    /// error naming the node, before anything is allocated.
+    pub fn check_sizes(&self) -> Result<()> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            crate::error::elements(&n.shape, || {
+                let name = if n.name.is_empty() { format!("node {i}") } else { n.name.clone() };
+                format!("{name} of shape {:?}", n.shape)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Initial parameter values from a seed, in [`Graph::params`] order.
     pub fn init_params(&self, seed: u64) -> Result<Vec<Vec<f32>>> {
+        self.check_sizes()?;
         let mut rng = Rng::new(seed);
         self.params
             .iter()

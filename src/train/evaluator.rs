@@ -82,7 +82,7 @@ impl Evaluator {
         let (model, eg, _) = &mut self.cache[slot];
         let rows: Vec<usize> = (0..n).collect();
         for chunk in rows.chunks(batch) {
-            let mut inputs = gather(d, chunk, batch);
+            let mut inputs = gather(d, chunk, batch)?;
             // Prediction data may carry no labels: feed empty (masked) ones.
             while inputs.len() < 1 + 2 * self.tasks.len() {
                 inputs.push(vec![0.0; batch]);
@@ -105,6 +105,7 @@ impl Evaluator {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
+        d.check_labels(&self.tasks)?;
         let outs = self.outputs(params, d)?;
         let mut losses = Vec::new();
         let mut mets = Vec::new();

@@ -119,6 +119,7 @@ impl Trainer {
             return Err(Error::invalid("train.batch_size", "must be at least 1"));
         }
         let mut model = MultiTaskModel::build(spec, settings.batch_size)?;
+        model.graph.check_sizes()?;
         let model_params = model.graph.params.len();
         let t = tasks.len();
         let loss_weighting = match weighter.method {
@@ -241,11 +242,8 @@ impl Trainer {
         // verdict comes back, not the parameters.
         self.fail_if_diverged(self.graph.divergence()?)?;
         let (losses, mets) = self.evaluator.evaluate(Params::Store(self.graph.store()), d)?;
-        if let Some((t, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
-            return Err(Error::invalid(
-                "training",
-                format!("diverged: task {:?} has loss {l} at step {}", self.tasks[t].name, self.graph.steps()),
-            ));
+        if let Some((t, &l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+            self.fail_if_diverged(Some((self.graph.steps(), t, l as f32)))?;
         }
         Ok((losses, mets))
     }
@@ -258,11 +256,10 @@ impl Trainer {
             let t = self.tasks.len();
             let gram = Gram::new(t, m.iter().map(|&v| f64::from(v)).collect());
             let losses: Vec<f64> = l.iter().map(|&v| f64::from(v)).collect();
-            if let Some((i, v)) = losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(Error::invalid(
-                    "training",
-                    format!("diverged: task {:?} has loss {v} at step {}", self.tasks[i].name, self.graph.steps() + 1),
-                ));
+            // The step's losses came back with the Gram matrix: a non-finite one stops the run
+            // before the update, as the guard would after it.
+            if let Some((i, &v)) = losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                self.fail_if_diverged(Some((self.graph.steps() + 1, i, v as f32)))?;
             }
             if self.weighter.method == Method::GradDrop {
                 let seed = self.weighter.next_seed();
@@ -289,7 +286,7 @@ impl Trainer {
         if !self.graph.has_task_grads() {
             return Ok((vec![], vec![]));
         }
-        let inputs = gather(train, rows, self.settings.batch_size);
+        let inputs = gather(train, rows, self.settings.batch_size)?;
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         self.graph.feed(&refs)?;
         self.graph.diagnostics_phase()?;
@@ -357,6 +354,9 @@ impl Trainer {
         if n == 0 {
             return Err(Error::invalid("data", "the training split has no rows"));
         }
+        for d in [&splits.train, &splits.val, &splits.test] {
+            d.check_labels(&self.tasks)?;
+        }
         let b = s.batch_size;
         let per_epoch = n.div_ceil(b);
         let total_steps = s.steps.unwrap_or(per_epoch * s.epochs);
@@ -381,7 +381,7 @@ impl Trainer {
                 if self.state.step >= total_steps {
                     break;
                 }
-                let inputs = gather(&splits.train, chunk, b);
+                let inputs = gather(&splits.train, chunk, b)?;
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
                 self.train_step()?;

@@ -418,19 +418,29 @@ fn adapter_key(ctx: &Context) -> String {
 /// Autotunes the matmul form for this adapter ([`autotune_matmul`] at n = 256), sets it on the
 /// context and stores it in the on-disk cache (best effort). Returns the timings.
 pub fn tune_and_cache(ctx: &Context, budget_s: f64) -> Result<Vec<(MatmulVariant, f64)>> {
+    tune_and_cache_at(ctx, budget_s, tune_cache_path().as_deref())
+}
+
+/// [`tune_and_cache`] with the cache file given (None: no cache), for callers that must not
+/// read the environment.
+pub fn tune_and_cache_at(
+    ctx: &Context,
+    budget_s: f64,
+    cache: Option<&std::path::Path>,
+) -> Result<Vec<(MatmulVariant, f64)>> {
     let results = autotune_matmul(ctx, 256, budget_s)?;
     if let Some((best, _)) = results.first() {
         ctx.set_matmul_variant(*best);
-        if let Some(path) = tune_cache_path() {
+        if let Some(path) = cache {
             let mut all: std::collections::BTreeMap<String, String> =
-                std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+                std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
             all.insert(adapter_key(ctx), format!("{best:?}"));
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
             if let Ok(text) = serde_json::to_string_pretty(&all) {
                 let tmp = path.with_extension("json.tmp");
-                let _ = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path));
+                let _ = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
             }
         }
     }
@@ -439,7 +449,11 @@ pub fn tune_and_cache(ctx: &Context, budget_s: f64) -> Result<Vec<(MatmulVariant
 
 /// Applies a cached autotune result for this adapter, if there is one; returns it.
 pub fn apply_cached_tune(ctx: &Context) -> Option<MatmulVariant> {
-    let path = tune_cache_path()?;
+    apply_cached_tune_from(ctx, &tune_cache_path()?)
+}
+
+/// [`apply_cached_tune`] from the cache file `path`.
+pub fn apply_cached_tune_from(ctx: &Context, path: &std::path::Path) -> Option<MatmulVariant> {
     let all: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let v = all.get(&adapter_key(ctx))?;

@@ -233,6 +233,15 @@ fn bench_json_lines_name_the_bench_the_figures_and_the_adapter() {
 #[cfg(target_os = "linux")]
 #[test]
 fn out_of_memory_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
+    // The cap is on the process's address space: it limits a CPU adapter's device memory,
+    // which is host memory, but not a real GPU's, where the model would simply fit. So the
+    // test runs on CPU adapters (lavapipe, as in CI) and says so elsewhere.
+    let ctx = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    if ctx.adapter().kind != hydra::DeviceKind::Cpu {
+        eprintln!("out-of-memory test not run on {}: ulimit -v caps only a CPU adapter's memory", ctx.adapter().name);
+        return;
+    }
+    drop(ctx);
     let dir = tmpdir("oom");
     tiny_data(&dir);
     let out = hydra(&["train", "--config", "c.toml", "--save", "m.safetensors", "-q"], &dir);
@@ -263,7 +272,11 @@ fn out_of_memory_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
         .expect("run hydra under a memory cap");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "must exit 1, not crash: {err}");
-    assert!(err.contains("GPU out of memory in allocating a Storage buffer of"), "{err}");
+    // The first allocation to fail may be the device's or the host's (on GL, a host one):
+    // either way the message says memory ran out and names the allocation's size.
+    let lower = err.to_lowercase();
+    assert!(lower.contains("out of") && lower.contains("memory") && lower.contains("bytes"), "{err}");
+    assert!(err.trim().lines().last().is_some_and(|l| l.to_lowercase().contains("memory")), "ends with it: {err}");
     assert_eq!(std::fs::read(dir.join("m.safetensors")).unwrap(), good, "the checkpoint changed");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -80,16 +80,18 @@ fn one_run_is_one_submit_and_pipelines_are_cached() {
 fn matmul_autotune_is_cached_per_adapter_and_never_changes_results() {
     use hydra::cpu::{self, Rng};
     use hydra::kernels::{MatmulShape, MatmulSpec};
+    // The cache file is passed explicitly: setting HYDRA_CACHE_DIR here would race with
+    // the other tests' threads reading the environment.
     let dir = std::env::temp_dir().join(format!("hydra-tune-{}", std::process::id()));
-    std::env::set_var("HYDRA_CACHE_DIR", &dir);
+    let cache = dir.join("matmul-tune.json");
     let ctx = ctx();
-    let results = hydra::bench::tune_and_cache(&ctx, 0.05).unwrap();
+    let results = hydra::bench::tune_and_cache_at(&ctx, 0.05, Some(&cache)).unwrap();
     assert_eq!(results.len(), hydra::bench::MATMUL_CANDIDATES.len());
     let best = results[0].0;
     assert_eq!(ctx.matmul_variant(), best);
     // A new context on the same adapter picks the cached choice.
     let fresh = Context::new().unwrap();
-    assert_eq!(hydra::bench::apply_cached_tune(&fresh), Some(best));
+    assert_eq!(hydra::bench::apply_cached_tune_from(&fresh, &cache), Some(best));
     assert_eq!(fresh.matmul_variant(), best);
     // Every candidate computes the same product (up to rounding).
     let (m, n, k) = (33, 65, 64);

@@ -57,7 +57,7 @@ fn fd_check(g: &Graph, inputs: &[Vec<f32>], seed: u64, what: &str) {
             let fd = (total(&up) - total(&dn)) / (2.0 * h);
             let an = grads[pi][i];
             assert!(
-                (fd - an).abs() <= 1e-6 + 1e-5 * an.abs(),
+                approx::relative_eq!(fd, an, epsilon = 1e-6, max_relative = 1e-5),
                 "{what}: d/d {}[{i}]: finite difference {fd} vs backward {an}",
                 g.params[pi].name
             );

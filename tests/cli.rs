@@ -71,7 +71,7 @@ fn train_save_eval_and_predict_agree() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rmse2 = ev["tasks"]["reg"]["test"]["rmse"].as_f64().unwrap();
-    assert!((rmse - rmse2).abs() < 1e-9, "train said {rmse}, eval says {rmse2}");
+    assert!(approx::abs_diff_eq!(rmse, rmse2, epsilon = 1e-9), "train said {rmse}, eval says {rmse2}");
 
     std::fs::write(dir.join("in.csv"), "x2,x1\n0.2,0.1\n0.9,0.3\n0.5,0.5\n").unwrap();
     let out = hydra(&["predict", "--checkpoint", "m.safetensors", "--input", "in.csv", "--output", "p.csv"], &dir);
@@ -454,7 +454,7 @@ fn raw_targets_give_losses_in_the_targets_own_units() {
         mse / (rmse * rmse)
     };
     let r = ratio("raw.toml");
-    assert!((r - 1.0).abs() < 1e-6, "raw targets: loss / rmse² = {r}");
+    assert!(approx::abs_diff_eq!(r, 1.0, epsilon = 1e-6), "raw targets: loss / rmse² = {r}");
     let z = ratio("c.toml");
     assert!((z - 1.0).abs() > 0.1, "z-scored targets: loss / rmse² = {z} (1 / the target's variance)");
 }

@@ -84,10 +84,13 @@ fn activation_derivatives_match_finite_differences_in_f64() {
             let x = -5.0 + 0.05 * f64::from(i) + 0.0123; // avoids the kink at 0
             let fd = (cpu::act_apply(act, x + h) - cpu::act_apply(act, x - h)) / (2.0 * h);
             let g = cpu::act_grad_from_input(act, x);
-            assert!((fd - g).abs() < 1e-6, "{act:?} at {x}: fd {fd} vs analytic {g}");
+            assert!(approx::abs_diff_eq!(fd, g, epsilon = 1e-6), "{act:?} at {x}: fd {fd} vs analytic {g}");
             if act.grad_from_output() {
                 let go = cpu::act_grad_from_output(act, cpu::act_apply(act, x));
-                assert!((go - g).abs() < 1e-9, "{act:?} at {x}: from output {go} vs from input {g}");
+                assert!(
+                    approx::abs_diff_eq!(go, g, epsilon = 1e-9),
+                    "{act:?} at {x}: from output {go} vs from input {g}"
+                );
             }
         }
     }

@@ -116,7 +116,7 @@ fn loss_gradients_match_finite_differences_in_f64() {
             let fd = (cpu::task_loss(kind, &up, &labels, &mask, 1.0, &mut scratch)
                 - cpu::task_loss(kind, &dn, &labels, &mask, 1.0, &mut scratch))
                 / (2.0 * h);
-            assert!((fd - grad[i]).abs() < 1e-6, "{kind:?} logit {i}: fd {fd} vs {}", grad[i]);
+            assert!(approx::abs_diff_eq!(fd, grad[i], epsilon = 1e-6), "{kind:?} logit {i}: fd {fd} vs {}", grad[i]);
         }
     }
 }

@@ -194,7 +194,7 @@ fn gradient_clipping_bounds_each_update() {
     let clipped = run(Some(0.01));
     assert!(free > 0.05, "an unclipped step moves by {free}");
     // SGD with lr 1: the step is the clipped gradient, norm at most 0.01.
-    assert!((clipped - 0.01).abs() < 1e-4, "clipped step moved by {clipped}");
+    assert!(approx::abs_diff_eq!(clipped, 0.01, epsilon = 1e-4), "clipped step moved by {clipped}");
 }
 
 #[test]

@@ -20,9 +20,13 @@ fn uw_with_fixed_losses_learns_s_equal_log_loss() {
             let (_, ds) = uw(s, loss);
             s -= 0.05 * ds;
         }
-        assert!((s - f64::ln(loss)).abs() < 1e-6, "loss {loss}: s = {s}, log L = {}", f64::ln(loss));
+        assert!(
+            approx::abs_diff_eq!(s, f64::ln(loss), epsilon = 1e-6),
+            "loss {loss}: s = {s}, log L = {}",
+            f64::ln(loss)
+        );
         let (w, _) = uw(s, loss);
-        assert!((w - 1.0 / (2.0 * loss)).abs() < 1e-6);
+        assert!(approx::abs_diff_eq!(w, 1.0 / (2.0 * loss), epsilon = 1e-6));
     }
 }
 
@@ -31,12 +35,12 @@ fn dwa_weights_sum_to_t_and_rlw_weights_to_one() {
     let mut rng = Rng::new(1);
     let hist = vec![vec![1.0, 2.0, 3.0], vec![0.5, 1.9, 3.1]];
     let w = dwa(&hist, 2.0);
-    assert!((w.iter().sum::<f64>() - 3.0).abs() < 1e-12);
+    assert!(approx::abs_diff_eq!(w.iter().sum::<f64>(), 3.0, epsilon = 1e-12));
     assert!(w[2] > w[1] && w[1] > w[0], "the slowest-falling loss gets the largest weight: {w:?}");
     assert_eq!(dwa(&hist[..1], 2.0), vec![1.0; 3]);
     for _ in 0..100 {
         let w = rlw(4, &mut rng);
-        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12 && w.iter().all(|&x| x > 0.0));
+        assert!(approx::abs_diff_eq!(w.iter().sum::<f64>(), 1.0, epsilon = 1e-12) && w.iter().all(|&x| x > 0.0));
     }
 }
 
@@ -52,7 +56,7 @@ fn pcgrad_removes_conflict_and_keeps_agreeing_gradients() {
     assert!(dot(&p1, &g[0]).abs() < 1e-12, "g2_PC . g1 = {}", dot(&p1, &g[0]));
     let d = combine(&g, &c);
     let want: Vec<f64> = p0.iter().zip(&p1).map(|(a, b)| a + b).collect();
-    assert!(d.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12));
+    assert!(d.iter().zip(&want).all(|(a, b)| approx::abs_diff_eq!(a, b, epsilon = 1e-12)));
     let agree = vec![vec![1.0, 0.5], vec![0.5, 1.0]];
     assert_eq!(pcgrad(&Gram::of(&agree), &mut rng).0, vec![1.0, 1.0]);
 }
@@ -65,14 +69,18 @@ fn mgda_meets_the_kkt_conditions_and_the_two_task_closed_form() {
             let g = random_grads(t, 5 + trial % 7, &mut rng);
             let m = Gram::of(&g);
             let a = min_norm(&m, 2000, 1e-12);
-            assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-9 && a.iter().all(|&x| x >= -1e-12));
+            assert!(approx::abs_diff_eq!(a.iter().sum::<f64>(), 1.0, epsilon = 1e-9) && a.iter().all(|&x| x >= -1e-12));
             let ma = m.mul(&a);
             let q = m.quad(&a);
             let scale = (0..t).map(|i| m.at(i, i)).fold(0.0, f64::max);
             for i in 0..t {
                 assert!(ma[i] >= q - 1e-3 * scale, "T={t}: (Ma)_{i} = {} < a'Ma = {q}", ma[i]);
                 if a[i] > 1e-3 {
-                    assert!((ma[i] - q).abs() < 1e-3 * scale, "T={t}: active {i}: {} vs {q}", ma[i]);
+                    assert!(
+                        approx::abs_diff_eq!(ma[i], q, epsilon = 1e-3 * scale),
+                        "T={t}: active {i}: {} vs {q}",
+                        ma[i]
+                    );
                 }
             }
         }
@@ -83,7 +91,7 @@ fn mgda_meets_the_kkt_conditions_and_the_two_task_closed_form() {
         let diff: Vec<f64> = g[1].iter().zip(&g[0]).map(|(b, a)| b - a).collect();
         let closed = (dot(&diff, &g[1]) / dot(&diff, &diff)).clamp(0.0, 1.0);
         let a = min_norm(&m, 250, 1e-5);
-        assert!((a[0] - closed).abs() < 1e-9, "{} vs closed form {closed}", a[0]);
+        assert!(approx::abs_diff_eq!(a[0], closed, epsilon = 1e-9), "{} vs closed form {closed}", a[0]);
     }
 }
 
@@ -93,7 +101,7 @@ fn cagrad_with_c_zero_is_the_mean_gradient() {
     for t in 2..6 {
         let m = Gram::of(&random_grads(t, 6, &mut rng));
         let c = cagrad(&m, 0.0, 1);
-        assert!(c.iter().all(|&x| (x - 1.0 / t as f64).abs() < 1e-12), "{c:?}");
+        assert!(c.iter().all(|&x| approx::abs_diff_eq!(x, 1.0 / t as f64, epsilon = 1e-12)), "{c:?}");
     }
 }
 
@@ -115,11 +123,11 @@ fn imtl_projects_equally_on_every_unit_gradient() {
     for t in 2..=6 {
         let g = random_grads(t, 10, &mut rng);
         let a = imtl(&Gram::of(&g));
-        assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(approx::abs_diff_eq!(a.iter().sum::<f64>(), 1.0, epsilon = 1e-9));
         let d = combine(&g, &a);
         let proj: Vec<f64> = g.iter().map(|gt| dot(&d, gt) / dot(gt, gt).sqrt()).collect();
         for p in &proj {
-            assert!((p - proj[0]).abs() < 1e-8 * (1.0 + proj[0].abs()), "T={t}: {proj:?}");
+            assert!(approx::relative_eq!(*p, proj[0], epsilon = 1e-8, max_relative = 1e-8), "T={t}: {proj:?}");
         }
     }
 }
@@ -138,10 +146,13 @@ fn nash_mtl_solves_the_bargaining_equations() {
     // Orthogonal gradients: each task normalised.
     let m = Gram::new(2, vec![4.0, 0.0, 0.0, 0.25]);
     let a = nash_alpha(&m, 20);
-    assert!((a[0] - 0.5).abs() < 1e-8 && (a[1] - 2.0).abs() < 1e-8, "{a:?}");
+    assert!(
+        approx::abs_diff_eq!(a[0], 0.5, epsilon = 1e-8) && approx::abs_diff_eq!(a[1], 2.0, epsilon = 1e-8),
+        "{a:?}"
+    );
     // The update is clipped to norm 1.
     let c = nash_mtl(&m, 20, 1.0);
-    assert!((m.quad(&c).sqrt() - 1.0).abs() < 1e-9);
+    assert!(approx::abs_diff_eq!(m.quad(&c).sqrt(), 1.0, epsilon = 1e-9));
 }
 
 #[test]
@@ -165,7 +176,7 @@ fn aligned_mtl_equalises_orthogonal_gradients() {
     // α_t = ‖g‖_min / ‖g_t‖: every task moves by the same amount along its own gradient.
     let want = [0.25, 0.5, 1.0];
     for i in 0..3 {
-        assert!((a[i] - want[i]).abs() < 1e-9, "{a:?}");
+        assert!(approx::abs_diff_eq!(a[i], want[i], epsilon = 1e-9), "{a:?}");
     }
 }
 
@@ -186,7 +197,10 @@ fn gls_weights_are_the_geometric_mean_gradient() {
     let l = [0.5, 2.0];
     let w = gls(&l);
     let g = (0.5f64 * 2.0).sqrt();
-    assert!((w[0] - g / (2.0 * 0.5)).abs() < 1e-12 && (w[1] - g / 4.0).abs() < 1e-12);
+    assert!(
+        approx::abs_diff_eq!(w[0], g / (2.0 * 0.5), epsilon = 1e-12)
+            && approx::abs_diff_eq!(w[1], g / 4.0, epsilon = 1e-12)
+    );
 }
 
 // ---- The two-objective toy problem (nash-mtl experiments/toy/problem.py), analytic gradients.

@@ -94,7 +94,10 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
             } else {
                 let nrm_gpu: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
                 let nrm_cpu: f64 = want.iter().map(|v| v * v).sum();
-                assert!((nrm_gpu - nrm_cpu).abs() <= 1e-4 * nrm_cpu, "task {t}: |g|^2 {nrm_gpu} vs {nrm_cpu}");
+                assert!(
+                    approx::abs_diff_eq!(nrm_gpu, nrm_cpu, epsilon = 1e-4 * nrm_cpu),
+                    "task {t}: |g|^2 {nrm_gpu} vs {nrm_cpu}"
+                );
             }
         }
         // The GPU's Gram matrix against one computed on the CPU from the GPU's own rows.
@@ -177,10 +180,10 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
         let w = ctx.read(&wt).unwrap();
         let lv = ctx.read(&lt).unwrap();
         let sum: f64 = w.iter().map(|&a| f64::from(a)).sum();
-        assert!((sum - 1.0).abs() < 1e-5 && w.iter().all(|&x| x > 0.0), "step {step}: {w:?}");
+        assert!(approx::abs_diff_eq!(sum, 1.0, epsilon = 1e-5) && w.iter().all(|&x| x > 0.0), "step {step}: {w:?}");
         if step == 0 {
             let wd: Vec<f64> = w.iter().zip(&lv).map(|(a, b)| f64::from(*a) * (f64::from(*b) + 1e-8)).collect();
-            assert!(wd.iter().all(|x| (x - wd[0]).abs() < 1e-5 * wd[0]), "uniform z: {wd:?}");
+            assert!(wd.iter().all(|x| approx::abs_diff_eq!(*x, wd[0], epsilon = 1e-5 * wd[0])), "uniform z: {wd:?}");
         }
     }
     assert_eq!(ctx.read(&state).unwrap()[12], 3.0, "FAMO counts its steps");
@@ -276,9 +279,13 @@ mod training {
         let losses = &rep.history.last().unwrap().train_loss;
         for k in 0..2 {
             let want = losses[k].ln();
-            assert!((f64::from(s[k]) - want).abs() < 0.15, "task {k}: s = {}, log L = {want}", s[k]);
+            assert!(
+                approx::abs_diff_eq!(f64::from(s[k]), want, epsilon = 0.15),
+                "task {k}: s = {}, log L = {want}",
+                s[k]
+            );
         }
         let weights = &rep.history.last().unwrap().weights;
-        assert!((f64::from(weights[0]) - 0.5 * (-f64::from(s[0])).exp()).abs() < 1e-5);
+        assert!(approx::abs_diff_eq!(f64::from(weights[0]), 0.5 * (-f64::from(s[0])).exp(), epsilon = 1e-5));
     }
 }

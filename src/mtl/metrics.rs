@@ -150,9 +150,9 @@ mod tests {
     #[test]
     fn regression_metrics_on_a_known_case() {
         let m = regression(&[1.0, 2.0, 3.0, 5.0], &[1.0, 2.0, 3.0, 4.0]);
-        assert!((m["rmse"] - 0.5).abs() < 1e-12);
-        assert!((m["mae"] - 0.25).abs() < 1e-12);
-        assert!((m["r2"] - (1.0 - 1.0 / 5.0)).abs() < 1e-12);
+        assert!(approx::abs_diff_eq!(m["rmse"], 0.5, epsilon = 1e-12));
+        assert!(approx::abs_diff_eq!(m["mae"], 0.25, epsilon = 1e-12));
+        assert!(approx::abs_diff_eq!(m["r2"], (1.0 - 1.0 / 5.0), epsilon = 1e-12));
     }
 
     #[test]
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(m["accuracy"], 0.5);
         let lse1 = (2f64.exp() + 2.0).ln();
         let lse2 = (3f64.exp() + 2.0).ln();
-        assert!((m["cross_entropy"] - ((lse1 - 2.0) + lse2) / 2.0).abs() < 1e-12);
+        assert!(approx::abs_diff_eq!(m["cross_entropy"], ((lse1 - 2.0) + lse2) / 2.0, epsilon = 1e-12));
     }
 
     #[test]
@@ -179,7 +179,11 @@ mod tests {
         assert_eq!(task_delta(TaskKind::Regression, &better, &stl).value, Some(50.0));
         let acc_b: Metrics = [("accuracy".to_string(), 0.5)].into();
         let acc_m: Metrics = [("accuracy".to_string(), 0.6)].into();
-        assert!((task_delta(TaskKind::Multiclass, &acc_m, &acc_b).value.unwrap() - 20.0).abs() < 1e-9);
+        assert!(approx::abs_diff_eq!(
+            task_delta(TaskKind::Multiclass, &acc_m, &acc_b).value.unwrap(),
+            20.0,
+            epsilon = 1e-9
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: &[f64]) {
     for i in 0..got.len() {
         let err = (f64::from(got[i]) - want[i]).abs();
         assert!(
-            err <= tol[i] && got[i].is_finite(),
+            approx::abs_diff_eq!(f64::from(got[i]), want[i], epsilon = tol[i]) && got[i].is_finite(),
             "{what}: element {i}: got {}, want {}, |err| {err:e} > tol {:e}",
             got[i],
             want[i],

@@ -123,16 +123,16 @@ mod tests {
         let x = solve(&a, &[1.0, 2.0, 3.0], 3, 0.0).unwrap();
         for i in 0..3 {
             let r: f64 = (0..3).map(|k| a[i * 3 + k] * x[k]).sum();
-            assert!((r - [1.0, 2.0, 3.0][i]).abs() < 1e-12);
+            assert!(approx::abs_diff_eq!(r, [1.0, 2.0, 3.0][i], epsilon = 1e-12));
         }
         let (vals, vecs) = sym_eigen(&a, 3);
         for j in 0..3 {
             for i in 0..3 {
                 let av: f64 = (0..3).map(|k| a[i * 3 + k] * vecs[k * 3 + j]).sum();
-                assert!((av - vals[j] * vecs[i * 3 + j]).abs() < 1e-10);
+                assert!(approx::abs_diff_eq!(av, vals[j] * vecs[i * 3 + j], epsilon = 1e-10));
             }
         }
         let p = project_simplex(&[0.5, 0.9, -0.2]);
-        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12 && p.iter().all(|&x| x >= 0.0));
+        assert!(approx::abs_diff_eq!(p.iter().sum::<f64>(), 1.0, epsilon = 1e-12) && p.iter().all(|&x| x >= 0.0));
     }
 }

@@ -289,3 +289,61 @@ mod training {
         assert!(approx::abs_diff_eq!(f64::from(weights[0]), 0.5 * (-f64::from(s[0])).exp(), epsilon = 1e-5));
     }
 }
+
+/// What one training step costs in queue submits, readbacks and uploads for each kind of
+/// method (README's table): counted on a context of its own, as the difference between runs
+/// of 6 and 2 steps (each run ends with one evaluation, which cancels out).
+#[test]
+fn submits_readbacks_and_uploads_per_step_for_each_kind_of_method() {
+    use hydra::data::{Dataset, Split};
+    use hydra::mtl::weighting::{registry, Runs, Target, Weighter};
+    use hydra::mtl::TaskDef;
+    use hydra::train::{Scaling, Splits, TrainSettings, Trainer};
+    let n = 64;
+    let x: Vec<f32> = (0..n * 3).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let y: Vec<f32> = (0..n).map(|r| x[r * 3] - x[r * 3 + 1]).collect();
+    let z: Vec<f32> = (0..n).map(|r| x[r * 3 + 2] * 0.5).collect();
+    let names = vec!["a".into(), "b".into(), "c".into()];
+    let data = Dataset::from_slices(names, x, vec![y, z], vec![vec![1.0; n], vec![1.0; n]]).unwrap();
+    let tasks = [TaskDef::regression("y", "y"), TaskDef::regression("z", "z")];
+    let scaling = Scaling::fit(&data, &tasks, true);
+    let train = scaling.apply(&data);
+    let splits = Splits { val: train.subset(&[]), test: train.subset(&[]), train };
+    assert_eq!(splits.reported(), Split::Train);
+    let spec = Trainer::spec_for(3, &[8], &[], hydra::Activation::Tanh, &tasks);
+    let per_step = |entry: &registry::Entry| -> [u64; 3] {
+        let count = |steps: usize| {
+            let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+            let settings = TrainSettings { batch_size: 8, steps: Some(steps), shuffle: false, ..Default::default() };
+            let w = Weighter::new(entry.default, Target::Params, &[1.0, 1.0], 0);
+            let mut tr =
+                Trainer::with_weighting(own.clone(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
+            let before = own.counters();
+            tr.fit(&splits, &mut |_| {}).unwrap();
+            let after = own.counters();
+            [after.submits - before.submits, after.readbacks - before.readbacks, after.uploads - before.uploads]
+        };
+        let (a, b) = (count(2), count(6));
+        [0, 1, 2].map(|k| (b[k] - a[k]) / 4)
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for entry in registry::REGISTRY {
+        let c = per_step(entry);
+        eprintln!("{:<12} {:?}: submits {}, readbacks {}, uploads {}", entry.name, entry.runs, c[0], c[1], c[2]);
+        // Uploads: the batch, and the optimizer's per-step values (its bias corrections).
+        let want = match entry.runs {
+            // One submit; nothing read back.
+            Runs::Fixed | Runs::HostPerEpoch | Runs::GpuInStep => [1, 0, 2],
+            // The step's new loss weights are a third upload.
+            Runs::HostPerStep => [1, 0, 3],
+            // Phase one; the Gram matrix and the losses in one readback, whose copy is a submit
+            // of its own; phase two, with the coefficients uploaded.
+            Runs::GramThenHost => [3, 1, 3],
+            // The same, with GradDrop's seed for the step in place of the coefficients.
+            Runs::GpuElementwise => [3, 1, 3],
+        };
+        assert_eq!(c, want, "{}: [submits, readbacks, uploads] per step", entry.name);
+        seen.insert(format!("{:?}", entry.runs), c);
+    }
+    assert_eq!(seen.len(), 6, "every kind of method measured");
+}

@@ -258,7 +258,7 @@ impl Graph {
         need
     }
 
-    /// Checks that every node's element count can be addressed ([`crate::error::elements`]):
+    /// Checks that every node's element count can be addressed (at most 2^61 f32 values, what one buffer can address):
     /// a batch size or a layer width so large that a product of dimensions would wrap is an
     /// error naming the node, before anything is allocated.
     pub fn check_sizes(&self) -> Result<()> {

@@ -45,7 +45,7 @@ pub fn time_kernels(
     // Timestamps bracket compute passes, so they would leave out the copies that refresh
     // texture operands: such dispatches are timed by the wall clock.
     let copies = dispatches.iter().any(|d| d.texture_operands() > 0);
-    if ctx.adapter().timestamps && !copies && std::env::var("HYDRA_WALL_CLOCK").is_err() {
+    if ctx.adapter().timestamps && !copies && !wall_clock_asked() {
         ctx.profile(dispatches)?;
         let mut times = Vec::new();
         let start = Instant::now();
@@ -390,6 +390,12 @@ pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchReco
         4.0 * (t * len) as f64 * t as f64,
     ));
     Ok(out)
+}
+
+/// Whether `HYDRA_WALL_CLOCK` asks for wall-clock timing: `1` (or any value but `0` and
+/// the empty string).
+fn wall_clock_asked() -> bool {
+    std::env::var("HYDRA_WALL_CLOCK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Where the matmul autotune result is cached on disk: `$HYDRA_CACHE_DIR`, else

@@ -55,8 +55,20 @@ fn tiny_data(dir: &Path) {
 fn train_save_eval_and_predict_agree() {
     let dir = tmpdir("roundtrip");
     tiny_data(&dir);
-    let args =
-        ["train", "--config", "c.toml", "--save", "m.safetensors", "--metrics-json", "m.json", "--plot", "p.svg", "-q"];
+    let args = [
+        "train",
+        "--config",
+        "c.toml",
+        "--save",
+        "m.safetensors",
+        "--metrics-json",
+        "m.json",
+        "--plot",
+        "p.svg",
+        "--log",
+        "l.jsonl",
+        "-q",
+    ];
     let out = hydra(&args, &dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let metrics: serde_json::Value =
@@ -66,6 +78,16 @@ fn train_save_eval_and_predict_agree() {
     assert!(svg.starts_with("<svg") && svg.contains("reg") && svg.contains("cls"), "the plot names the tasks");
     assert!(metrics["tasks"]["bin"]["test"]["auc"].is_number());
     assert!(metrics["tasks"]["cls"]["test"]["cross_entropy"].is_number());
+    assert!(metrics.get("delta_m").is_some_and(|v| v.is_null()), "delta_m is there, null without baselines");
+    // Each log line: per-task weights, gradient norms and the pairwise cosines (1 on the diagonal).
+    let log = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    for t in ["reg", "bin", "cls"] {
+        assert!(line["weights"][t].is_number() && line["grad_norms"][t].as_f64().unwrap() > 0.0, "{line}");
+        let own = line["grad_cosines"][t][t].as_f64().unwrap();
+        assert!(approx::abs_diff_eq!(own, 1.0, epsilon = 1e-6), "cos(g_t, g_t) = {own}");
+        assert!(line["grad_cosines"][t]["reg"].as_f64().unwrap().abs() <= 1.0 + 1e-6);
+    }
 
     let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", "m.safetensors", "--json"], &dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -375,6 +397,8 @@ fn half_precision_checkpoints_predict_like_f32_ones_and_cannot_resume() {
             &dir,
         );
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", &file, "--json"], &dir);
+        assert!(out.status.success(), "eval reads {dtype}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let full = predictions(&dir, "f32.csv");
     // The regression target a + 2b spans 0..2.6; binary probabilities and classes as they are.
@@ -426,6 +450,31 @@ fn init_takes_a_file_of_tensors_without_hydra_metadata() {
     assert!(err.contains("no Hydra metadata"), "the missing metadata is a note: {err}");
     let after = hydra::checkpoint::Checkpoint::load(&dir.join("b.safetensors")).unwrap();
     assert_eq!(after.tensors["trunk.0.weight"], plain.tensors["trunk.0.weight"], "the frozen trunk is the file's");
+    // An unexpected tensor, and a missing one, are errors naming them.
+    let mut extra = plain.clone();
+    extra.insert("trunk.9.weight", &[2, 2], vec![0.0; 4]);
+    extra.save(&dir.join("extra.safetensors")).unwrap();
+    let out = hydra(&["train", "--config", "c.toml", "--init", "extra.safetensors", "-q"], &dir);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unexpected tensors"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trunk.9.weight"));
+    let mut missing = plain.clone();
+    missing.tensors.remove("trunk.0.bias");
+    missing.save(&dir.join("missing.safetensors")).unwrap();
+    let out = hydra(&["train", "--config", "c.toml", "--init", "missing.safetensors", "-q"], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing trunk.0.bias"), "{err}");
+    // A task the config dropped: its head is ignored, and said so; no optimizer state in the
+    // file: the optimizer starts fresh, and said so.
+    // (The dropped task's column is ignored, or it would become a feature.)
+    let two = TINY
+        .replace("[[task]]\nname = \"cls\"\ntarget = \"c\"\nkind = \"multiclass\"\nclasses = 3\n", "")
+        .replace("split = [0.6, 0.2, 0.2]", "split = [0.6, 0.2, 0.2]\nignore = [\"c\"]");
+    std::fs::write(dir.join("two.toml"), two).unwrap();
+    let out = hydra(&["train", "--config", "two.toml", "--init", "plain.safetensors", "-q"], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("heads.cls.") && err.contains("ignored (task not in the config)"), "{err}");
+    assert!(err.contains("optimizer state starts fresh"), "{err}");
     // A tensor of the wrong shape is still an error naming it.
     let mut bad = plain.clone();
     bad.insert("trunk.0.weight", &[3, 2], vec![0.0; 6]);
@@ -457,4 +506,22 @@ fn raw_targets_give_losses_in_the_targets_own_units() {
     assert!(approx::abs_diff_eq!(r, 1.0, epsilon = 1e-6), "raw targets: loss / rmse² = {r}");
     let z = ratio("c.toml");
     assert!((z - 1.0).abs() > 0.1, "z-scored targets: loss / rmse² = {z} (1 / the target's variance)");
+}
+
+/// `hydra compare` trains the named methods against the single-task baselines and prints a
+/// Markdown table, with gradient methods on the chosen target.
+#[test]
+fn compare_prints_a_row_per_method_and_the_baselines() {
+    let dir = tmpdir("compare");
+    tiny_data(&dir);
+    let out = hydra(&["compare", "--config", "c.toml", "--methods", "ew,pcgrad", "--target", "representation"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(rows[0].starts_with("| method | reg rmse | reg mae | bin accuracy"), "{text}");
+    for m in ["single-task", "ew", "pcgrad"] {
+        assert!(rows.iter().any(|r| r.starts_with(&format!("| {m} |"))), "{m}: {text}");
+    }
+    let out = hydra(&["compare", "--config", "c.toml", "--methods", "ew", "--target", "sideways"], &dir);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--target"));
 }

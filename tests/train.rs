@@ -169,6 +169,35 @@ fn divergence_stops_training_naming_the_step_task_and_value() {
     }
 }
 
+/// With a checkpoint every step, none is taken from a diverged state: the snapshot reads the
+/// guard first and fails, so the last checkpoint written holds finite parameters.
+#[test]
+fn no_checkpoint_is_taken_from_a_diverged_state() {
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    let settings =
+        TrainSettings { optimizer: Optimizer::sgd(1e12), batch_size: 64, epochs: 5, patience: 0, ..Default::default() };
+    let mut tr = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
+    let mut taken = Vec::new();
+    let err = tr
+        .fit_with_checkpoints(&splits, &mut |_| {}, 1, &mut |t| {
+            taken.push(t.snapshot()?);
+            Ok(())
+        })
+        .expect_err("must diverge");
+    assert!(matches!(err, hydra::Error::Diverged { .. }), "{err}");
+    let last = taken.last().expect("checkpoints before the divergence");
+    assert!(last.params.iter().flatten().all(|v| v.is_finite()), "a checkpoint of a diverged state");
+    if let hydra::Error::Diverged { step, .. } = err {
+        assert!(
+            last.state.step < step as usize,
+            "the last checkpoint ({}) precedes the divergence ({step})",
+            last.state.step
+        );
+    }
+}
+
 #[test]
 fn gradient_clipping_bounds_each_update() {
     let (d, tasks) = energy();

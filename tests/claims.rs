@@ -121,3 +121,16 @@ fn early_stopping_stops_after_patience_evaluations_without_a_better_validation_l
         assert!(r.val_loss.iter().sum::<f64>() >= best);
     }
 }
+
+#[test]
+fn linear_layers_start_as_pytorchs_nn_linear_does() {
+    // nn.Linear(in, out): weight [out, in] and bias [out] uniform in ±1/sqrt(in).
+    let tasks = [TaskDef::regression("y", "y")];
+    let spec = Trainer::spec_for(9, &[16], &[], Activation::Relu, &tasks);
+    let model = hydra::nn::MultiTaskModel::build(&spec, 1).unwrap();
+    for p in &model.graph.params {
+        let fan_in = if p.name.starts_with("trunk.0") { 9.0 } else { 16.0 };
+        assert_eq!(p.init, hydra::autograd::Init::Uniform(1.0 / f32::sqrt(fan_in)), "{}", p.name);
+    }
+    assert_eq!(model.graph.params[0].shape, vec![16, 9], "weights are [out, in]");
+}

@@ -152,3 +152,19 @@ fn repeated_steps_and_transposed_products_do_not_grow_host_memory() {
     let grew = rss_mb() - before;
     assert!(grew < 64.0, "host memory grew by {grew:.1} MB over 600 steps");
 }
+
+/// A wgpu validation error (here a storage view bound at an offset the adapter's alignment
+/// does not allow) is a hydra::Error, not a panic.
+#[test]
+fn a_wgpu_validation_error_is_an_error_not_a_panic() {
+    let ctx = ctx();
+    let align = ctx.adapter().storage_offset_alignment as usize / 4;
+    assert!(align > 1, "the adapter aligns storage views to more than one float");
+    let x = ctx.zeros(&[64]).unwrap();
+    let misaligned = x.view(1, &[8]).unwrap();
+    let y = ctx.zeros(&[8]).unwrap();
+    let result = kernels::act_forward(&ctx, hydra::Activation::Relu, &misaligned, &y).and_then(|d| ctx.run(&[&d]));
+    let err = result.expect_err("a misaligned binding must be refused");
+    assert!(matches!(err, hydra::Error::Validation { .. }), "{err}");
+    assert!(err.to_string().contains("act_forward"), "the message names the kernel: {err}");
+}

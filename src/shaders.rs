@@ -22,6 +22,8 @@ pub enum Shader {
     Weighting,
     /// `guard.wgsl`.
     Guard,
+    /// `mixture.wgsl`.
+    Mixture,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -33,6 +35,7 @@ const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const WEIGHTING: &str = include_str!("../shaders/weighting.wgsl");
 const GUARD: &str = include_str!("../shaders/guard.wgsl");
+const MIXTURE: &str = include_str!("../shaders/mixture.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -46,6 +49,7 @@ impl Shader {
         Shader::Optim,
         Shader::Weighting,
         Shader::Guard,
+        Shader::Mixture,
     ];
 
     /// The file name under `shaders/`.
@@ -60,6 +64,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Weighting => "weighting.wgsl",
             Shader::Guard => "guard.wgsl",
+            Shader::Mixture => "mixture.wgsl",
         }
     }
 
@@ -75,6 +80,7 @@ impl Shader {
             Shader::Optim => OPTIM.to_string(),
             Shader::Weighting => format!("{WORKGROUP_SUM}\n{WEIGHTING}"),
             Shader::Guard => GUARD.to_string(),
+            Shader::Mixture => MIXTURE.to_string(),
         }
     }
 

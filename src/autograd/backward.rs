@@ -49,6 +49,36 @@ pub enum Expr {
     Copy(Val),
     /// The elementwise product.
     Mul(Val, Val),
+    /// `y ⊙ (dy − Σ_row dy ⊙ y)`: the softmax's gradient at its input, `y` its output.
+    SoftmaxGrad {
+        /// The softmax's output.
+        y: Val,
+        /// The incoming gradient.
+        dy: Val,
+    },
+    /// Columns `start..start + width` of a tensor (a concatenation's part).
+    Columns {
+        /// The tensor.
+        src: Val,
+        /// First column.
+        start: usize,
+        /// How many.
+        width: usize,
+    },
+    /// A mixture's gradient at its gate: `Σ_d dy[r, d] · x[r, e·D + d]`.
+    MixGate {
+        /// The incoming gradient `[B, D]`.
+        dy: Val,
+        /// The mixed blocks `[B, E·D]`.
+        x: Val,
+    },
+    /// A mixture's gradient at its blocks: `gate[r, e] · dy[r, d]`.
+    MixBlocks {
+        /// The incoming gradient `[B, D]`.
+        dy: Val,
+        /// The gate `[B, E]`.
+        gate: Val,
+    },
     /// Task `task`'s loss gradient with respect to its logits, already scaled by the task's
     /// weight: the fused loss kernel computes it with the loss, in the forward pass.
     LossGrad {
@@ -123,6 +153,16 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
             Op::Mul { a, b } => {
                 add(a, Expr::Mul(Val::Grad(id), Val::Value(b)));
                 add(b, Expr::Mul(Val::Grad(id), Val::Value(a)));
+            }
+            Op::Softmax { x } => add(x, Expr::SoftmaxGrad { y: Val::Value(id), dy: Val::Grad(id) }),
+            Op::Concat { a, b } => {
+                let (wa, wb) = (graph.shape(a)[1], graph.shape(b)[1]);
+                add(a, Expr::Columns { src: Val::Grad(id), start: 0, width: wa });
+                add(b, Expr::Columns { src: Val::Grad(id), start: wa, width: wb });
+            }
+            Op::Mix { gate, x } => {
+                add(gate, Expr::MixGate { dy: Val::Grad(id), x: Val::Value(x) });
+                add(x, Expr::MixBlocks { dy: Val::Grad(id), gate: Val::Value(gate) });
             }
         }
     }

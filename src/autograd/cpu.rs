@@ -96,6 +96,23 @@ pub fn run<T: Real>(
                 cpu::mul(&values[a.0], &values[b.0], &mut y, false);
                 values[i] = y;
             }
+            Op::Softmax { x } => {
+                let mut y = vec![T::of(0.0); len];
+                cpu::softmax_rows(&values[x.0], shape[1], &mut y);
+                values[i] = y;
+            }
+            Op::Concat { a, b } => {
+                let (wa, wb) = (g.shape(a)[1], g.shape(b)[1]);
+                let mut y = vec![T::of(0.0); len];
+                cpu::copy_columns(&values[a.0], wa, 0, &mut y, wa + wb, 0, wa, None);
+                cpu::copy_columns(&values[b.0], wb, 0, &mut y, wa + wb, wa, wb, None);
+                values[i] = y;
+            }
+            Op::Mix { gate, x } => {
+                let mut y = vec![T::of(0.0); len];
+                cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], &mut y);
+                values[i] = y;
+            }
             Op::Loss { logits, labels, mask, kind, task } => {
                 let mut grad = vec![T::of(0.0); values[logits.0].len()];
                 let l = cpu::task_loss(
@@ -173,6 +190,18 @@ fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T],
         Expr::ActGrad { act, dy, x } => cpu::act_backward(act, read(dy), read(x), false, out, true),
         Expr::Copy(v) => add_into(out, read(v)),
         Expr::Mul(x, y) => cpu::mul(read(x), read(y), out, true),
+        Expr::SoftmaxGrad { y, dy } => cpu::softmax_rows_backward(read(y), read(dy), rows_cols(y).1, out, true),
+        Expr::Columns { src, start, width } => {
+            let (_, w) = rows_cols(src);
+            let mut part = vec![T::of(0.0); out.len()];
+            cpu::copy_columns(read(src), w, start, &mut part, width, 0, width, None);
+            add_into(out, &part);
+        }
+        Expr::MixGate { dy, x } => {
+            let experts = out.len() / rows_cols(dy).0;
+            cpu::mix_grad_gate(read(dy), read(x), experts, out, true);
+        }
+        Expr::MixBlocks { dy, gate } => cpu::mix_grad_x(read(dy), read(gate), rows_cols(gate).1, out, true),
         Expr::LossGrad { loss } => add_into(out, &seeds[loss.0]),
     }
 }

@@ -212,6 +212,24 @@ impl Lowering<'_, '_> {
                     Expr::Copy(x) if acc => kernels::axpy(ctx, 1.0, &self.read(x)?, &out)?,
                     Expr::Copy(x) => kernels::act_forward(ctx, Activation::Identity, &self.read(x)?, &out)?,
                     Expr::Mul(x, y) => kernels::mul(ctx, &self.read(x)?, &self.read(y)?, &out, acc)?,
+                    Expr::SoftmaxGrad { y, dy } => {
+                        kernels::softmax_rows_backward(ctx, &self.read(y)?, &self.read(dy)?, &out, acc)?
+                    }
+                    Expr::Columns { src, start, width } => {
+                        let src = self.read(src)?;
+                        if acc {
+                            // Into a fresh buffer, then added: copy_columns overwrites.
+                            let part = ctx.empty(out.shape())?;
+                            self.out.push(kernels::copy_columns(ctx, &src, start, &part, 0, width, None)?);
+                            kernels::axpy(ctx, 1.0, &part, &out)?
+                        } else {
+                            kernels::copy_columns(ctx, &src, start, &out, 0, width, None)?
+                        }
+                    }
+                    Expr::MixGate { dy, x } => kernels::mix_grad_gate(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
+                    Expr::MixBlocks { dy, gate } => {
+                        kernels::mix_grad_x(ctx, &self.read(dy)?, &self.read(gate)?, &out, acc)?
+                    }
                     Expr::LossGrad { .. } => unreachable!("matched above"),
                 };
                 self.out.push(d);

@@ -53,6 +53,13 @@ pub fn lower(
             Op::Act { x, act } => forward.push(kernels::act_forward(ctx, act, v(x)?, v(id)?)?),
             Op::Add { a, b } => forward.push(kernels::add(ctx, v(a)?, v(b)?, v(id)?)?),
             Op::Mul { a, b } => forward.push(kernels::mul(ctx, v(a)?, v(b)?, v(id)?, false)?),
+            Op::Softmax { x } => forward.push(kernels::softmax_rows(ctx, v(x)?, v(id)?)?),
+            Op::Concat { a, b } => {
+                let (wa, wb) = (graph.shape(a)[1], graph.shape(b)[1]);
+                forward.push(kernels::copy_columns(ctx, v(a)?, 0, v(id)?, 0, wa, None)?);
+                forward.push(kernels::copy_columns(ctx, v(b)?, 0, v(id)?, wa, wb, None)?);
+            }
+            Op::Mix { gate, x } => forward.push(kernels::mix(ctx, v(gate)?, v(x)?, v(id)?)?),
             Op::Loss { logits, labels, mask, kind, task } => {
                 let scratch;
                 let grad = match &mem.node_grads[logits.0] {

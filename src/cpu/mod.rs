@@ -287,6 +287,79 @@ pub fn copy_columns<T: Real>(
     }
 }
 
+/// `softmax_rows`: each row of `x` (`cols` wide) into `y`, shifted by its maximum so that
+/// logits of ±100 stay finite.
+pub fn softmax_rows<T: Real>(x: &[T], cols: usize, y: &mut [T]) {
+    for (xr, yr) in x.chunks(cols).zip(y.chunks_mut(cols)) {
+        let m = xr.iter().copied().fold(xr[0], |a, b| if b > a { b } else { a });
+        let mut sum = zero::<T>();
+        for (yv, &xv) in yr.iter_mut().zip(xr) {
+            *yv = (xv - m).exp();
+            sum += *yv;
+        }
+        for yv in yr.iter_mut() {
+            *yv = *yv / sum;
+        }
+    }
+}
+
+/// `softmax_rows_backward`: `dx (+)= y ⊙ (dy − Σ_j dy_j y_j)` row by row, `y` the softmax's
+/// output.
+pub fn softmax_rows_backward<T: Real>(y: &[T], dy: &[T], cols: usize, dx: &mut [T], accumulate: bool) {
+    for ((yr, dyr), dxr) in y.chunks(cols).zip(dy.chunks(cols)).zip(dx.chunks_mut(cols)) {
+        let dot = yr.iter().zip(dyr).fold(zero::<T>(), |s, (&a, &b)| s + a * b);
+        for ((d, &yv), &g) in dxr.iter_mut().zip(yr).zip(dyr) {
+            let v = yv * (g - dot);
+            *d = if accumulate { *d + v } else { v };
+        }
+    }
+}
+
+/// `mix`: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]` for `experts` blocks of `D` columns.
+pub fn mix<T: Real>(gate: &[T], x: &[T], experts: usize, y: &mut [T]) {
+    let d = y.len() / (gate.len() / experts).max(1);
+    for (r, yr) in y.chunks_mut(d).enumerate() {
+        for (j, yv) in yr.iter_mut().enumerate() {
+            let mut s = zero::<T>();
+            for e in 0..experts {
+                s += gate[r * experts + e] * x[(r * experts + e) * d + j];
+            }
+            *yv = s;
+        }
+    }
+}
+
+/// `mix_grad_gate`: `dgate[r, e] (+)= Σ_d dy[r, d] · x[r, e·D + d]`.
+pub fn mix_grad_gate<T: Real>(dy: &[T], x: &[T], experts: usize, dgate: &mut [T], accumulate: bool) {
+    let rows = dgate.len() / experts;
+    let d = dy.len() / rows.max(1);
+    for r in 0..rows {
+        for e in 0..experts {
+            let mut s = zero::<T>();
+            for j in 0..d {
+                s += dy[r * d + j] * x[(r * experts + e) * d + j];
+            }
+            let g = &mut dgate[r * experts + e];
+            *g = if accumulate { *g + s } else { s };
+        }
+    }
+}
+
+/// `mix_grad_x`: `dx[r, e·D + d] (+)= gate[r, e] · dy[r, d]`.
+pub fn mix_grad_x<T: Real>(dy: &[T], gate: &[T], experts: usize, dx: &mut [T], accumulate: bool) {
+    let rows = gate.len() / experts;
+    let d = dy.len() / rows.max(1);
+    for r in 0..rows {
+        for e in 0..experts {
+            for j in 0..d {
+                let v = gate[r * experts + e] * dy[r * d + j];
+                let o = &mut dx[(r * experts + e) * d + j];
+                *o = if accumulate { *o + v } else { v };
+            }
+        }
+    }
+}
+
 /// The divergence guard's reference (`check_finite`): counts the step in `state[0]`; unless a
 /// divergence is already recorded (`state[1] != 0`), records `[1, step, task, value]` for the
 /// first task loss that is not finite, else for a parameter that is not finite (task = the

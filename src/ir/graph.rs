@@ -50,6 +50,26 @@ pub enum Op {
         /// Right.
         b: NodeId,
     },
+    /// The softmax of each row: `y[r, j] = e^{x[r, j]} / Σ_k e^{x[r, k]}` (a gate).
+    Softmax {
+        /// Input `[B, n]`.
+        x: NodeId,
+    },
+    /// `[a | b]`: the columns of `a` then those of `b` (same rows).
+    Concat {
+        /// Left `[B, na]`.
+        a: NodeId,
+        /// Right `[B, nb]`.
+        b: NodeId,
+    },
+    /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
+    /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
+    Mix {
+        /// Mixture weights `[B, E]`.
+        gate: NodeId,
+        /// The blocks `[B, E·D]`.
+        x: NodeId,
+    },
     /// Task `task`'s mean loss over rows with a label (`[1]`); its gradient seeds the backward
     /// pass, scaled by the task's weight.
     Loss {
@@ -183,6 +203,33 @@ impl Graph {
         Ok(self.push(Op::Mul { a, b }, sa, String::new()))
     }
 
+    /// The softmax of each row of `x` (`[B, n]`, n ≥ 1).
+    pub fn softmax(&mut self, x: NodeId) -> Result<NodeId> {
+        let s = self.get(x, "softmax")?.shape.clone();
+        if s.len() != 2 || s[1] == 0 {
+            return Err(Error::shape("softmax", format!("{s:?} (rows of at least one value)")));
+        }
+        Ok(self.push(Op::Softmax { x }, s, String::new()))
+    }
+
+    /// `[a | b]`, columns side by side.
+    pub fn concat(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (sa, sb) = (self.get(a, "concat")?.shape.clone(), self.get(b, "concat")?.shape.clone());
+        if sa.len() != 2 || sb.len() != 2 || sa[0] != sb[0] {
+            return Err(Error::shape("concat", format!("{sa:?} beside {sb:?}")));
+        }
+        Ok(self.push(Op::Concat { a, b }, vec![sa[0], sa[1] + sb[1]], String::new()))
+    }
+
+    /// The gated mixture of the E blocks of `x` (`[B, E·D]`) with `gate` (`[B, E]`): `[B, D]`.
+    pub fn mix(&mut self, gate: NodeId, x: NodeId) -> Result<NodeId> {
+        let (sg, sx) = (self.get(gate, "mix")?.shape.clone(), self.get(x, "mix")?.shape.clone());
+        if sg.len() != 2 || sx.len() != 2 || sg[0] != sx[0] || sg[1] == 0 || sx[1] % sg[1] != 0 {
+            return Err(Error::shape("mix", format!("gate {sg:?} over blocks {sx:?} (E blocks of D columns)")));
+        }
+        Ok(self.push(Op::Mix { gate, x }, vec![sx[0], sx[1] / sg[1]], String::new()))
+    }
+
     /// Task `task`'s loss of `logits` against `labels` where `mask` is non-zero.
     pub fn loss(
         &mut self,
@@ -229,7 +276,9 @@ impl Graph {
             Op::Input | Op::Param(_) => vec![],
             Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
             Op::Act { x, .. } => vec![x],
-            Op::Add { a, b } | Op::Mul { a, b } => vec![a, b],
+            Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
+            Op::Softmax { x } => vec![x],
+            Op::Mix { gate, x } => vec![gate, x],
             Op::Loss { logits, labels, mask, .. } => vec![logits, labels, mask],
         }
     }

@@ -1,0 +1,66 @@
+//! Gates and gated mixtures (`mixture.wgsl`): a row softmax and its gradient, the mixture of
+//! E blocks by a gate and its gradients at the gate and at the blocks.
+
+use super::{check_len, grid_1d};
+use crate::error::{Error, Result};
+use crate::gpu::{Context, Dispatch, KernelCall, Tensor};
+use crate::shaders::Shader;
+
+/// Binds `t` in order (an entry binds only what it uses).
+fn launch(ctx: &Context, entry: &'static str, u: [u32; 4], acc: bool, t: &[&Tensor], n: usize) -> Result<Dispatch> {
+    let c = [("ACCUMULATE", f64::from(u8::from(acc)))];
+    let g = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
+    let call = t.iter().fold(KernelCall::new(Shader::Mixture, entry, &c).params(u, [0.0; 4]), |k, x| k.bind(x));
+    call.groups(g[0], g[1], g[2]).build(ctx)
+}
+
+/// `y = softmax(x)` row by row, `x` `[rows, cols]`.
+pub fn softmax_rows(ctx: &Context, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let (rows, cols) = x.dims2();
+    check_len("softmax_rows", "y", y, rows * cols)?;
+    launch(ctx, "softmax_rows", [rows as u32, cols as u32, 0, 0], false, &[x, y], rows)
+}
+
+/// `dx (+)= y ⊙ (dy − Σ_row dy ⊙ y)`, `y` the softmax's output `[rows, cols]`.
+pub fn softmax_rows_backward(
+    ctx: &Context,
+    y: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (rows, cols) = y.dims2();
+    check_len("softmax_rows_backward", "dy", dy, rows * cols)?;
+    check_len("softmax_rows_backward", "dx", dx, rows * cols)?;
+    launch(ctx, "softmax_rows_backward", [rows as u32, cols as u32, 0, 0], accumulate, &[dy, y, dx], rows)
+}
+
+/// The mixture's E and D from the gate `[rows, E]` and the output `[rows, D]`.
+fn mixture_dims(op: &'static str, gate: &Tensor, blocks: &Tensor, y_len: usize) -> Result<(usize, usize, usize)> {
+    let (rows, e) = gate.dims2();
+    if e == 0 || rows == 0 || y_len % rows != 0 {
+        return Err(Error::shape(op, format!("gate {:?} with {y_len} outputs", gate.shape())));
+    }
+    let d = y_len / rows;
+    check_len(op, "blocks", blocks, rows * e * d)?;
+    Ok((rows, e, d))
+}
+
+/// `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`.
+pub fn mix(ctx: &Context, gate: &Tensor, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let (rows, e, d) = mixture_dims("mix", gate, x, y.len())?;
+    launch(ctx, "mix", [(rows * d) as u32, e as u32, d as u32, 0], false, &[gate, x, y], rows * d)
+}
+
+/// `dgate[r, e] (+)= Σ_d dy[r, d] · x[r, e·D + d]`.
+pub fn mix_grad_gate(ctx: &Context, dy: &Tensor, x: &Tensor, dgate: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let (rows, e, d) = mixture_dims("mix_grad_gate", dgate, x, dy.len())?;
+    launch(ctx, "mix_grad_gate", [(rows * e) as u32, e as u32, d as u32, 0], accumulate, &[dy, x, dgate], rows * e)
+}
+
+/// `dx[r, e·D + d] (+)= gate[r, e] · dy[r, d]`.
+pub fn mix_grad_x(ctx: &Context, dy: &Tensor, gate: &Tensor, dx: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let (rows, e, d) = mixture_dims("mix_grad_x", gate, dx, dy.len())?;
+    let n = rows * e * d;
+    launch(ctx, "mix_grad_x", [n as u32, e as u32, d as u32, 0], accumulate, &[dy, gate, dx], n)
+}

@@ -21,6 +21,9 @@ fn main() -> hydra::Result<()> {
     let class: Vec<f32> = (0..n).map(|r| (((x[r * f] + 1.0) * 1.5) as usize).min(2) as f32).collect();
 
     let spec = ModelSpec {
+        arch: hydra::nn::Arch::Hps,
+        experts: 0,
+        expert: vec![],
         inputs: f,
         trunk: vec![64, 64],
         head: vec![],

@@ -225,6 +225,9 @@ pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
     use crate::nn::{ModelSpec, TaskSpec};
     let task = |name: &str, loss| TaskSpec { name: name.into(), loss };
     ModelSpec {
+        arch: crate::nn::Arch::Hps,
+        experts: 0,
+        expert: vec![],
         inputs,
         trunk: trunk.to_vec(),
         head: vec![],

@@ -17,6 +17,9 @@ use hydra::{Activation, LossKind, Optimizer};
 /// trunk of 17-64 (which the GPU runs as one product: their weights fit its alignment).
 fn model_of(batch: usize, linear_heads: bool) -> (MultiTaskModel, Vec<Vec<f32>>) {
     let spec = ModelSpec {
+        arch: hydra::nn::Arch::Hps,
+        experts: 0,
+        expert: vec![],
         inputs: 5,
         trunk: if linear_heads { vec![17, 64] } else { vec![17, 9] },
         head: if linear_heads { vec![] } else { vec![3] },

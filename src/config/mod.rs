@@ -72,12 +72,15 @@ pub struct TaskSection {
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Architecture: hps (hard parameter sharing).
+    /// Architecture: hps (hard parameter sharing), mmoe or omoe.
     #[serde(default = "default_arch")]
     pub arch: String,
-    /// Trunk hidden sizes.
-    #[serde(default = "default_trunk")]
-    pub trunk: Vec<usize>,
+    /// Trunk hidden sizes (hps; default [256, 256]).
+    pub trunk: Option<Vec<usize>>,
+    /// Number of experts (mmoe, omoe; default 8).
+    pub experts: Option<usize>,
+    /// Hidden sizes of each expert (mmoe, omoe; default [64, 32]).
+    pub expert: Option<Vec<usize>>,
     /// Head hidden sizes.
     #[serde(default)]
     pub head: Vec<usize>,
@@ -89,16 +92,20 @@ pub struct ModelSection {
 fn default_arch() -> String {
     "hps".into()
 }
-fn default_trunk() -> Vec<usize> {
-    vec![256, 256]
-}
 fn default_activation() -> String {
     "relu".into()
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { arch: default_arch(), trunk: default_trunk(), head: vec![], activation: default_activation() }
+        ModelSection {
+            arch: default_arch(),
+            trunk: None,
+            experts: None,
+            expert: None,
+            head: vec![],
+            activation: default_activation(),
+        }
     }
 }
 
@@ -222,7 +229,13 @@ pub struct Config {
     pub raw: ConfigFile,
     /// Tasks.
     pub tasks: Vec<TaskDef>,
-    /// Trunk sizes.
+    /// The architecture.
+    pub arch: crate::nn::Arch,
+    /// Experts (mmoe, omoe).
+    pub experts: usize,
+    /// Each expert's hidden sizes (mmoe, omoe).
+    pub expert: Vec<usize>,
+    /// Trunk sizes (hps).
     pub trunk: Vec<usize>,
     /// Head sizes.
     pub head: Vec<usize>,

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Activation, LossKind};
 use crate::mtl::weighting::{registry, Method, MgdaNorm, Target};
 use crate::mtl::{TaskDef, TaskKind};
+use crate::nn::Arch;
 use crate::optim::Optimizer;
 use crate::train::TrainSettings;
 
@@ -22,14 +23,17 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
     if tasks.is_empty() {
         return Err(e("task", "at least one [[task]] is needed".into()));
     }
-    let activation = model(&raw.model, &e)?;
+    let ModelChoice { arch, trunk, experts, expert, activation } = model(&raw.model, &e)?;
     let train = train(&raw.train, &e)?;
     let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
     Ok(Config {
         file: file.to_string(),
         base,
         tasks,
-        trunk: raw.model.trunk.clone(),
+        arch,
+        experts,
+        expert,
+        trunk,
         head: raw.model.head.clone(),
         activation,
         train,
@@ -120,19 +124,59 @@ fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result
     Ok(TaskDef { name: t.name.clone(), target: t.target.clone().unwrap_or_else(|| t.name.clone()), kind, loss, weight })
 }
 
-/// `[model]`: the architecture and layer sizes; returns the activation.
-fn model(m: &ModelSection, e: &Check) -> Result<Activation> {
-    // Model.
-    if m.arch != "hps" {
-        return Err(e("model.arch", format!("{:?} (expected hps)", m.arch)));
-    }
-    if let Some(i) = m.trunk.iter().position(|&s| s == 0 || s > 65_536) {
-        return Err(e(&format!("model.trunk[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.trunk[i])));
-    }
-    if let Some(i) = m.head.iter().position(|&s| s == 0 || s > 65_536) {
-        return Err(e(&format!("model.head[{i}]"), format!("{} (a layer needs 1 to 65536 units)", m.head[i])));
-    }
-    Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))
+/// What `[model]` says.
+struct ModelChoice {
+    arch: Arch,
+    trunk: Vec<usize>,
+    experts: usize,
+    expert: Vec<usize>,
+    activation: Activation,
+}
+
+/// `[model]`: the architecture and layer sizes.
+fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
+    let arch = match m.arch.as_str() {
+        "hps" => Arch::Hps,
+        "mmoe" => Arch::Mmoe,
+        "omoe" => Arch::Omoe,
+        other => return Err(e("model.arch", format!("{other:?} (expected hps, mmoe or omoe)"))),
+    };
+    let layers = |key: &str, sizes: &[usize]| -> Result<()> {
+        match sizes.iter().position(|&s| s == 0 || s > 65_536) {
+            Some(i) => Err(e(&format!("model.{key}[{i}]"), format!("{} (a layer needs 1 to 65536 units)", sizes[i]))),
+            None => Ok(()),
+        }
+    };
+    let not_for = |key: &str, given: bool, who: &str| -> Result<()> {
+        if given {
+            return Err(e(&format!("model.{key}"), format!("is a key of {who}, not of {}", m.arch)));
+        }
+        Ok(())
+    };
+    let (trunk, experts, expert) = match arch {
+        Arch::Hps => {
+            not_for("experts", m.experts.is_some(), "mmoe and omoe")?;
+            not_for("expert", m.expert.is_some(), "mmoe and omoe")?;
+            (m.trunk.clone().unwrap_or_else(|| vec![256, 256]), 0, Vec::new())
+        }
+        Arch::Mmoe | Arch::Omoe => {
+            not_for("trunk", m.trunk.is_some(), "hps")?;
+            let experts = m.experts.unwrap_or(8);
+            if experts == 0 || experts > 1024 {
+                return Err(e("model.experts", format!("{experts} (1 to 1024)")));
+            }
+            let expert = m.expert.clone().unwrap_or_else(|| vec![64, 32]);
+            if expert.is_empty() {
+                return Err(e("model.expert", "each expert needs at least one layer".into()));
+            }
+            (Vec::new(), experts, expert)
+        }
+    };
+    layers("trunk", &trunk)?;
+    layers("expert", &expert)?;
+    layers("head", &m.head)?;
+    let activation = Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))?;
+    Ok(ModelChoice { arch, trunk, experts, expert, activation })
 }
 
 /// `[train]`: the optimizer and the run's length and settings.

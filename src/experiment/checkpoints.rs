@@ -140,7 +140,12 @@ pub fn init_from_checkpoint(
     let mut shapes = Vec::new();
     let mut from_ck = Vec::new();
     for p in &graph.params {
-        let new_head = tasks.iter().any(|t| !is_known(&t.name) && p.name.starts_with(&format!("heads.{}.", t.name)));
+        // A new task's own tensors: its head, and its gate in a mixture of experts.
+        let new_head = tasks.iter().any(|t| {
+            !is_known(&t.name)
+                && (p.name.starts_with(&format!("heads.{}.", t.name))
+                    || p.name.starts_with(&format!("gates.{}.", t.name)))
+        });
         from_ck.push(!new_head);
         if !new_head {
             names.push(p.name.clone());
@@ -158,7 +163,7 @@ pub fn init_from_checkpoint(
         if used.contains(name) || schema::STATE_PREFIXES.iter().any(|p| name.starts_with(p)) {
             continue;
         }
-        match name.strip_prefix("heads.").and_then(|r| r.split('.').next()) {
+        match name.strip_prefix("heads.").or_else(|| name.strip_prefix("gates.")).and_then(|r| r.split('.').next()) {
             Some(task) if !tasks.iter().any(|t| t.name == task) => {
                 notes.push(format!("{name} ignored (task not in the config)"))
             }

@@ -94,7 +94,11 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
 
 /// The model a config describes, for `inputs` features.
 pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
-    Trainer::spec_for(inputs, &cfg.trunk, &cfg.head, cfg.activation, &cfg.tasks)
+    let mut spec = Trainer::spec_for(inputs, &cfg.trunk, &cfg.head, cfg.activation, &cfg.tasks);
+    spec.arch = cfg.arch;
+    spec.experts = cfg.experts;
+    spec.expert = cfg.expert.clone();
+    spec
 }
 
 /// A finished run.

@@ -2,8 +2,9 @@
 //! [`Mlp`].
 
 pub mod model;
+mod moe;
 
-pub use model::{ModelSpec, MultiTaskModel, TaskSpec};
+pub use model::{Arch, ModelSpec, MultiTaskModel, TaskSpec};
 
 use crate::error::Result;
 use crate::ir::Activation;

@@ -17,9 +17,43 @@ pub struct TaskSpec {
     pub loss: LossKind,
 }
 
+/// How the tasks share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// Hard parameter sharing: one trunk, a head per task.
+    #[default]
+    Hps,
+    /// Multi-gate mixture of experts (Ma et al., KDD 2018): experts on the input, a softmax
+    /// gate per task mixing them, the task's head on its mixture.
+    Mmoe,
+    /// One-gate mixture of experts: MMoE with one gate shared by every task.
+    Omoe,
+}
+
+impl Arch {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Hps => "hps",
+            Arch::Mmoe => "mmoe",
+            Arch::Omoe => "omoe",
+        }
+    }
+}
+
 /// The architecture of a multi-task model.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelSpec {
+    /// How the tasks share.
+    #[serde(default)]
+    pub arch: Arch,
+    /// Number of experts (mmoe, omoe).
+    #[serde(default)]
+    pub experts: usize,
+    /// Hidden sizes of each expert, each Linear + activation (mmoe, omoe).
+    #[serde(default)]
+    pub expert: Vec<usize>,
     /// Input features.
     pub inputs: usize,
     /// Hidden sizes of the shared trunk (empty: heads read the inputs).
@@ -47,6 +81,20 @@ impl ModelSpec {
         if self.tasks.is_empty() {
             return Err(Error::invalid("task", "at least one task is needed"));
         }
+        if matches!(self.arch, Arch::Mmoe | Arch::Omoe) {
+            if self.experts == 0 {
+                return Err(Error::invalid("model.experts", "a mixture needs at least one expert"));
+            }
+            if self.expert.is_empty() || self.expert.contains(&0) {
+                return Err(Error::invalid(
+                    "model.expert",
+                    "each expert needs at least one layer of at least one unit",
+                ));
+            }
+            if !self.trunk.is_empty() {
+                return Err(Error::invalid("model.trunk", format!("is for hps, not {}", self.arch.name())));
+            }
+        }
         for (i, t) in self.tasks.iter().enumerate() {
             t.loss.check()?;
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
@@ -56,9 +104,12 @@ impl ModelSpec {
         self.activation.check()
     }
 
-    /// Width of the shared representation.
+    /// Width of what each head reads: the trunk's output, or an expert's.
     pub fn representation(&self) -> usize {
-        self.trunk.last().copied().unwrap_or(self.inputs)
+        match self.arch {
+            Arch::Hps => self.trunk.last().copied().unwrap_or(self.inputs),
+            Arch::Mmoe | Arch::Omoe => self.expert.last().copied().unwrap_or(self.inputs),
+        }
     }
 }
 
@@ -73,13 +124,16 @@ pub struct MultiTaskModel {
     pub batch: usize,
     /// The features input `[B, inputs]`.
     pub x: NodeId,
-    /// The shared representation `[B, representation]`.
+    /// The shared representation: the trunk's output `[B, representation]`, or the experts'
+    /// outputs side by side `[B, experts·representation]`. Gradient methods with
+    /// `target = "representation"` take each task's gradient here.
     pub z: NodeId,
     /// Per task: logits `[B, outputs]`.
     pub logits: Vec<NodeId>,
     /// Per task: the loss node.
     pub losses: Vec<NodeId>,
-    /// Number of trunk parameters (they come first in `graph.params`).
+    /// Number of shared parameters, first in `graph.params`: the trunk's, or the experts'
+    /// (an OMoE's shared gate is trained with the tasks' summed gradient, like a head).
     pub trunk_params: usize,
 }
 
@@ -90,6 +144,9 @@ impl MultiTaskModel {
         if batch == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
+        if spec.arch != Arch::Hps {
+            return super::moe::build(spec, batch);
+        }
         let mut g = Graph::new();
         let x = g.input("x", &[batch, spec.inputs]);
         let mut sizes = vec![spec.inputs];
@@ -99,17 +156,26 @@ impl MultiTaskModel {
         let z = trunk.forward(&mut g, x)?;
         let mut logits = Vec::new();
         let mut losses = Vec::new();
-        for (t, task) in spec.tasks.iter().enumerate() {
-            let mut hs = vec![spec.representation()];
-            hs.extend(&spec.head);
-            hs.push(task.loss.outputs());
-            let head = Mlp::new(&mut g, &format!("heads.{}", task.name), &hs, spec.activation, false);
-            let out = head.forward(&mut g, z)?;
-            let y = g.input(&format!("{}.labels", task.name), &[batch]);
-            let m = g.input(&format!("{}.mask", task.name), &[batch]);
-            losses.push(g.loss(out, y, m, task.loss, t)?);
+        for t in 0..spec.tasks.len() {
+            let (out, loss) = head(&mut g, spec, t, z, batch)?;
             logits.push(out);
+            losses.push(loss);
         }
         Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
     }
+}
+
+/// Task `t`'s head on `rep` (`heads.{task}.{j}`), its labels and mask inputs, and its loss:
+/// (logits, loss).
+pub(crate) fn head(g: &mut Graph, spec: &ModelSpec, t: usize, rep: NodeId, batch: usize) -> Result<(NodeId, NodeId)> {
+    let task = &spec.tasks[t];
+    let mut hs = vec![spec.representation()];
+    hs.extend(&spec.head);
+    hs.push(task.loss.outputs());
+    let head = Mlp::new(g, &format!("heads.{}", task.name), &hs, spec.activation, false);
+    let out = head.forward(g, rep)?;
+    let y = g.input(&format!("{}.labels", task.name), &[batch]);
+    let m = g.input(&format!("{}.mask", task.name), &[batch]);
+    let loss = g.loss(out, y, m, task.loss, t)?;
+    Ok((out, loss))
 }

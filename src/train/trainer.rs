@@ -184,6 +184,9 @@ impl Trainer {
         tasks: &[TaskDef],
     ) -> ModelSpec {
         ModelSpec {
+            arch: crate::nn::Arch::Hps,
+            experts: 0,
+            expert: vec![],
             inputs,
             trunk: trunk.to_vec(),
             head: head.to_vec(),

@@ -1,0 +1,57 @@
+//! Mixtures of experts (MMoE, OMoE): every expert, an Mlp on the model's input, is shared;
+//! each task mixes the experts' outputs with a softmax gate on the input (its own for MMoE,
+//! one for all with OMoE) and its head reads the mixture.
+//!
+//! Tensor names: `experts.{e}.{i}.weight` / `.bias` (`[out, in]`, i counting the expert's
+//! Linear layers), `gates.{task}.weight` (`[experts, inputs]`) / `.bias` for MMoE, or
+//! `gate.weight` / `gate.bias` for OMoE, and `heads.{task}.{j}.*` as with hard sharing.
+
+use super::model::{head, Arch, ModelSpec, MultiTaskModel};
+use super::{Linear, Mlp};
+use crate::error::Result;
+use crate::ir::{Activation, Graph, NodeId};
+
+/// The model's graph for `spec.arch` = mmoe or omoe. The experts' parameters come first (the
+/// shared ones); the shared representation `z` is the experts' outputs side by side.
+pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, spec.inputs]);
+    let mut sizes = vec![spec.inputs];
+    sizes.extend(&spec.expert);
+    let experts: Vec<Mlp> =
+        (0..spec.experts).map(|e| Mlp::new(&mut g, &format!("experts.{e}"), &sizes, spec.activation, true)).collect();
+    let trunk_params = g.params.len();
+    let mut outputs = Vec::new();
+    for e in &experts {
+        outputs.push(e.forward(&mut g, x)?);
+    }
+    let mut z = outputs[0];
+    for &o in &outputs[1..] {
+        z = g.concat(z, o)?;
+    }
+    // OMoE's one gate, after z: its gradient is the tasks' sum, as a head's would be.
+    let shared_gate = match spec.arch {
+        Arch::Omoe => Some(gate(&mut g, "gate", spec, x)?),
+        _ => None,
+    };
+    let mut logits = Vec::new();
+    let mut losses = Vec::new();
+    for (t, task) in spec.tasks.iter().enumerate() {
+        let gt = match shared_gate {
+            Some(gt) => gt,
+            None => gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
+        };
+        let mixed = g.mix(gt, z)?;
+        let (out, loss) = head(&mut g, spec, t, mixed, batch)?;
+        logits.push(out);
+        losses.push(loss);
+    }
+    Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
+}
+
+/// A softmax gate over the experts: `softmax(x·Wᵀ + b)`, `{name}.weight` `[experts, inputs]`.
+fn gate(g: &mut Graph, name: &str, spec: &ModelSpec, x: NodeId) -> Result<NodeId> {
+    let l = Linear::new(g, name, spec.inputs, spec.experts);
+    let logits = l.forward(g, x, Activation::Identity)?;
+    g.softmax(logits)
+}

@@ -1,0 +1,218 @@
+//! Mixtures of experts (MMoE, OMoE): their invariants (gates sum to one; one expert is hard
+//! sharing exactly; OMoE is MMoE with tied gates), their names, and training with every kind
+//! of weighting method.
+
+mod common;
+
+use common::ctx;
+use hydra::autograd::cpu as gcpu;
+use hydra::cpu::Rng;
+use hydra::ir::Op;
+use hydra::mtl::weighting::{Method, Target, Weighter};
+use hydra::mtl::TaskDef;
+use hydra::nn::{Arch, ModelSpec, MultiTaskModel};
+use hydra::train::{Scaling, Splits, TrainSettings, Trainer};
+use hydra::{Activation, Dataset, GpuGraph};
+
+fn tasks() -> Vec<TaskDef> {
+    vec![TaskDef::regression("a", "a"), TaskDef::binary("b", "b"), TaskDef::multiclass("c", "c", 3)]
+}
+
+fn spec(arch: Arch, experts: usize, expert: &[usize], inputs: usize) -> ModelSpec {
+    let mut s = Trainer::spec_for(inputs, &[], &[5], Activation::Tanh, &tasks());
+    s.arch = arch;
+    s.experts = experts;
+    s.expert = expert.to_vec();
+    s
+}
+
+fn inputs(m: &MultiTaskModel, seed: u64) -> Vec<Vec<f64>> {
+    let b = m.batch;
+    let mut rng = Rng::new(seed);
+    let mut v = vec![(0..b * m.spec.inputs).map(|_| rng.range(-1.0, 1.0)).collect::<Vec<f64>>()];
+    v.push((0..b).map(|_| rng.range(-1.0, 1.0)).collect());
+    v.push(vec![1.0; b]);
+    v.push((0..b).map(|_| rng.below(2) as f64).collect());
+    v.push(vec![1.0; b]);
+    v.push((0..b).map(|_| rng.below(3) as f64).collect());
+    v.push(vec![1.0; b]);
+    v
+}
+
+#[test]
+fn mixture_names_follow_the_interface() {
+    let m = MultiTaskModel::build(&spec(Arch::Mmoe, 3, &[6, 4], 5), 2).unwrap();
+    let names: Vec<&str> = m.graph.params.iter().map(|p| p.name.as_str()).collect();
+    for n in ["experts.0.0.weight", "experts.2.1.bias", "gates.a.weight", "gates.c.bias", "heads.b.1.weight"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let w = m.graph.params.iter().find(|p| p.name == "gates.a.weight").unwrap();
+    assert_eq!(w.shape, vec![3, 5], "a gate is [experts, inputs]");
+    assert_eq!(m.trunk_params, 3 * 4, "the experts' weights and biases come first and are the shared ones");
+    assert_eq!(m.graph.shape(m.z), &[2, 3 * 4], "z: the experts' outputs side by side");
+    let o = MultiTaskModel::build(&spec(Arch::Omoe, 3, &[6, 4], 5), 2).unwrap();
+    assert!(o.graph.params.iter().any(|p| p.name == "gate.weight"));
+    assert!(!o.graph.params.iter().any(|p| p.name.starts_with("gates.")));
+}
+
+#[test]
+fn every_gate_row_sums_to_one_on_the_gpu() {
+    let m = MultiTaskModel::build(&spec(Arch::Mmoe, 4, &[8], 6), 33).unwrap();
+    let init = m.graph.init_params(1).unwrap();
+    let mut g = GpuGraph::new(ctx(), m.graph.clone(), &init, None).unwrap();
+    let ins: Vec<Vec<f32>> = inputs(&m, 2).iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
+    let refs: Vec<&[f32]> = ins.iter().map(Vec::as_slice).collect();
+    g.feed(&refs).unwrap();
+    g.forward().unwrap();
+    let gates: Vec<_> = (0..m.graph.nodes.len())
+        .filter(|&i| matches!(m.graph.nodes[i].op, Op::Softmax { .. }))
+        .map(hydra::ir::NodeId)
+        .collect();
+    assert_eq!(gates.len(), 3, "one gate per task");
+    for v in g.read_values(&gates).unwrap() {
+        for row in v.chunks(4) {
+            let s: f32 = row.iter().sum();
+            assert!(approx::abs_diff_eq!(s, 1.0, epsilon = 1e-6) && row.iter().all(|&x| x >= 0.0), "{row:?}");
+        }
+    }
+}
+
+/// MMoE with one expert is hard sharing with that expert as the trunk: the gate's softmax of
+/// one logit is exactly 1, so losses and gradients agree bit for bit (f64 reference).
+#[test]
+fn mmoe_with_one_expert_is_hard_sharing_exactly() {
+    let moe = MultiTaskModel::build(&spec(Arch::Mmoe, 1, &[7, 6], 4), 9).unwrap();
+    let hps = MultiTaskModel::build(&Trainer::spec_for(4, &[7, 6], &[5], Activation::Tanh, &tasks()), 9).unwrap();
+    let init = moe.graph.init_params(3).unwrap();
+    // The same values by role: experts.0.* are trunk.*, heads.* are heads.*; gates have none.
+    let by_name = |name: &str| -> Vec<f64> {
+        let n = name.replacen("trunk.", "experts.0.", 1);
+        let i = moe.graph.params.iter().position(|p| p.name == n).unwrap();
+        init[i].iter().map(|&v| f64::from(v)).collect()
+    };
+    let p_hps: Vec<Vec<f64>> = hps.graph.params.iter().map(|p| by_name(&p.name)).collect();
+    let p_moe: Vec<Vec<f64>> = init.iter().map(|p| p.iter().map(|&v| f64::from(v)).collect()).collect();
+    let ins = inputs(&moe, 4);
+    let w = [1.0, 0.5, 2.0];
+    let a = gcpu::run(&hps.graph, &p_hps, &ins, &w, true).unwrap();
+    let b = gcpu::run(&moe.graph, &p_moe, &ins, &w, true).unwrap();
+    assert_eq!(a.losses, b.losses, "the same losses, bit for bit");
+    let (ga, gb) = (a.param_grads(&hps.graph), b.param_grads(&moe.graph));
+    for (i, p) in hps.graph.params.iter().enumerate() {
+        let n = p.name.replacen("trunk.", "experts.0.", 1);
+        let j = moe.graph.params.iter().position(|q| q.name == n).unwrap();
+        assert_eq!(ga[i], gb[j], "{}: the same gradient", p.name);
+    }
+    for (j, q) in moe.graph.params.iter().enumerate() {
+        if q.name.starts_with("gates.") {
+            assert!(gb[j].iter().all(|&v| v == 0.0), "{} learns nothing from a one-expert gate", q.name);
+        }
+    }
+}
+
+/// OMoE is MMoE whose gates are tied: with every MMoE gate set to OMoE's gate, the losses
+/// agree exactly and OMoE's gate gradient is the sum of the MMoE gates'.
+#[test]
+fn omoe_is_mmoe_with_tied_gates() {
+    let mm = MultiTaskModel::build(&spec(Arch::Mmoe, 3, &[5], 4), 11).unwrap();
+    let om = MultiTaskModel::build(&spec(Arch::Omoe, 3, &[5], 4), 11).unwrap();
+    let p_om: Vec<Vec<f64>> =
+        om.graph.init_params(5).unwrap().iter().map(|p| p.iter().map(|&v| f64::from(v)).collect()).collect();
+    let find = |g: &hydra::ir::Graph, n: &str| g.params.iter().position(|p| p.name == n).unwrap();
+    let p_mm: Vec<Vec<f64>> = mm
+        .graph
+        .params
+        .iter()
+        .map(|p| {
+            let n = if p.name.starts_with("gates.") {
+                format!("gate.{}", p.name.rsplit('.').next().unwrap())
+            } else {
+                p.name.clone()
+            };
+            p_om[find(&om.graph, &n)].clone()
+        })
+        .collect();
+    let ins = inputs(&mm, 6);
+    let w = [1.0, 1.0, 1.0];
+    let a = gcpu::run(&om.graph, &p_om, &ins, &w, true).unwrap();
+    let b = gcpu::run(&mm.graph, &p_mm, &ins, &w, true).unwrap();
+    assert_eq!(a.losses, b.losses);
+    let (ga, gb) = (a.param_grads(&om.graph), b.param_grads(&mm.graph));
+    for part in ["weight", "bias"] {
+        let shared = &ga[find(&om.graph, &format!("gate.{part}"))];
+        let sum: Vec<f64> = (0..shared.len())
+            .map(|k| ["a", "b", "c"].iter().map(|t| gb[find(&mm.graph, &format!("gates.{t}.{part}"))][k]).sum())
+            .collect();
+        for (x, y) in shared.iter().zip(&sum) {
+            assert!(approx::relative_eq!(x, y, epsilon = 1e-12, max_relative = 1e-12), "gate.{part}: {x} vs {y}");
+        }
+    }
+}
+
+fn data(n: usize, seed: u64) -> (Splits, Scaling) {
+    let f = 6;
+    let mut rng = Rng::new(seed);
+    let x = rng.vec_f32(n * f, -1.0, 1.0);
+    let a: Vec<f32> = (0..n).map(|r| (x[r * f] * 2.0).sin() + x[r * f + 1] * x[r * f + 2]).collect();
+    let b: Vec<f32> = (0..n).map(|r| f32::from(u8::from(x[r * f] + x[r * f + 3] > 0.0))).collect();
+    let c: Vec<f32> = (0..n).map(|r| ((x[r * f + 4] + 1.0) * 1.5).min(2.0).floor()).collect();
+    let names = (0..f).map(|i| format!("x{i}")).collect();
+    let d = Dataset::from_slices(names, x, vec![a, b, c], vec![vec![1.0; n]; 3]).unwrap();
+    let scaling = Scaling::fit(&d, &tasks(), true);
+    let train = scaling.apply(&d);
+    (Splits { val: train.subset(&[]), test: train.subset(&[]), train }, scaling)
+}
+
+/// MMoE and OMoE train with a loss weighting on the GPU (uw), a host one (ew) and gradient
+/// methods on both targets (the experts' parameters, or their outputs).
+#[test]
+fn mixtures_train_with_every_kind_of_weighting() {
+    let (splits, scaling) = data(256, 1);
+    for arch in [Arch::Mmoe, Arch::Omoe] {
+        let s = spec(arch, 4, &[16], 6);
+        for (name, target) in [
+            ("ew", Target::Params),
+            ("uw", Target::Params),
+            ("pcgrad", Target::Params),
+            ("mgda", Target::Representation),
+            ("graddrop", Target::Representation),
+        ] {
+            let settings = TrainSettings {
+                optimizer: hydra::Optimizer::adam(1e-2),
+                batch_size: 32,
+                epochs: 15,
+                patience: 0,
+                ..Default::default()
+            };
+            let w = Weighter::new(Method::by_name(name).unwrap(), target, &[1.0; 3], 0);
+            let mut tr = Trainer::with_weighting(ctx(), &s, &tasks(), settings, scaling.clone(), None, w).unwrap();
+            let rep = tr.fit(&splits, &mut |_| {}).unwrap();
+            let (first, last) = (&rep.history[0].train_loss, &rep.history.last().unwrap().train_loss);
+            for k in 0..3 {
+                assert!(last[k] < 0.9 * first[k], "{arch:?} {name} task {k}: {} -> {}", first[k], last[k]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mixture_config_validates_and_names_misplaced_keys() {
+    let base =
+        "[data]\ndataset = \"energy\"\n[[task]]\nname = \"h\"\ntarget = \"heating_load\"\nkind = \"regression\"\n";
+    let ok = hydra::config::Config::parse(
+        "c.toml",
+        &format!("{base}[model]\narch = \"mmoe\"\nexperts = 3\nexpert = [8]\n"),
+        ".".into(),
+    )
+    .unwrap();
+    assert_eq!((ok.arch, ok.experts, ok.expert.clone()), (Arch::Mmoe, 3, vec![8]));
+    let err =
+        hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"mmoe\"\ntrunk = [8]\n"), ".".into())
+            .unwrap_err();
+    assert!(err.to_string().contains("model.trunk: is a key of hps, not of mmoe"), "{err}");
+    let err = hydra::config::Config::parse("c.toml", &format!("{base}[model]\nexperts = 2\n"), ".".into()).unwrap_err();
+    assert!(err.to_string().contains("model.experts"), "{err}");
+    let err =
+        hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"ple\"\n"), ".".into()).unwrap_err();
+    assert!(err.to_string().contains("expected hps, mmoe or omoe"), "{err}");
+}

@@ -134,3 +134,27 @@ fn linear_layers_start_as_pytorchs_nn_linear_does() {
     }
     assert_eq!(model.graph.params[0].shape, vec![16, 9], "weights are [out, in]");
 }
+
+/// The MMoE paper's generator (section 4): with correlation p the two tasks' weight vectors
+/// have cosine p, and the labels' Pearson correlation falls as p does (not equal to p: the
+/// sinusoids bend it), reaching about 1 at p = 1 (noise of 0.01 apart).
+#[test]
+fn the_mmoe_generator_gives_labels_whose_correlation_falls_with_p() {
+    let corr = |p: f64| -> f64 {
+        let t = builtin::mmoe(100, 4000, p, 7);
+        let col = |name: &str| -> Vec<f64> {
+            let c = t.header.iter().position(|h| h == name).unwrap();
+            t.rows.iter().map(|r| r[c].parse::<f64>().unwrap()).collect()
+        };
+        let (a, b) = (col("y1"), col("y2"));
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    };
+    let (c1, c9, c5) = (corr(1.0), corr(0.9), corr(0.5));
+    assert!(c1 > 0.999, "p = 1: {c1}");
+    assert!(c1 > c9 && c9 > c5 && c5 > 0.0, "{c1} > {c9} > {c5}");
+}

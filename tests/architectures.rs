@@ -212,6 +212,120 @@ fn a_mixture_config_validates_and_names_misplaced_keys() {
     let err = hydra::config::Config::parse("c.toml", &format!("{base}[model]\nexperts = 2\n"), ".".into()).unwrap_err();
     assert!(err.to_string().contains("model.experts"), "{err}");
     let err =
-        hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"ple\"\n"), ".".into()).unwrap_err();
-    assert!(err.to_string().contains("expected hps, mmoe or omoe"), "{err}");
+        hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"xyz\"\n"), ".".into()).unwrap_err();
+    assert!(err.to_string().contains("expected hps, mmoe, omoe, cgc or ple"), "{err}");
+    let parse = |model: &str| hydra::config::Config::parse("c.toml", &format!("{base}[model]\n{model}"), ".".into());
+    let ple = parse("arch = \"ple\"\nshared_experts = 3\ntask_experts = 2\nlevels = 3\nexpert = [8]\n").unwrap();
+    assert_eq!((ple.arch, ple.shared_experts, ple.task_experts, ple.levels), (Arch::Ple, 3, 2, 3));
+    let cgc = parse("arch = \"cgc\"\n").unwrap();
+    assert_eq!((cgc.shared_experts, cgc.task_experts, cgc.levels), (2, 1, 1), "the defaults; cgc is one level");
+    let err = parse("arch = \"cgc\"\nlevels = 2\n").unwrap_err().to_string();
+    assert!(err.contains("model.levels: is a key of ple, not of cgc"), "{err}");
+    let err = parse("arch = \"cgc\"\nshared_experts = 0\ntask_experts = 0\n").unwrap_err().to_string();
+    assert!(err.contains("model.shared_experts"), "{err}");
+}
+
+fn ple_spec(arch: Arch, shared: usize, own: usize, levels: usize) -> ModelSpec {
+    let mut s = spec(arch, 0, &[6], 5);
+    s.shared_experts = shared;
+    s.task_experts = own;
+    s.levels = levels;
+    s
+}
+
+#[test]
+fn ple_names_follow_the_interface_and_cgc_is_ple_with_one_level() {
+    let m = MultiTaskModel::build(&ple_spec(Arch::Ple, 2, 1, 2), 2).unwrap();
+    let shape = |n: &str| m.graph.params.iter().find(|p| p.name == n).unwrap_or_else(|| panic!("{n}")).shape.clone();
+    assert_eq!(shape("levels.0.shared.1.0.weight"), vec![6, 5]);
+    assert_eq!(shape("levels.0.tasks.b.0.0.weight"), vec![6, 5]);
+    assert_eq!(shape("levels.0.gates.c.weight"), vec![1 + 2, 5], "a task's gate mixes its expert and the shared ones");
+    assert_eq!(shape("levels.0.gates.shared.weight"), vec![3 + 2, 5], "the shared gate mixes every expert");
+    assert_eq!(shape("levels.1.shared.0.0.weight"), vec![6, 6], "level 1 reads level 0's mixtures");
+    assert!(!m.graph.params.iter().any(|p| p.name == "levels.1.gates.shared.weight"), "no shared gate at the top");
+    // CGC and PLE with one level: the same graph, the same losses and gradients.
+    let cgc = MultiTaskModel::build(&ple_spec(Arch::Cgc, 2, 2, 0), 7).unwrap();
+    let ple1 = MultiTaskModel::build(&ple_spec(Arch::Ple, 2, 2, 1), 7).unwrap();
+    let names =
+        |m: &MultiTaskModel| m.graph.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect::<Vec<_>>();
+    assert_eq!(names(&cgc), names(&ple1));
+    let p: Vec<Vec<f64>> =
+        cgc.graph.init_params(8).unwrap().iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect();
+    let ins = inputs(&cgc, 9);
+    let (a, b) = (
+        gcpu::run(&cgc.graph, &p, &ins, &[1.0; 3], true).unwrap(),
+        gcpu::run(&ple1.graph, &p, &ins, &[1.0; 3], true).unwrap(),
+    );
+    assert_eq!(a.losses, b.losses);
+    assert_eq!(a.param_grads(&cgc.graph), b.param_grads(&ple1.graph));
+}
+
+/// CGC and PLE pass finite-difference checks of every parameter (a small model, f64).
+#[test]
+fn ple_passes_finite_difference_gradient_checks() {
+    let mut s = ple_spec(Arch::Ple, 1, 1, 2);
+    s.expert = vec![3];
+    s.head = vec![];
+    let m = MultiTaskModel::build(&s, 3).unwrap();
+    let p: Vec<Vec<f64>> =
+        m.graph.init_params(10).unwrap().iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect();
+    let ins = inputs(&m, 11);
+    let w = [1.0, 0.5, 2.0];
+    let grads = gcpu::run(&m.graph, &p, &ins, &w, true).unwrap().param_grads(&m.graph);
+    let total = |q: &[Vec<f64>]| gcpu::run(&m.graph, q, &ins, &w, false).unwrap().total(&w);
+    let h = 1e-6;
+    for (pi, v) in p.iter().enumerate() {
+        for i in (0..v.len()).step_by(1 + v.len() / 3) {
+            let (mut up, mut dn) = (p.clone(), p.clone());
+            up[pi][i] += h;
+            dn[pi][i] -= h;
+            let fd = (total(&up) - total(&dn)) / (2.0 * h);
+            assert!(
+                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
+                "{}[{i}]: {fd} vs {}",
+                m.graph.params[pi].name,
+                grads[pi][i]
+            );
+        }
+    }
+}
+
+/// CGC trains with every method on both targets; PLE of two levels with every method on the
+/// representation, and refuses gradient methods on its parameters, saying why.
+#[test]
+fn cgc_and_ple_train_with_every_weighting_method() {
+    let (splits, scaling) = data(160, 2);
+    let settings = TrainSettings {
+        optimizer: hydra::Optimizer::adam(1e-2),
+        batch_size: 32,
+        epochs: 8,
+        patience: 0,
+        ..Default::default()
+    };
+    for (arch, levels) in [(Arch::Cgc, 1), (Arch::Ple, 2)] {
+        let mut s = ple_spec(arch, 2, 1, levels);
+        s.inputs = 6;
+        for e in hydra::mtl::weighting::registry::REGISTRY {
+            for target in if e.targets.is_empty() { vec![Target::Params] } else { e.targets.to_vec() } {
+                let w = Weighter::new(e.default, target, &[1.0; 3], 0);
+                let built = Trainer::with_weighting(ctx(), &s, &tasks(), settings.clone(), scaling.clone(), None, w);
+                if arch == Arch::Ple && e.runs.uses_gradients() && target == Target::Params {
+                    let err = built.err().expect("refused").to_string();
+                    assert!(err.contains("representation"), "{err}");
+                    continue;
+                }
+                let rep = built.unwrap().fit(&splits, &mut |_| {}).unwrap();
+                let (first, last) = (&rep.history[0].train_loss, &rep.history.last().unwrap().train_loss);
+                for k in 0..3 {
+                    assert!(
+                        last[k] < 0.9 * first[k],
+                        "{arch:?} {} {target:?} task {k}: {} -> {}",
+                        e.name,
+                        first[k],
+                        last[k]
+                    );
+                }
+            }
+        }
+    }
 }

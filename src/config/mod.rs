@@ -79,8 +79,14 @@ pub struct ModelSection {
     pub trunk: Option<Vec<usize>>,
     /// Number of experts (mmoe, omoe; default 8).
     pub experts: Option<usize>,
-    /// Hidden sizes of each expert (mmoe, omoe; default [64, 32]).
+    /// Hidden sizes of each expert (mmoe, omoe, cgc, ple; default [64, 32]).
     pub expert: Option<Vec<usize>>,
+    /// Shared experts per level (cgc, ple; default 2).
+    pub shared_experts: Option<usize>,
+    /// Each task's own experts per level (cgc, ple; default 1).
+    pub task_experts: Option<usize>,
+    /// Levels (ple; default 2).
+    pub levels: Option<usize>,
     /// Head hidden sizes.
     #[serde(default)]
     pub head: Vec<usize>,
@@ -103,6 +109,9 @@ impl Default for ModelSection {
             trunk: None,
             experts: None,
             expert: None,
+            shared_experts: None,
+            task_experts: None,
+            levels: None,
             head: vec![],
             activation: default_activation(),
         }
@@ -233,8 +242,14 @@ pub struct Config {
     pub arch: crate::nn::Arch,
     /// Experts (mmoe, omoe).
     pub experts: usize,
-    /// Each expert's hidden sizes (mmoe, omoe).
+    /// Each expert's hidden sizes (mmoe, omoe, cgc, ple).
     pub expert: Vec<usize>,
+    /// Shared experts per level (cgc, ple).
+    pub shared_experts: usize,
+    /// Each task's experts per level (cgc, ple).
+    pub task_experts: usize,
+    /// Levels (ple; 1 for cgc).
+    pub levels: usize,
     /// Trunk sizes (hps).
     pub trunk: Vec<usize>,
     /// Head sizes.

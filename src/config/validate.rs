@@ -23,7 +23,8 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
     if tasks.is_empty() {
         return Err(e("task", "at least one [[task]] is needed".into()));
     }
-    let ModelChoice { arch, trunk, experts, expert, activation } = model(&raw.model, &e)?;
+    let ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, activation } =
+        model(&raw.model, &e)?;
     let train = train(&raw.train, &e)?;
     let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
     Ok(Config {
@@ -33,6 +34,9 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         arch,
         experts,
         expert,
+        shared_experts,
+        task_experts,
+        levels,
         trunk,
         head: raw.model.head.clone(),
         activation,
@@ -130,16 +134,65 @@ struct ModelChoice {
     trunk: Vec<usize>,
     experts: usize,
     expert: Vec<usize>,
+    shared_experts: usize,
+    task_experts: usize,
+    levels: usize,
     activation: Activation,
 }
 
-/// `[model]`: the architecture and layer sizes.
+/// `[model]`: the architecture and layer sizes. Each key belongs to some architectures; a key
+/// of another is refused by name.
 fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
     let arch = match m.arch.as_str() {
         "hps" => Arch::Hps,
         "mmoe" => Arch::Mmoe,
         "omoe" => Arch::Omoe,
-        other => return Err(e("model.arch", format!("{other:?} (expected hps, mmoe or omoe)"))),
+        "cgc" => Arch::Cgc,
+        "ple" => Arch::Ple,
+        other => return Err(e("model.arch", format!("{other:?} (expected hps, mmoe, omoe, cgc or ple)"))),
+    };
+    use Arch::*;
+    let owners: [(&str, bool, &[Arch]); 6] = [
+        ("trunk", m.trunk.is_some(), &[Hps]),
+        ("experts", m.experts.is_some(), &[Mmoe, Omoe]),
+        ("expert", m.expert.is_some(), &[Mmoe, Omoe, Cgc, Ple]),
+        ("shared_experts", m.shared_experts.is_some(), &[Cgc, Ple]),
+        ("task_experts", m.task_experts.is_some(), &[Cgc, Ple]),
+        ("levels", m.levels.is_some(), &[Ple]),
+    ];
+    for (key, given, archs) in owners {
+        if given && !archs.contains(&arch) {
+            let names: Vec<&str> = archs.iter().map(|a| a.name()).collect();
+            return Err(e(&format!("model.{key}"), format!("is a key of {}, not of {}", names.join(" and "), m.arch)));
+        }
+    }
+    let count = |key: &str, v: usize, min: usize| -> Result<usize> {
+        if v < min || v > 1024 {
+            return Err(e(&format!("model.{key}"), format!("{v} ({min} to 1024)")));
+        }
+        Ok(v)
+    };
+    let trunk = if arch == Hps { m.trunk.clone().unwrap_or_else(|| vec![256, 256]) } else { Vec::new() };
+    let expert = if arch == Hps { Vec::new() } else { m.expert.clone().unwrap_or_else(|| vec![64, 32]) };
+    if arch != Hps && expert.is_empty() {
+        return Err(e("model.expert", "each expert needs at least one layer".into()));
+    }
+    let experts = if matches!(arch, Mmoe | Omoe) { count("experts", m.experts.unwrap_or(8), 1)? } else { 0 };
+    let (shared_experts, task_experts) = if matches!(arch, Cgc | Ple) {
+        (
+            count("shared_experts", m.shared_experts.unwrap_or(2), 0)?,
+            count("task_experts", m.task_experts.unwrap_or(1), 0)?,
+        )
+    } else {
+        (0, 0)
+    };
+    if matches!(arch, Cgc | Ple) && shared_experts + task_experts == 0 {
+        return Err(e("model.shared_experts", "a level needs at least one expert, shared or a task's".into()));
+    }
+    let levels = match arch {
+        Ple => count("levels", m.levels.unwrap_or(2), 1)?,
+        Cgc => 1,
+        _ => 0,
     };
     let layers = |key: &str, sizes: &[usize]| -> Result<()> {
         match sizes.iter().position(|&s| s == 0 || s > 65_536) {
@@ -147,36 +200,11 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
             None => Ok(()),
         }
     };
-    let not_for = |key: &str, given: bool, who: &str| -> Result<()> {
-        if given {
-            return Err(e(&format!("model.{key}"), format!("is a key of {who}, not of {}", m.arch)));
-        }
-        Ok(())
-    };
-    let (trunk, experts, expert) = match arch {
-        Arch::Hps => {
-            not_for("experts", m.experts.is_some(), "mmoe and omoe")?;
-            not_for("expert", m.expert.is_some(), "mmoe and omoe")?;
-            (m.trunk.clone().unwrap_or_else(|| vec![256, 256]), 0, Vec::new())
-        }
-        Arch::Mmoe | Arch::Omoe => {
-            not_for("trunk", m.trunk.is_some(), "hps")?;
-            let experts = m.experts.unwrap_or(8);
-            if experts == 0 || experts > 1024 {
-                return Err(e("model.experts", format!("{experts} (1 to 1024)")));
-            }
-            let expert = m.expert.clone().unwrap_or_else(|| vec![64, 32]);
-            if expert.is_empty() {
-                return Err(e("model.expert", "each expert needs at least one layer".into()));
-            }
-            (Vec::new(), experts, expert)
-        }
-    };
     layers("trunk", &trunk)?;
     layers("expert", &expert)?;
     layers("head", &m.head)?;
     let activation = Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))?;
-    Ok(ModelChoice { arch, trunk, experts, expert, activation })
+    Ok(ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, activation })
 }
 
 /// `[train]`: the optimizer and the run's length and settings.

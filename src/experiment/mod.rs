@@ -98,6 +98,9 @@ pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
     spec.arch = cfg.arch;
     spec.experts = cfg.experts;
     spec.expert = cfg.expert.clone();
+    spec.shared_experts = cfg.shared_experts;
+    spec.task_experts = cfg.task_experts;
+    spec.levels = cfg.levels;
     spec
 }
 

@@ -3,6 +3,7 @@
 
 pub mod model;
 mod moe;
+mod ple;
 
 pub use model::{Arch, ModelSpec, MultiTaskModel, TaskSpec};
 

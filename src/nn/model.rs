@@ -29,6 +29,12 @@ pub enum Arch {
     Mmoe,
     /// One-gate mixture of experts: MMoE with one gate shared by every task.
     Omoe,
+    /// Customized gate control (Tang et al., RecSys 2020): shared experts and each task's own
+    /// experts; a task's gate mixes its experts and the shared ones. PLE with one level.
+    Cgc,
+    /// Progressive layered extraction (Tang et al., RecSys 2020): CGC levels stacked; below
+    /// the last, a shared gate mixes every expert into the next level's shared input.
+    Ple,
 }
 
 impl Arch {
@@ -38,7 +44,14 @@ impl Arch {
             Arch::Hps => "hps",
             Arch::Mmoe => "mmoe",
             Arch::Omoe => "omoe",
+            Arch::Cgc => "cgc",
+            Arch::Ple => "ple",
         }
+    }
+
+    /// Whether the tasks share experts through gates.
+    pub fn has_experts(self) -> bool {
+        self != Arch::Hps
     }
 }
 
@@ -51,9 +64,18 @@ pub struct ModelSpec {
     /// Number of experts (mmoe, omoe).
     #[serde(default)]
     pub experts: usize,
-    /// Hidden sizes of each expert, each Linear + activation (mmoe, omoe).
+    /// Hidden sizes of each expert, each Linear + activation (mmoe, omoe, cgc, ple).
     #[serde(default)]
     pub expert: Vec<usize>,
+    /// Shared experts at each level (cgc, ple).
+    #[serde(default)]
+    pub shared_experts: usize,
+    /// Each task's own experts at each level (cgc, ple).
+    #[serde(default)]
+    pub task_experts: usize,
+    /// Levels (ple; cgc is one).
+    #[serde(default)]
+    pub levels: usize,
     /// Input features.
     pub inputs: usize,
     /// Hidden sizes of the shared trunk (empty: heads read the inputs).
@@ -81,8 +103,16 @@ impl ModelSpec {
         if self.tasks.is_empty() {
             return Err(Error::invalid("task", "at least one task is needed"));
         }
-        if matches!(self.arch, Arch::Mmoe | Arch::Omoe) {
-            if self.experts == 0 {
+        if matches!(self.arch, Arch::Cgc | Arch::Ple) {
+            if self.shared_experts + self.task_experts == 0 {
+                return Err(Error::invalid("model.shared_experts", "a level needs at least one expert"));
+            }
+            if self.arch == Arch::Ple && self.levels == 0 {
+                return Err(Error::invalid("model.levels", "ple needs at least one level"));
+            }
+        }
+        if self.arch.has_experts() {
+            if matches!(self.arch, Arch::Mmoe | Arch::Omoe) && self.experts == 0 {
                 return Err(Error::invalid("model.experts", "a mixture needs at least one expert"));
             }
             if self.expert.is_empty() || self.expert.contains(&0) {
@@ -108,7 +138,7 @@ impl ModelSpec {
     pub fn representation(&self) -> usize {
         match self.arch {
             Arch::Hps => self.trunk.last().copied().unwrap_or(self.inputs),
-            Arch::Mmoe | Arch::Omoe => self.expert.last().copied().unwrap_or(self.inputs),
+            _ => self.expert.last().copied().unwrap_or(self.inputs),
         }
     }
 }
@@ -144,8 +174,10 @@ impl MultiTaskModel {
         if batch == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        if spec.arch != Arch::Hps {
-            return super::moe::build(spec, batch);
+        match spec.arch {
+            Arch::Hps => {}
+            Arch::Mmoe | Arch::Omoe => return super::moe::build(spec, batch),
+            Arch::Cgc | Arch::Ple => return super::ple::build(spec, batch),
         }
         let mut g = Graph::new();
         let x = g.input("x", &[batch, spec.inputs]);

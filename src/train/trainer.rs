@@ -139,6 +139,22 @@ impl Trainer {
                 p
             }
         };
+        if spec.arch == crate::nn::Arch::Ple
+            && spec.levels > 1
+            && weighter.method.uses_gradients()
+            && weighter.target == Target::Params
+        {
+            return Err(Error::invalid(
+                "weighting.target",
+                format!(
+                    "{} on ple with {} levels takes target = \"representation\" (the last level's shared \
+                     experts' outputs): below the last level the tasks' branches feed the shared gate, so \
+                     per-task gradients of the lower shared parameters cannot be separated",
+                    weighter.method.name(),
+                    spec.levels
+                ),
+            ));
+        }
         if model.trunk_params == 0 && weighter.method.uses_gradients() {
             return Err(Error::invalid(
                 "weighting.method",
@@ -187,6 +203,9 @@ impl Trainer {
             arch: crate::nn::Arch::Hps,
             experts: 0,
             expert: vec![],
+            shared_experts: 0,
+            task_experts: 0,
+            levels: 0,
             inputs,
             trunk: trunk.to_vec(),
             head: head.to_vec(),

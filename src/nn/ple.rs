@@ -1,0 +1,119 @@
+//! Customized gate control (CGC) and progressive layered extraction (PLE), Tang et al.,
+//! RecSys 2020. Each level has `shared_experts` experts on the shared branch and, per task,
+//! `task_experts` on that task's branch. Task t's gate, on its branch's input, mixes its own
+//! experts and the shared ones; below the last level, a shared gate on the shared branch's
+//! input mixes every expert of the level into the next level's shared input, and each task's
+//! mixture is its branch's next input. CGC is PLE with one level.
+//!
+//! Names: `levels.{l}.shared.{e}.{i}.*`, `levels.{l}.tasks.{task}.{e}.{i}.*`,
+//! `levels.{l}.gates.{task}.*` (`[experts it mixes, inputs]`), `levels.{l}.gates.shared.*`.
+//!
+//! The shared parameters (first) are every level's shared experts and shared gates. The shared
+//! representation is the last level's shared experts' outputs side by side: gradient methods
+//! take each task's gradient there (`target = "representation"`); with one level, also of the
+//! shared parameters (`target = "params"`). Below the last level the tasks' branches feed the
+//! shared gate, so per-task gradients of lower shared parameters are not separable there and
+//! `target = "params"` is refused for PLE of more than one level.
+
+use super::model::{head, Arch, ModelSpec, MultiTaskModel};
+use super::{Linear, Mlp};
+use crate::error::Result;
+use crate::ir::{Activation, Graph, NodeId};
+
+/// Side by side, in order.
+fn concat_all(g: &mut Graph, parts: &[NodeId]) -> Result<NodeId> {
+    let mut z = parts[0];
+    for &p in &parts[1..] {
+        z = g.concat(z, p)?;
+    }
+    Ok(z)
+}
+
+pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
+    let levels = if spec.arch == Arch::Cgc { 1 } else { spec.levels };
+    let (s_n, k_n, t_n) = (spec.shared_experts, spec.task_experts, spec.tasks.len());
+    let d = spec.representation();
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, spec.inputs]);
+    let expert = |g: &mut Graph, name: String, width: usize| {
+        let mut sizes = vec![width];
+        sizes.extend(&spec.expert);
+        Mlp::new(g, &name, &sizes, spec.activation, true)
+    };
+    // Shared parameters first: every level's shared experts and shared gates.
+    let mut shared: Vec<Vec<Mlp>> = Vec::new();
+    let mut shared_gates: Vec<Option<Linear>> = Vec::new();
+    for l in 0..levels {
+        let width = if l == 0 { spec.inputs } else { d };
+        shared.push((0..s_n).map(|e| expert(&mut g, format!("levels.{l}.shared.{e}"), width)).collect());
+        shared_gates.push(
+            (l + 1 < levels).then(|| Linear::new(&mut g, &format!("levels.{l}.gates.shared"), width, t_n * k_n + s_n)),
+        );
+    }
+    let trunk_params = g.params.len();
+    let mut tasks_experts: Vec<Vec<Vec<Mlp>>> = Vec::new(); // [level][task][expert]
+    let mut task_gates: Vec<Vec<Linear>> = Vec::new();
+    for l in 0..levels {
+        let width = if l == 0 { spec.inputs } else { d };
+        let per_task = spec
+            .tasks
+            .iter()
+            .map(|t| (0..k_n).map(|e| expert(&mut g, format!("levels.{l}.tasks.{}.{e}", t.name), width)).collect())
+            .collect();
+        tasks_experts.push(per_task);
+        task_gates.push(
+            spec.tasks
+                .iter()
+                .map(|t| Linear::new(&mut g, &format!("levels.{l}.gates.{}", t.name), width, k_n + s_n))
+                .collect(),
+        );
+    }
+    let (mut shared_in, mut task_in) = (x, vec![x; t_n]);
+    let mut z = x;
+    for l in 0..levels {
+        let s_out: Vec<NodeId> = shared[l].iter().map(|m| m.forward(&mut g, shared_in)).collect::<Result<_>>()?;
+        let last = l + 1 == levels;
+        // The last level's shared outputs are the shared representation: built before any
+        // task's node of that level, so each task's use of them is its own.
+        let s_cat = if s_n > 0 { Some(concat_all(&mut g, &s_out)?) } else { None };
+        if last {
+            z = s_cat.unwrap_or(x);
+        }
+        let mut t_out: Vec<Vec<NodeId>> = Vec::new();
+        for t in 0..t_n {
+            t_out.push(tasks_experts[l][t].iter().map(|m| m.forward(&mut g, task_in[t])).collect::<Result<_>>()?);
+        }
+        let mut next = Vec::new();
+        for t in 0..t_n {
+            let parts = t_out[t].clone();
+            let blocks = match (parts.is_empty(), s_cat) {
+                (true, Some(sc)) => sc,
+                (false, Some(sc)) => {
+                    let own = concat_all(&mut g, &parts)?;
+                    g.concat(own, sc)?
+                }
+                (_, None) => concat_all(&mut g, &parts)?,
+            };
+            let logits = task_gates[l][t].forward(&mut g, task_in[t], Activation::Identity)?;
+            let gt = g.softmax(logits)?;
+            next.push(g.mix(gt, blocks)?);
+        }
+        if let Some(sg) = shared_gates[l] {
+            let mut all: Vec<NodeId> = t_out.concat();
+            all.extend(&s_out);
+            let blocks = concat_all(&mut g, &all)?;
+            let logits = sg.forward(&mut g, shared_in, Activation::Identity)?;
+            let gs = g.softmax(logits)?;
+            shared_in = g.mix(gs, blocks)?;
+        }
+        task_in = next;
+    }
+    let mut logits = Vec::new();
+    let mut losses = Vec::new();
+    for (t, &rep) in task_in.iter().enumerate() {
+        let (out, loss) = head(&mut g, spec, t, rep, batch)?;
+        logits.push(out);
+        losses.push(loss);
+    }
+    Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
+}

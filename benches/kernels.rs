@@ -65,6 +65,37 @@ fn activation_and_reduction(c: &mut Criterion) {
     g.finish();
 }
 
+/// Gates and mixtures of experts: a row softmax over 8 experts and the mixture of 8 blocks of
+/// 32 (forward and both gradients), 4096 rows.
+fn mixture(c: &mut Criterion) {
+    let ctx = context();
+    let mut g = c.benchmark_group(format!("mixture [{}]", ctx.adapter().name));
+    g.sample_size(20);
+    let (rows, e, d) = (4096, 8, 32);
+    let mut rng = Rng::new(4);
+    let logits = ctx.upload(&rng.vec_f32(rows * e, -2.0, 2.0), &[rows, e]).unwrap();
+    let gate = ctx.empty(&[rows, e]).unwrap();
+    let blocks = ctx.upload(&rng.vec_f32(rows * e * d, -1.0, 1.0), &[rows, e * d]).unwrap();
+    let (y, dy) = (ctx.empty(&[rows, d]).unwrap(), ctx.upload(&rng.vec_f32(rows * d, -1.0, 1.0), &[rows, d]).unwrap());
+    let (dg, dx) = (ctx.empty(&[rows, e]).unwrap(), ctx.empty(&[rows, e * d]).unwrap());
+    let runs = [
+        ("softmax_rows 4096x8", kernels::softmax_rows(&ctx, &logits, &gate).unwrap()),
+        ("mix 4096x8x32", kernels::mix(&ctx, &gate, &blocks, &y).unwrap()),
+        ("mix_grad_gate 4096x8x32", kernels::mix_grad_gate(&ctx, &dy, &blocks, &dg, false).unwrap()),
+        ("mix_grad_x 4096x8x32", kernels::mix_grad_x(&ctx, &dy, &gate, &dx, false).unwrap()),
+    ];
+    g.throughput(Throughput::Bytes(4 * (rows * e * d) as u64));
+    for (name, k) in &runs {
+        g.bench_function(*name, |bench| {
+            bench.iter(|| {
+                ctx.run(&[k]).unwrap();
+                ctx.sync().unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
 /// One whole training step of the PEERS.md model (64→256→256 trunk, heads 1/1/10, batch 256,
 /// Adam): batch upload, forward, backward and update in one submit, then a device sync.
 fn train_step(c: &mut Criterion) {
@@ -213,5 +244,5 @@ fn losses_optimizer_gram(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, activation_and_reduction, losses_optimizer_gram, train_step);
+criterion_group!(benches, matmul, activation_and_reduction, mixture, losses_optimizer_gram, train_step);
 criterion_main!(benches);

@@ -218,6 +218,16 @@ pub fn peer_inputs(spec: &crate::nn::ModelSpec, batch: usize, seed: u64) -> Vec<
     inputs
 }
 
+/// The peer model's three tasks on an MMoE of `experts` experts of hidden sizes `expert`
+/// (the architecture issue's benchmark: 8 experts of [64, 32]).
+pub fn peer_mmoe(inputs: usize, experts: usize, expert: &[usize]) -> crate::nn::ModelSpec {
+    let mut s = peer_model(inputs, &[]);
+    s.arch = crate::nn::Arch::Mmoe;
+    s.experts = experts;
+    s.expert = expert.to_vec();
+    s
+}
+
 /// The peer model of ../shared/PEERS.md: `inputs → trunk (ReLU) → heads 1 (MSE), 1 (MSE),
 /// 10 (cross-entropy)`.
 pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
@@ -285,6 +295,11 @@ pub fn bench_train_step(
     let ms = median(&mut times);
     let mut dm = dims(&[("batch", batch), ("inputs", spec.inputs), ("dispatches", gg.dispatches_per_step())]);
     dm.insert("trunk".into(), serde_json::Value::from(spec.trunk.clone()));
+    dm.insert("arch".into(), serde_json::Value::from(spec.arch.name()));
+    if spec.arch.has_experts() {
+        dm.insert("experts".into(), serde_json::Value::from(spec.experts.max(spec.shared_experts)));
+        dm.insert("expert".into(), serde_json::Value::from(spec.expert.clone()));
+    }
     dm.insert("peak_mib".into(), serde_json::Value::from((peak0 as f64 / (1 << 20) as f64 * 100.0).round() / 100.0));
     Ok(BenchRecord {
         bench: "train_step".into(),
@@ -348,6 +363,31 @@ pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchReco
         dm.insert("loss".into(), name.into());
         out.push(record(ctx, "task_loss", dm, time_kernels(ctx, &[&d], budget_s, 100)?, 12.0 * (b * c) as f64));
     }
+    // Gates and mixtures of experts: 4096 rows, 8 experts of 32.
+    let (rows, e, dd) = (4096, 8, 32);
+    let logits = ctx.upload(&rng.vec_f32(rows * e, -2.0, 2.0), &[rows, e])?;
+    let gate = ctx.empty(&[rows, e])?;
+    let blocks = ctx.upload(&rng.vec_f32(rows * e * dd, -1.0, 1.0), &[rows, e * dd])?;
+    let (mixed, dmix) = (ctx.empty(&[rows, dd])?, ctx.upload(&rng.vec_f32(rows * dd, -1.0, 1.0), &[rows, dd])?);
+    let (dgate, dblocks) = (ctx.empty(&[rows, e])?, ctx.empty(&[rows, e * dd])?);
+    let dm = || dims(&[("rows", rows), ("experts", e), ("width", dd)]);
+    let d = kernels::softmax_rows(ctx, &logits, &gate)?;
+    out.push(record(ctx, "softmax_rows", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, 8.0 * (rows * e) as f64));
+    let d = kernels::softmax_rows_backward(ctx, &gate, &logits, &dgate, false)?;
+    out.push(record(
+        ctx,
+        "softmax_rows_backward",
+        dm(),
+        time_kernels(ctx, &[&d], budget_s, 100)?,
+        12.0 * (rows * e) as f64,
+    ));
+    let mix_bytes = 4.0 * (rows * e * dd + rows * e + rows * dd) as f64;
+    let d = kernels::mix(ctx, &gate, &blocks, &mixed)?;
+    out.push(record(ctx, "mix", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, mix_bytes));
+    let d = kernels::mix_grad_gate(ctx, &dmix, &blocks, &dgate, false)?;
+    out.push(record(ctx, "mix_grad_gate", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, mix_bytes));
+    let d = kernels::mix_grad_x(ctx, &dmix, &gate, &dblocks, false)?;
+    out.push(record(ctx, "mix_grad_x", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, mix_bytes));
     let p = 1 << 20;
     let (pt, gt, mt, vt) =
         (ctx.zeros(&[p])?, ctx.upload(&rng.vec_f32(p, -1.0, 1.0), &[p])?, ctx.zeros(&[p])?, ctx.zeros(&[p])?);

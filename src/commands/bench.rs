@@ -90,6 +90,7 @@ pub fn run_bench(
     }
     if want("train_step") {
         emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), 256, 50, budget.max(1.0) * 5.0)?)?;
+        emit(bench::bench_train_step(&ctx, &bench::peer_mmoe(64, 8, &[64, 32]), 256, 50, budget.max(1.0) * 5.0)?)?;
     }
     if scaling {
         for batch in [64, 256, 1024, 4096] {

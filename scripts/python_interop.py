@@ -89,5 +89,16 @@ with tempfile.TemporaryDirectory() as d:
     check("--init from a Python-written f16 state_dict", r.returncode == 0 and "no Hydra metadata" in r.stderr,
           r.stderr)
 
+    # An MMoE: the architecture issue's names and layouts, and a state_dict back from Python.
+    open("moe.toml", "w").write(CONFIG.replace("trunk = [8]", 'arch = "mmoe"\nexperts = 3\nexpert = [6]'))
+    r = hydra("train", "--config", "moe.toml", "--save", "moe.safetensors", "-q")
+    t = load_file("moe.safetensors")
+    check("MMoE names: experts.{e}.{i}.weight [out, in], gates.{task}.weight [experts, inputs]",
+          r.returncode == 0 and t["experts.2.0.weight"].shape == (6, 2) and t["gates.bin.weight"].shape == (3, 2),
+          r.stderr + str({k: v.shape for k, v in t.items() if not k.startswith("optim.")}))
+    save_file({k: v for k, v in t.items() if not k.startswith(("optim.", "best."))}, "moe_state_dict.safetensors")
+    r = hydra("train", "--config", "moe.toml", "--init", "moe_state_dict.safetensors", "-q")
+    check("--init from a Python-written MMoE state_dict", r.returncode == 0, r.stderr)
+
 print(f"python interop: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -525,3 +525,53 @@ fn compare_prints_a_row_per_method_and_the_baselines() {
     let out = hydra(&["compare", "--config", "c.toml", "--methods", "ew", "--target", "sideways"], &dir);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--target"));
 }
+
+/// Transfer on a mixture of experts: a new task gets a new gate and head (named in a note),
+/// `freeze = ["experts"]` keeps every expert's parameters byte for byte, and the new task learns.
+#[test]
+fn a_new_task_on_frozen_experts_gets_its_own_gate_and_head() {
+    let dir = tmpdir("moe-transfer");
+    tiny_data(&dir);
+    let two = TINY
+        .replace("[[task]]\nname = \"cls\"\ntarget = \"c\"\nkind = \"multiclass\"\nclasses = 3\n", "")
+        .replace("split = [0.6, 0.2, 0.2]", "split = [0.6, 0.2, 0.2]\nignore = [\"c\"]")
+        .replace("trunk = [8]", "arch = \"mmoe\"\nexperts = 3\nexpert = [6]");
+    std::fs::write(dir.join("two.toml"), &two).unwrap();
+    let out = hydra(&["train", "--config", "two.toml", "--save", "two.safetensors", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let three = TINY
+        .replace("trunk = [8]", "arch = \"mmoe\"\nexperts = 3\nexpert = [6]")
+        .replace("epochs = 5", "epochs = 20\nfreeze = [\"experts\"]");
+    std::fs::write(dir.join("three.toml"), three).unwrap();
+    let out = hydra(
+        &[
+            "train",
+            "--config",
+            "three.toml",
+            "--init",
+            "two.safetensors",
+            "--save",
+            "three.safetensors",
+            "--log",
+            "l.jsonl",
+            "-q",
+        ],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("heads.cls and gates.cls start fresh"), "{err}");
+    let (before, after) = (
+        hydra::checkpoint::Checkpoint::load(&dir.join("two.safetensors")).unwrap(),
+        hydra::checkpoint::Checkpoint::load(&dir.join("three.safetensors")).unwrap(),
+    );
+    for (name, (_, v)) in before.tensors.iter().filter(|(n, _)| n.starts_with("experts.")) {
+        assert_eq!(&after.tensors[name].1, v, "{name} changed under freeze");
+    }
+    assert!(after.tensors.contains_key("gates.cls.weight") && after.tensors.contains_key("heads.cls.0.weight"));
+    let log = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (first, last) =
+        (lines[0]["train_loss"]["cls"].as_f64().unwrap(), lines.last().unwrap()["train_loss"]["cls"].as_f64().unwrap());
+    assert!(last < first, "the new task learns on frozen experts: {first} -> {last}");
+}

@@ -153,7 +153,11 @@ pub fn init_from_checkpoint(
         }
     }
     for t in tasks.iter().filter(|t| !is_known(&t.name)) {
-        notes.push(format!("heads.{} starts fresh (task not in the checkpoint)", t.name));
+        let gated = graph.params.iter().any(|p| p.name.starts_with(&format!("gates.{}.", t.name)));
+        notes.push(match gated {
+            true => format!("heads.{0} and gates.{0} start fresh (task not in the checkpoint)", t.name),
+            false => format!("heads.{} starts fresh (task not in the checkpoint)", t.name),
+        });
     }
     let loaded = ck.take(path, &names, &shapes)?;
     // Tensors nobody uses: heads of tasks the config dropped are noted; anything else is an error.

@@ -6,6 +6,8 @@
 //   mix                    c[r, d] = Σ_e a[r, e] · b[r, e·D + d]          a = gate [R, E], b = blocks; u = (R·D, E, D)
 //   mix_grad_gate          c[r, e] (+)= Σ_d a[r, d] · b[r, e·D + d]       a = dy [R, D], b = blocks; u = (R·E, E, D)
 //   mix_grad_x             c[r, e·D + d] (+)= b[r, e] · a[r, d]           a = dy, b = gate; u = (R·E·D, E, D)
+//   stitch                 c[r, t·D + d] (+)= Σ_s α[t, s] · b[r, s·D + d]  a = α [T, T]; u = (R·T·D, T, D); TRANSPOSE: α[s, t]
+//   stitch_grad_alpha      c[t, s] (+)= Σ_{r,d} a[r, t·D + d] · b[r, s·D + d]  a = dy, b = x; u = (T·T, T, D, R)
 // Softmax subtracts each row's maximum first: finite for logits of ±100 and beyond.
 
 struct Params {
@@ -19,6 +21,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 override ACCUMULATE: bool = false;
+override TRANSPOSE: bool = false;
 
 const WG: u32 = 256u;
 
@@ -94,4 +97,40 @@ fn mix_grad_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let d = i % d_n;
     let r = re / e_n;
     store(i, b[re] * a[r * d_n + d]);
+}
+
+@compute @workgroup_size(WG)
+fn stitch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i >= p.u.x { return; }
+    let t_n = p.u.y;
+    let d_n = p.u.z;
+    let rt = i / d_n;
+    let d = i % d_n;
+    let r = rt / t_n;
+    let t = rt % t_n;
+    var s = 0.0;
+    for (var k = 0u; k < t_n; k++) {
+        var w: f32;
+        if TRANSPOSE { w = a[k * t_n + t]; } else { w = a[t * t_n + k]; }
+        s += w * b[(r * t_n + k) * d_n + d];
+    }
+    store(i, s);
+}
+
+@compute @workgroup_size(WG)
+fn stitch_grad_alpha(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i >= p.u.x { return; }
+    let t_n = p.u.y;
+    let d_n = p.u.z;
+    let t = i / t_n;
+    let k = i % t_n;
+    var s = 0.0;
+    for (var r = 0u; r < p.u.w; r++) {
+        for (var d = 0u; d < d_n; d++) {
+            s += a[(r * t_n + t) * d_n + d] * b[(r * t_n + k) * d_n + d];
+        }
+    }
+    store(i, s);
 }

@@ -156,3 +156,103 @@ fn a_gated_mixture_on_the_gpu_equals_the_cpu_on_awkward_shapes() {
         }
     }
 }
+
+#[test]
+fn the_cross_stitch_and_its_gradients_match_the_cpu() {
+    let ctx = ctx();
+    for &(rows, t, d) in &[(1, 1, 1), (3, 2, 17), (17, 3, 5), (65, 4, 63), (257, 2, 33)] {
+        let mut rng = Rng::new((rows * 5 + t * 11 + d) as u64);
+        let (x, a, dy) =
+            (rng.vec_f32(rows * t * d, -1.0, 1.0), rng.vec_f32(t * t, -1.0, 1.0), rng.vec_f32(rows * t * d, -1.0, 1.0));
+        let (gx, ga, gdy) = (
+            ctx.upload(&x, &[rows, t * d]).unwrap(),
+            ctx.upload(&a, &[t, t]).unwrap(),
+            ctx.upload(&dy, &[rows, t * d]).unwrap(),
+        );
+        for (transpose, acc) in [(false, false), (true, false), (true, true)] {
+            let start = rng.vec_f32(rows * t * d, -1.0, 1.0);
+            let gy = ctx.upload(&start, &[rows, t * d]).unwrap();
+            ctx.run(&[&kernels::stitch(&ctx, &gx, &ga, &gy, transpose, acc).unwrap()]).unwrap();
+            let mut want = to64(&start);
+            cpu::stitch(&to64(&x), &to64(&a), t, d, &mut want, transpose, acc);
+            assert_close_all(&format!("stitch {rows}x{t}x{d} {transpose} {acc}"), &ctx.read(&gy).unwrap(), &want, 1e-5);
+        }
+        let gda = ctx.upload(&vec![0.5; t * t], &[t, t]).unwrap();
+        ctx.run(&[&kernels::stitch_grad_alpha(&ctx, &gdy, &gx, &gda, true).unwrap()]).unwrap();
+        let mut want = vec![0.5; t * t];
+        cpu::stitch_grad_alpha(&to64(&dy), &to64(&x), t, d, &mut want, true);
+        assert_close_all(
+            &format!("stitch dalpha {rows}x{t}x{d}"),
+            &ctx.read(&gda).unwrap(),
+            &want,
+            1e-5 * (rows * d) as f64,
+        );
+    }
+}
+
+/// Two columns, stitched, then sliced back to each task: the slice and stitch rules.
+fn stitched(b: usize, f: usize, d: usize, seed: u64) -> (Graph, Vec<Vec<f32>>) {
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, f]);
+    let w1 = g.param("columns.a.0.weight", &[d, f], Init::Uniform(0.8));
+    let w2 = g.param("columns.b.0.weight", &[d, f], Init::Uniform(0.8));
+    let h1 = g.linear(x, w1, None, Activation::Tanh).unwrap();
+    let h2 = g.linear(x, w2, None, Activation::Tanh).unwrap();
+    let both = g.concat(h1, h2).unwrap();
+    let alpha = g.param("stitch.0", &[2, 2], Init::Diagonal { diag: 0.9, off: 0.1 });
+    let s = g.stitch(both, alpha).unwrap();
+    let (sa, sb) = (g.slice(s, 0, d).unwrap(), g.slice(s, d, d).unwrap());
+    let mut inputs = vec![Rng::new(seed).vec_f32(b * f, -1.0, 1.0)];
+    for (k, part) in [sa, sb].into_iter().enumerate() {
+        let w = g.param(&format!("heads.{k}.0.weight"), &[1, d], Init::Uniform(0.8));
+        let out = g.linear(part, w, None, Activation::Identity).unwrap();
+        let y = g.input(&format!("y{k}"), &[b]);
+        let m = g.input(&format!("m{k}"), &[b]);
+        g.loss(out, y, m, LossKind::Mse, k).unwrap();
+        inputs.push(Rng::new(seed + 1 + k as u64).vec_f32(b, -1.0, 1.0));
+        inputs.push(vec![1.0; b]);
+    }
+    (g, inputs)
+}
+
+#[test]
+fn slice_and_stitch_pass_finite_difference_checks_and_match_on_the_gpu() {
+    let (g, inputs) = stitched(4, 3, 2, 5);
+    let params: Vec<Vec<f64>> = g.init_params(6).unwrap().iter().map(|p| to64(p)).collect();
+    assert_eq!(params[2], to64(&[0.9, 0.1, 0.1, 0.9]), "the stitch unit starts at 0.9 on its diagonal");
+    let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
+    let w = [1.0, 0.5];
+    let grads = gcpu::run(&g, &params, &i64, &w, true).unwrap().param_grads(&g);
+    let total = |p: &[Vec<f64>]| gcpu::run(&g, p, &i64, &w, false).unwrap().total(&w);
+    let h = 1e-6;
+    for (pi, p) in params.iter().enumerate() {
+        for i in 0..p.len() {
+            let (mut up, mut dn) = (params.clone(), params.clone());
+            up[pi][i] += h;
+            dn[pi][i] -= h;
+            let fd = (total(&up) - total(&dn)) / (2.0 * h);
+            assert!(
+                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
+                "{}[{i}]",
+                g.params[pi].name
+            );
+        }
+    }
+    for (b, f, d) in [(1, 3, 1), (17, 5, 3), (65, 17, 16)] {
+        let (g, inputs) = stitched(b, f, d, 7);
+        let init = g.init_params(8).unwrap();
+        let mut gg = GpuGraph::new(ctx(), g.clone(), &init, None).unwrap();
+        let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+        gg.set_task_weights(&[1.0, 0.5]).unwrap();
+        gg.feed(&refs).unwrap();
+        gg.forward_backward().unwrap();
+        let got = gg.read_grads().unwrap();
+        let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
+        let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
+        let run = gcpu::run(&g, &p64, &i64, &[1.0, 0.5], true).unwrap();
+        for (pi, want) in run.param_grads(&g).iter().enumerate() {
+            let scale = want.iter().fold(0f64, |a, v| a.max(v.abs()));
+            assert_close_all(&format!("b {b} {}", g.params[pi].name), &got[pi], want, 1e-6 + 1e-4 * scale);
+        }
+    }
+}

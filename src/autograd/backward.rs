@@ -65,6 +65,30 @@ pub enum Expr {
         /// How many.
         width: usize,
     },
+    /// `src` placed at columns `start..start + width` of a wider tensor, zero elsewhere (a
+    /// slice's gradient).
+    Place {
+        /// The slice's gradient.
+        src: Val,
+        /// First column.
+        start: usize,
+        /// How many.
+        width: usize,
+    },
+    /// A cross-stitch's gradient at its blocks: `Σ_t alpha[t, s] · dy[r, t·D + d]`.
+    StitchBlocks {
+        /// The incoming gradient `[B, T·D]`.
+        dy: Val,
+        /// The mixing matrix.
+        alpha: Val,
+    },
+    /// A cross-stitch's gradient at its matrix: `Σ_{r, d} dy[r, t·D + d] · x[r, s·D + d]`.
+    StitchAlpha {
+        /// The incoming gradient.
+        dy: Val,
+        /// The stitched blocks.
+        x: Val,
+    },
     /// A mixture's gradient at its gate: `Σ_d dy[r, d] · x[r, e·D + d]`.
     MixGate {
         /// The incoming gradient `[B, D]`.
@@ -159,6 +183,11 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
                 let (wa, wb) = (graph.shape(a)[1], graph.shape(b)[1]);
                 add(a, Expr::Columns { src: Val::Grad(id), start: 0, width: wa });
                 add(b, Expr::Columns { src: Val::Grad(id), start: wa, width: wb });
+            }
+            Op::Slice { x, start, width } => add(x, Expr::Place { src: Val::Grad(id), start, width }),
+            Op::Stitch { x, alpha } => {
+                add(x, Expr::StitchBlocks { dy: Val::Grad(id), alpha: Val::Value(alpha) });
+                add(alpha, Expr::StitchAlpha { dy: Val::Grad(id), x: Val::Value(x) });
             }
             Op::Mix { gate, x } => {
                 add(gate, Expr::MixGate { dy: Val::Grad(id), x: Val::Value(x) });

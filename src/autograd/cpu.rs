@@ -108,6 +108,17 @@ pub fn run<T: Real>(
                 cpu::copy_columns(&values[b.0], wb, 0, &mut y, wa + wb, wa, wb, None);
                 values[i] = y;
             }
+            Op::Slice { x, start, width } => {
+                let mut y = vec![T::of(0.0); len];
+                cpu::copy_columns(&values[x.0], g.shape(x)[1], start, &mut y, width, 0, width, None);
+                values[i] = y;
+            }
+            Op::Stitch { x, alpha } => {
+                let mut y = vec![T::of(0.0); len];
+                let t = g.shape(alpha)[0];
+                cpu::stitch(&values[x.0], &values[alpha.0], t, shape[1] / t, &mut y, false, false);
+                values[i] = y;
+            }
             Op::Mix { gate, x } => {
                 let mut y = vec![T::of(0.0); len];
                 cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], &mut y);
@@ -196,6 +207,22 @@ fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T],
             let mut part = vec![T::of(0.0); out.len()];
             cpu::copy_columns(read(src), w, start, &mut part, width, 0, width, None);
             add_into(out, &part);
+        }
+        Expr::Place { src, start, width } => {
+            let (_, w) = rows_cols(src);
+            debug_assert_eq!(w, width);
+            let wide = out.len() / rows_cols(src).0;
+            let mut part = vec![T::of(0.0); out.len()];
+            cpu::copy_columns(read(src), width, 0, &mut part, wide, start, width, None);
+            add_into(out, &part);
+        }
+        Expr::StitchBlocks { dy, alpha } => {
+            let t = rows_cols(alpha).0;
+            cpu::stitch(read(dy), read(alpha), t, rows_cols(dy).1 / t, out, true, true);
+        }
+        Expr::StitchAlpha { dy, x } => {
+            let t = (out.len() as f64).sqrt().round() as usize;
+            cpu::stitch_grad_alpha(read(dy), read(x), t, rows_cols(x).1 / t, out, true);
         }
         Expr::MixGate { dy, x } => {
             let experts = out.len() / rows_cols(dy).0;

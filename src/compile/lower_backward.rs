@@ -226,6 +226,25 @@ impl Lowering<'_, '_> {
                             kernels::copy_columns(ctx, &src, start, &out, 0, width, None)?
                         }
                     }
+                    Expr::Place { src, start, width } => {
+                        // The slice's gradient in its columns, zero elsewhere: into a zeroed
+                        // buffer, added when the gradient already holds a contribution.
+                        let dst = if acc { ctx.empty(out.shape())? } else { out.clone() };
+                        self.out.push(kernels::fill(ctx, &dst, 0.0)?);
+                        let placed = kernels::copy_columns(ctx, &self.read(src)?, 0, &dst, start, width, None)?;
+                        if acc {
+                            self.out.push(placed);
+                            kernels::axpy(ctx, 1.0, &dst, &out)?
+                        } else {
+                            placed
+                        }
+                    }
+                    Expr::StitchBlocks { dy, alpha } => {
+                        kernels::stitch(ctx, &self.read(dy)?, &self.read(alpha)?, &out, true, acc)?
+                    }
+                    Expr::StitchAlpha { dy, x } => {
+                        kernels::stitch_grad_alpha(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?
+                    }
                     Expr::MixGate { dy, x } => kernels::mix_grad_gate(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
                     Expr::MixBlocks { dy, gate } => {
                         kernels::mix_grad_x(ctx, &self.read(dy)?, &self.read(gate)?, &out, acc)?

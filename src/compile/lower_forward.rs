@@ -60,6 +60,10 @@ pub fn lower(
                 forward.push(kernels::copy_columns(ctx, v(b)?, 0, v(id)?, wa, wb, None)?);
             }
             Op::Mix { gate, x } => forward.push(kernels::mix(ctx, v(gate)?, v(x)?, v(id)?)?),
+            Op::Slice { x, start, width } => {
+                forward.push(kernels::copy_columns(ctx, v(x)?, start, v(id)?, 0, width, None)?)
+            }
+            Op::Stitch { x, alpha } => forward.push(kernels::stitch(ctx, v(x)?, v(alpha)?, v(id)?, false, false)?),
             Op::Loss { logits, labels, mask, kind, task } => {
                 let scratch;
                 let grad = match &mem.node_grads[logits.0] {

@@ -315,6 +315,42 @@ pub fn softmax_rows_backward<T: Real>(y: &[T], dy: &[T], cols: usize, dx: &mut [
     }
 }
 
+/// `stitch`: `y[r, t·D + d] = Σ_s alpha[t, s] · x[r, s·D + d]` for `tasks` blocks of `d`; with
+/// `transpose`, `alpha[s, t]` (the gradient at the blocks), and `accumulate` adds into `y`.
+pub fn stitch<T: Real>(x: &[T], alpha: &[T], tasks: usize, d: usize, y: &mut [T], transpose: bool, accumulate: bool) {
+    let rows = x.len() / (tasks * d).max(1);
+    for r in 0..rows {
+        for t in 0..tasks {
+            for j in 0..d {
+                let mut s = zero::<T>();
+                for k in 0..tasks {
+                    let a = if transpose { alpha[k * tasks + t] } else { alpha[t * tasks + k] };
+                    s += a * x[(r * tasks + k) * d + j];
+                }
+                let o = &mut y[(r * tasks + t) * d + j];
+                *o = if accumulate { *o + s } else { s };
+            }
+        }
+    }
+}
+
+/// `stitch_grad_alpha`: `dalpha[t, s] (+)= Σ_{r, d} dy[r, t·D + d] · x[r, s·D + d]`.
+pub fn stitch_grad_alpha<T: Real>(dy: &[T], x: &[T], tasks: usize, d: usize, dalpha: &mut [T], accumulate: bool) {
+    let rows = x.len() / (tasks * d).max(1);
+    for t in 0..tasks {
+        for k in 0..tasks {
+            let mut s = zero::<T>();
+            for r in 0..rows {
+                for j in 0..d {
+                    s += dy[(r * tasks + t) * d + j] * x[(r * tasks + k) * d + j];
+                }
+            }
+            let o = &mut dalpha[t * tasks + k];
+            *o = if accumulate { *o + s } else { s };
+        }
+    }
+}
+
 /// `mix`: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]` for `experts` blocks of `D` columns.
 pub fn mix<T: Real>(gate: &[T], x: &[T], experts: usize, y: &mut [T]) {
     let d = y.len() / (gate.len() / experts).max(1);

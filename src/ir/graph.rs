@@ -62,6 +62,23 @@ pub enum Op {
         /// Right `[B, nb]`.
         b: NodeId,
     },
+    /// Columns `start..start + width` of `x`.
+    Slice {
+        /// Input `[B, n]`.
+        x: NodeId,
+        /// First column.
+        start: usize,
+        /// How many.
+        width: usize,
+    },
+    /// A cross-stitch unit: `y[r, t·D + d] = Σ_s alpha[t, s] · x[r, s·D + d]`, mixing the T
+    /// blocks of `x` (`[B, T·D]`) by `alpha` (`[T, T]`).
+    Stitch {
+        /// The blocks `[B, T·D]`.
+        x: NodeId,
+        /// The mixing matrix `[T, T]`.
+        alpha: NodeId,
+    },
     /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
     /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
     Mix {
@@ -104,6 +121,13 @@ pub enum Init {
     Uniform(f32),
     /// Every value the same.
     Constant(f32),
+    /// A square matrix with `diag` on its diagonal and `off` elsewhere (cross-stitch units).
+    Diagonal {
+        /// The diagonal's value.
+        diag: f32,
+        /// Every other value.
+        off: f32,
+    },
 }
 
 /// A learnable tensor.
@@ -221,6 +245,24 @@ impl Graph {
         Ok(self.push(Op::Concat { a, b }, vec![sa[0], sa[1] + sb[1]], String::new()))
     }
 
+    /// Columns `start..start + width` of `x` (`[B, n]`).
+    pub fn slice(&mut self, x: NodeId, start: usize, width: usize) -> Result<NodeId> {
+        let s = self.get(x, "slice")?.shape.clone();
+        if s.len() != 2 || width == 0 || start + width > s[1] {
+            return Err(Error::shape("slice", format!("columns {start}..{} of {s:?}", start + width)));
+        }
+        Ok(self.push(Op::Slice { x, start, width }, vec![s[0], width], String::new()))
+    }
+
+    /// The cross-stitch of the T blocks of `x` (`[B, T·D]`) by `alpha` (`[T, T]`).
+    pub fn stitch(&mut self, x: NodeId, alpha: NodeId) -> Result<NodeId> {
+        let (sx, sa) = (self.get(x, "stitch")?.shape.clone(), self.get(alpha, "stitch")?.shape.clone());
+        if sx.len() != 2 || sa.len() != 2 || sa[0] != sa[1] || sa[0] == 0 || sx[1] % sa[0] != 0 {
+            return Err(Error::shape("stitch", format!("alpha {sa:?} over blocks {sx:?} (T×T over T blocks)")));
+        }
+        Ok(self.push(Op::Stitch { x, alpha }, sx, String::new()))
+    }
+
     /// The gated mixture of the E blocks of `x` (`[B, E·D]`) with `gate` (`[B, E]`): `[B, D]`.
     pub fn mix(&mut self, gate: NodeId, x: NodeId) -> Result<NodeId> {
         let (sg, sx) = (self.get(gate, "mix")?.shape.clone(), self.get(x, "mix")?.shape.clone());
@@ -277,7 +319,8 @@ impl Graph {
             Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
             Op::Act { x, .. } => vec![x],
             Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
-            Op::Softmax { x } => vec![x],
+            Op::Softmax { x } | Op::Slice { x, .. } => vec![x],
+            Op::Stitch { x, alpha } => vec![x, alpha],
             Op::Mix { gate, x } => vec![gate, x],
             Op::Loss { logits, labels, mask, .. } => vec![logits, labels, mask],
         }
@@ -332,6 +375,10 @@ impl Graph {
                 match p.init {
                     Init::Uniform(b) => v.iter_mut().for_each(|x| *x = rng.range(-f64::from(b), f64::from(b)) as f32),
                     Init::Constant(c) => v.fill(c),
+                    Init::Diagonal { diag, off } => {
+                        let side = p.shape.first().copied().unwrap_or(1);
+                        v.iter_mut().enumerate().for_each(|(k, x)| *x = if k / side == k % side { diag } else { off });
+                    }
                 }
                 Ok(v)
             })

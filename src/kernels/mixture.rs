@@ -8,9 +8,19 @@ use crate::shaders::Shader;
 
 /// Binds `t` in order (an entry binds only what it uses).
 fn launch(ctx: &Context, entry: &'static str, u: [u32; 4], acc: bool, t: &[&Tensor], n: usize) -> Result<Dispatch> {
-    let c = [("ACCUMULATE", f64::from(u8::from(acc)))];
+    launch_with(ctx, entry, u, &[("ACCUMULATE", f64::from(u8::from(acc)))], t, n)
+}
+
+fn launch_with(
+    ctx: &Context,
+    entry: &'static str,
+    u: [u32; 4],
+    c: &[(&'static str, f64)],
+    t: &[&Tensor],
+    n: usize,
+) -> Result<Dispatch> {
     let g = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
-    let call = t.iter().fold(KernelCall::new(Shader::Mixture, entry, &c).params(u, [0.0; 4]), |k, x| k.bind(x));
+    let call = t.iter().fold(KernelCall::new(Shader::Mixture, entry, c).params(u, [0.0; 4]), |k, x| k.bind(x));
     call.groups(g[0], g[1], g[2]).build(ctx)
 }
 
@@ -63,4 +73,50 @@ pub fn mix_grad_x(ctx: &Context, dy: &Tensor, gate: &Tensor, dx: &Tensor, accumu
     let (rows, e, d) = mixture_dims("mix_grad_x", gate, dx, dy.len())?;
     let n = rows * e * d;
     launch(ctx, "mix_grad_x", [n as u32, e as u32, d as u32, 0], accumulate, &[dy, gate, dx], n)
+}
+
+/// The blocks' count T and width D of a cross-stitch from `alpha` `[T, T]` and `x` `[R, T·D]`.
+fn stitch_dims(op: &'static str, alpha: &Tensor, x: &Tensor) -> Result<(usize, usize, usize)> {
+    let ((t, t2), (rows, w)) = (alpha.dims2(), x.dims2());
+    if t != t2 || t == 0 || w % t != 0 {
+        return Err(Error::shape(op, format!("alpha {:?} over blocks {:?}", alpha.shape(), x.shape())));
+    }
+    Ok((rows, t, w / t))
+}
+
+/// `y[r, t·D + d] (+)= Σ_s alpha[t, s] · x[r, s·D + d]`, or with `transpose` `alpha[s, t]`
+/// (the gradient at the blocks).
+pub fn stitch(
+    ctx: &Context,
+    x: &Tensor,
+    alpha: &Tensor,
+    y: &Tensor,
+    transpose: bool,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (rows, t, d) = stitch_dims("stitch", alpha, x)?;
+    let n = rows * t * d;
+    check_len("stitch", "y", y, n)?;
+    let c = [("ACCUMULATE", f64::from(u8::from(accumulate))), ("TRANSPOSE", f64::from(u8::from(transpose)))];
+    launch_with(ctx, "stitch", [n as u32, t as u32, d as u32, 0], &c, &[alpha, x, y], n)
+}
+
+/// `dalpha[t, s] (+)= Σ_{r, d} dy[r, t·D + d] · x[r, s·D + d]`.
+pub fn stitch_grad_alpha(
+    ctx: &Context,
+    dy: &Tensor,
+    x: &Tensor,
+    dalpha: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (rows, t, d) = stitch_dims("stitch_grad_alpha", dalpha, x)?;
+    check_len("stitch_grad_alpha", "dy", dy, rows * t * d)?;
+    launch(
+        ctx,
+        "stitch_grad_alpha",
+        [(t * t) as u32, t as u32, d as u32, rows as u32],
+        accumulate,
+        &[dy, x, dalpha],
+        t * t,
+    )
 }

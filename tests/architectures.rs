@@ -208,12 +208,12 @@ fn a_mixture_config_validates_and_names_misplaced_keys() {
     let err =
         hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"mmoe\"\ntrunk = [8]\n"), ".".into())
             .unwrap_err();
-    assert!(err.to_string().contains("model.trunk: is a key of hps, not of mmoe"), "{err}");
+    assert!(err.to_string().contains("model.trunk: is a key of hps and cross_stitch, not of mmoe"), "{err}");
     let err = hydra::config::Config::parse("c.toml", &format!("{base}[model]\nexperts = 2\n"), ".".into()).unwrap_err();
     assert!(err.to_string().contains("model.experts"), "{err}");
     let err =
         hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"xyz\"\n"), ".".into()).unwrap_err();
-    assert!(err.to_string().contains("expected hps, mmoe, omoe, cgc or ple"), "{err}");
+    assert!(err.to_string().contains("expected hps, mmoe, omoe, cgc, ple or cross_stitch"), "{err}");
     let parse = |model: &str| hydra::config::Config::parse("c.toml", &format!("{base}[model]\n{model}"), ".".into());
     let ple = parse("arch = \"ple\"\nshared_experts = 3\ntask_experts = 2\nlevels = 3\nexpert = [8]\n").unwrap();
     assert_eq!((ple.arch, ple.shared_experts, ple.task_experts, ple.levels), (Arch::Ple, 3, 2, 3));
@@ -290,10 +290,11 @@ fn ple_passes_finite_difference_gradient_checks() {
     }
 }
 
-/// CGC trains with every method on both targets; PLE of two levels with every method on the
-/// representation, and refuses gradient methods on its parameters, saying why.
+/// CGC and cross-stitch train with every method on both targets; PLE of two levels with
+/// every method on the representation, and refuses gradient methods on its parameters,
+/// saying why.
 #[test]
-fn cgc_and_ple_train_with_every_weighting_method() {
+fn cgc_ple_and_cross_stitch_train_with_every_weighting_method() {
     let (splits, scaling) = data(160, 2);
     let settings = TrainSettings {
         optimizer: hydra::Optimizer::adam(1e-2),
@@ -302,8 +303,8 @@ fn cgc_and_ple_train_with_every_weighting_method() {
         patience: 0,
         ..Default::default()
     };
-    for (arch, levels) in [(Arch::Cgc, 1), (Arch::Ple, 2)] {
-        let mut s = ple_spec(arch, 2, 1, levels);
+    for (arch, levels) in [(Arch::Cgc, 1), (Arch::Ple, 2), (Arch::CrossStitch, 0)] {
+        let mut s = if arch == Arch::CrossStitch { stitch_spec(&[8, 6]) } else { ple_spec(arch, 2, 1, levels) };
         s.inputs = 6;
         for e in hydra::mtl::weighting::registry::REGISTRY {
             for target in if e.targets.is_empty() { vec![Target::Params] } else { e.targets.to_vec() } {
@@ -327,5 +328,58 @@ fn cgc_and_ple_train_with_every_weighting_method() {
                 }
             }
         }
+    }
+}
+
+fn stitch_spec(trunk: &[usize]) -> ModelSpec {
+    let mut s = Trainer::spec_for(5, trunk, &[3], Activation::Tanh, &tasks());
+    s.arch = Arch::CrossStitch;
+    s
+}
+
+#[test]
+fn cross_stitch_names_and_initial_units() {
+    let m = MultiTaskModel::build(&stitch_spec(&[6, 4]), 2).unwrap();
+    let find = |n: &str| m.graph.params.iter().position(|p| p.name == n).unwrap_or_else(|| panic!("{n}"));
+    assert_eq!(m.graph.params[find("columns.b.0.weight")].shape, vec![6, 5]);
+    assert_eq!(m.graph.params[find("columns.c.1.bias")].shape, vec![4]);
+    assert_eq!(m.graph.params[find("stitch.1")].shape, vec![3, 3]);
+    let init = m.graph.init_params(0).unwrap();
+    let s = &init[find("stitch.0")];
+    assert_eq!(s[0], 0.9);
+    assert_eq!(s[1], 0.05, "0.1 / (T − 1) off the diagonal (the paper's choice)");
+    assert_eq!(m.trunk_params, m.graph.params.len() - 3 * 4, "columns and stitches are shared; heads are not");
+}
+
+/// With identity stitch units, each task's column is an independent single-task model: its
+/// loss equals hard sharing's on that task with the column as the trunk, bit for bit.
+#[test]
+fn cross_stitch_with_identity_units_is_independent_single_task_columns() {
+    let cs = MultiTaskModel::build(&stitch_spec(&[6, 4]), 9).unwrap();
+    let mut p: Vec<Vec<f64>> =
+        cs.graph.init_params(3).unwrap().iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect();
+    for (i, q) in cs.graph.params.iter().enumerate() {
+        if q.name.starts_with("stitch.") {
+            p[i] = (0..9).map(|k| if k / 3 == k % 3 { 1.0 } else { 0.0 }).collect();
+        }
+    }
+    let ins = inputs(&cs, 4);
+    let run = gcpu::run(&cs.graph, &p, &ins, &[1.0; 3], false).unwrap();
+    for (t, task) in tasks().iter().enumerate() {
+        let one =
+            MultiTaskModel::build(&Trainer::spec_for(5, &[6, 4], &[3], Activation::Tanh, &[task.clone()]), 9).unwrap();
+        let q: Vec<Vec<f64>> = one
+            .graph
+            .params
+            .iter()
+            .map(|r| {
+                let n = r.name.replacen("trunk.", &format!("columns.{}.", task.name), 1);
+                p[cs.graph.params.iter().position(|s| s.name == n).unwrap()].clone()
+            })
+            .collect();
+        let single =
+            gcpu::run(&one.graph, &q, &[ins[0].clone(), ins[1 + 2 * t].clone(), ins[2 + 2 * t].clone()], &[1.0], false)
+                .unwrap();
+        assert_eq!(single.losses[0], run.losses[t], "task {}", task.name);
     }
 }

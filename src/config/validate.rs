@@ -149,11 +149,14 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
         "omoe" => Arch::Omoe,
         "cgc" => Arch::Cgc,
         "ple" => Arch::Ple,
-        other => return Err(e("model.arch", format!("{other:?} (expected hps, mmoe, omoe, cgc or ple)"))),
+        "cross_stitch" => Arch::CrossStitch,
+        other => {
+            return Err(e("model.arch", format!("{other:?} (expected hps, mmoe, omoe, cgc, ple or cross_stitch)")))
+        }
     };
     use Arch::*;
     let owners: [(&str, bool, &[Arch]); 6] = [
-        ("trunk", m.trunk.is_some(), &[Hps]),
+        ("trunk", m.trunk.is_some(), &[Hps, CrossStitch]),
         ("experts", m.experts.is_some(), &[Mmoe, Omoe]),
         ("expert", m.expert.is_some(), &[Mmoe, Omoe, Cgc, Ple]),
         ("shared_experts", m.shared_experts.is_some(), &[Cgc, Ple]),
@@ -172,9 +175,13 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
         }
         Ok(v)
     };
-    let trunk = if arch == Hps { m.trunk.clone().unwrap_or_else(|| vec![256, 256]) } else { Vec::new() };
-    let expert = if arch == Hps { Vec::new() } else { m.expert.clone().unwrap_or_else(|| vec![64, 32]) };
-    if arch != Hps && expert.is_empty() {
+    let columns = matches!(arch, Hps | CrossStitch);
+    let trunk = if columns { m.trunk.clone().unwrap_or_else(|| vec![256, 256]) } else { Vec::new() };
+    let expert = if columns { Vec::new() } else { m.expert.clone().unwrap_or_else(|| vec![64, 32]) };
+    if arch == CrossStitch && trunk.is_empty() {
+        return Err(e("model.trunk", "cross_stitch needs at least one layer in each column".into()));
+    }
+    if !columns && expert.is_empty() {
         return Err(e("model.expert", "each expert needs at least one layer".into()));
     }
     let experts = if matches!(arch, Mmoe | Omoe) { count("experts", m.experts.unwrap_or(8), 1)? } else { 0 };

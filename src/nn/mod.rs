@@ -1,6 +1,7 @@
 //! Layers built on the autograd graph: [`Linear`] (PyTorch's nn.Linear layout and init) and
 //! [`Mlp`].
 
+mod cross_stitch;
 pub mod model;
 mod moe;
 mod ple;

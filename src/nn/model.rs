@@ -35,6 +35,9 @@ pub enum Arch {
     /// Progressive layered extraction (Tang et al., RecSys 2020): CGC levels stacked; below
     /// the last, a shared gate mixes every expert into the next level's shared input.
     Ple,
+    /// Cross-stitch networks (Misra et al., CVPR 2016): a column per task, their activations
+    /// mixed after each layer by a learned T×T matrix.
+    CrossStitch,
 }
 
 impl Arch {
@@ -46,12 +49,13 @@ impl Arch {
             Arch::Omoe => "omoe",
             Arch::Cgc => "cgc",
             Arch::Ple => "ple",
+            Arch::CrossStitch => "cross_stitch",
         }
     }
 
     /// Whether the tasks share experts through gates.
     pub fn has_experts(self) -> bool {
-        self != Arch::Hps
+        !matches!(self, Arch::Hps | Arch::CrossStitch)
     }
 }
 
@@ -103,6 +107,9 @@ impl ModelSpec {
         if self.tasks.is_empty() {
             return Err(Error::invalid("task", "at least one task is needed"));
         }
+        if self.arch == Arch::CrossStitch && self.trunk.is_empty() {
+            return Err(Error::invalid("model.trunk", "cross_stitch needs at least one layer in each column"));
+        }
         if matches!(self.arch, Arch::Cgc | Arch::Ple) {
             if self.shared_experts + self.task_experts == 0 {
                 return Err(Error::invalid("model.shared_experts", "a level needs at least one expert"));
@@ -137,7 +144,7 @@ impl ModelSpec {
     /// Width of what each head reads: the trunk's output, or an expert's.
     pub fn representation(&self) -> usize {
         match self.arch {
-            Arch::Hps => self.trunk.last().copied().unwrap_or(self.inputs),
+            Arch::Hps | Arch::CrossStitch => self.trunk.last().copied().unwrap_or(self.inputs),
             _ => self.expert.last().copied().unwrap_or(self.inputs),
         }
     }
@@ -178,6 +185,7 @@ impl MultiTaskModel {
             Arch::Hps => {}
             Arch::Mmoe | Arch::Omoe => return super::moe::build(spec, batch),
             Arch::Cgc | Arch::Ple => return super::ple::build(spec, batch),
+            Arch::CrossStitch => return super::cross_stitch::build(spec, batch),
         }
         let mut g = Graph::new();
         let x = g.input("x", &[batch, spec.inputs]);

@@ -366,8 +366,11 @@ fn cross_stitch_with_identity_units_is_independent_single_task_columns() {
     let ins = inputs(&cs, 4);
     let run = gcpu::run(&cs.graph, &p, &ins, &[1.0; 3], false).unwrap();
     for (t, task) in tasks().iter().enumerate() {
-        let one =
-            MultiTaskModel::build(&Trainer::spec_for(5, &[6, 4], &[3], Activation::Tanh, &[task.clone()]), 9).unwrap();
+        let one = MultiTaskModel::build(
+            &Trainer::spec_for(5, &[6, 4], &[3], Activation::Tanh, std::slice::from_ref(task)),
+            9,
+        )
+        .unwrap();
         let q: Vec<Vec<f64>> = one
             .graph
             .params

@@ -1,6 +1,7 @@
 // Activations, shared by matmul.wgsl (its epilogue) and elementwise.wgsl.
 // Hydra prepends this file to those shaders; it also validates on its own.
-// Codes: 0 identity, 1 relu, 2 leaky_relu, 3 gelu (tanh form), 4 sigmoid, 5 tanh.
+// Codes: 0 identity, 1 relu, 2 leaky_relu, 3 gelu (tanh form), 4 sigmoid, 5 tanh,
+// 6 smooth step of width gamma (passed as `slope`): DSelect-k's.
 
 fn stable_tanh(x: f32) -> f32 {
     let e = exp(-2.0 * abs(x));
@@ -14,6 +15,18 @@ fn stable_sigmoid(x: f32) -> f32 {
     return select(e * r, r, x >= 0.0);
 }
 
+// 0 below -g/2, 1 above g/2, a cubic between whose slope is 0 at both ends.
+fn smooth_step(x: f32, g: f32) -> f32 {
+    if x <= -0.5 * g { return 0.0; }
+    if x >= 0.5 * g { return 1.0; }
+    return -2.0 * x * x * x / (g * g * g) + 1.5 * x / g + 0.5;
+}
+
+fn smooth_step_grad(x: f32, g: f32) -> f32 {
+    if x <= -0.5 * g || x >= 0.5 * g { return 0.0; }
+    return -6.0 * x * x / (g * g * g) + 1.5 / g;
+}
+
 const GELU_C: f32 = 0.7978845608028654; // sqrt(2 / pi)
 const GELU_A: f32 = 0.044715;
 
@@ -24,6 +37,7 @@ fn act_apply(kind: u32, x: f32, slope: f32) -> f32 {
         case 3u: { return 0.5 * x * (1.0 + stable_tanh(GELU_C * (x + GELU_A * x * x * x))); }
         case 4u: { return stable_sigmoid(x); }
         case 5u: { return stable_tanh(x); }
+        case 6u: { return smooth_step(x, slope); }
         default: { return x; }
     }
 }
@@ -39,6 +53,7 @@ fn act_grad_from_input(kind: u32, x: f32, slope: f32) -> f32 {
         }
         case 4u: { let s = stable_sigmoid(x); return s * (1.0 - s); }
         case 5u: { let t = stable_tanh(x); return 1.0 - t * t; }
+        case 6u: { return smooth_step_grad(x, slope); }
         default: { return 1.0; }
     }
 }
@@ -75,6 +90,9 @@ fn act_apply4(kind: u32, x: vec4<f32>, slope: f32) -> vec4<f32> {
         case 3u: { return 0.5 * x * (1.0 + stable_tanh4(GELU_C * (x + GELU_A * x * x * x))); }
         case 4u: { return stable_sigmoid4(x); }
         case 5u: { return stable_tanh4(x); }
+        case 6u: {
+            return vec4<f32>(smooth_step(x.x, slope), smooth_step(x.y, slope), smooth_step(x.z, slope), smooth_step(x.w, slope));
+        }
         default: { return x; }
     }
 }
@@ -90,6 +108,11 @@ fn act_grad_from_input4(kind: u32, x: vec4<f32>, slope: f32) -> vec4<f32> {
         }
         case 4u: { let s = stable_sigmoid4(x); return s * (1.0 - s); }
         case 5u: { let t = stable_tanh4(x); return 1.0 - t * t; }
+        case 6u: {
+            return vec4<f32>(
+                smooth_step_grad(x.x, slope), smooth_step_grad(x.y, slope),
+                smooth_step_grad(x.z, slope), smooth_step_grad(x.w, slope));
+        }
         default: { return one; }
     }
 }

@@ -121,6 +121,16 @@ pub fn act_apply<T: Real>(act: Activation, x: T) -> T {
         }
         Activation::Sigmoid => stable_sigmoid(x),
         Activation::Tanh => stable_tanh(x),
+        Activation::SmoothStep(g) => {
+            let (g, h) = (T::of(f64::from(g)), T::of(f64::from(g) / 2.0));
+            if x <= -h {
+                zero()
+            } else if x >= h {
+                one()
+            } else {
+                T::of(-2.0) * x * x * x / (g * g * g) + T::of(1.5) * x / g + T::of(0.5)
+            }
+        }
     }
 }
 
@@ -156,6 +166,14 @@ pub fn act_grad_from_input<T: Real>(act: Activation, x: T) -> T {
         Activation::Tanh => {
             let t = stable_tanh(x);
             one::<T>() - t * t
+        }
+        Activation::SmoothStep(g) => {
+            let (g, h) = (T::of(f64::from(g)), T::of(f64::from(g) / 2.0));
+            if x <= -h || x >= h {
+                zero()
+            } else {
+                T::of(-6.0) * x * x / (g * g * g) + T::of(1.5) / g
+            }
         }
     }
 }

@@ -21,17 +21,21 @@ pub enum Activation {
     Sigmoid,
     /// y = tanh(x).
     Tanh,
+    /// The smooth step of width γ (DSelect-k's, Hazimeh et al. 2021): 0 below −γ/2, 1 above
+    /// γ/2, and −2x³/γ³ + 3x/(2γ) + ½ between (γ > 0).
+    SmoothStep(f32),
 }
 
 impl Activation {
     /// Every activation kind (leaky ReLU with PyTorch's default slope).
-    pub const ALL: [Activation; 6] = [
+    pub const ALL: [Activation; 7] = [
         Activation::Identity,
         Activation::Relu,
         Activation::LeakyRelu(0.01),
         Activation::Gelu,
         Activation::Sigmoid,
         Activation::Tanh,
+        Activation::SmoothStep(1.0),
     ];
 
     /// The code activation.wgsl switches on.
@@ -43,21 +47,23 @@ impl Activation {
             Activation::Gelu => 3,
             Activation::Sigmoid => 4,
             Activation::Tanh => 5,
+            Activation::SmoothStep(_) => 6,
         }
     }
 
-    /// Leaky ReLU's slope (0 for the others).
+    /// Leaky ReLU's slope, or the smooth step's width γ (0 for the others): the value the
+    /// kernels take beside the code.
     pub fn slope(self) -> f32 {
         match self {
-            Activation::LeakyRelu(s) => s,
+            Activation::LeakyRelu(s) | Activation::SmoothStep(s) => s,
             _ => 0.0,
         }
     }
 
-    /// Whether the derivative can be computed from the output alone (all but gelu), so a
-    /// layer need not keep its pre-activation.
+    /// Whether the derivative can be computed from the output alone (all but gelu and the
+    /// smooth step, flat at both ends), so a layer need not keep its pre-activation.
     pub fn grad_from_output(self) -> bool {
-        !matches!(self, Activation::Gelu)
+        !matches!(self, Activation::Gelu | Activation::SmoothStep(_))
     }
 
     /// Parses a name as written in configs: identity, relu, leaky_relu, gelu, sigmoid, tanh.
@@ -69,10 +75,11 @@ impl Activation {
             "gelu" => Activation::Gelu,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
+            "smooth_step" => Activation::SmoothStep(1.0),
             other => {
                 return Err(Error::invalid(
                     "activation",
-                    format!("{other:?} (expected identity, relu, leaky_relu, gelu, sigmoid or tanh)"),
+                    format!("{other:?} (expected identity, relu, leaky_relu, gelu, sigmoid, tanh or smooth_step)"),
                 ))
             }
         })
@@ -80,6 +87,11 @@ impl Activation {
 
     pub(crate) fn check(self) -> Result<()> {
         let s = self.slope();
+        if let Activation::SmoothStep(g) = self {
+            if !(g.is_finite() && g > 0.0) {
+                return Err(Error::invalid("smooth_step gamma", format!("{g} (must be finite and > 0)")));
+            }
+        }
         if !(s.is_finite() && s >= 0.0) {
             return Err(Error::invalid("leaky_relu slope", format!("{s} (must be finite and >= 0)")));
         }

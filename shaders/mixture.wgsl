@@ -8,6 +8,8 @@
 //   mix_grad_x             c[r, e·D + d] (+)= b[r, e] · a[r, d]           a = dy, b = gate; u = (R·E·D, E, D)
 //   stitch                 c[r, t·D + d] (+)= Σ_s α[t, s] · b[r, s·D + d]  a = α [T, T]; u = (R·T·D, T, D); TRANSPOSE: α[s, t]
 //   stitch_grad_alpha      c[t, s] (+)= Σ_{r,d} a[r, t·D + d] · b[r, s·D + d]  a = dy, b = x; u = (T·T, T, D, R)
+//   encode                 b[r, i·E + j] = Π_q (bit_q(j) ? a : 1 − a)[r, i·m + q]   DSelect-k; u = (R·k·E, E, m)
+//   encode_grad            c[r, i·m + q] (+)= Σ_j b[r, i·E + j] · ±Π_{q'≠q}(…)    a = bits, b = dy; u = (R·k·m, E, m)
 // Softmax subtracts each row's maximum first: finite for logits of ±100 and beyond.
 
 struct Params {
@@ -131,6 +133,44 @@ fn stitch_grad_alpha(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         for (var d = 0u; d < d_n; d++) {
             s += a[(r * t_n + t) * d_n + d] * b[(r * t_n + k) * d_n + d];
         }
+    }
+    store(i, s);
+}
+
+fn bit_factor(bits: u32, j: u32, q: u32) -> f32 {
+    let v = a[bits + q];
+    return select(1.0 - v, v, ((j >> q) & 1u) == 1u);
+}
+
+@compute @workgroup_size(WG)
+fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i >= p.u.x { return; }
+    let e_n = p.u.y;
+    let m = p.u.z;
+    let sel = i / e_n; // r·k + i
+    let j = i % e_n;
+    var prod = 1.0;
+    for (var q = 0u; q < m; q++) { prod *= bit_factor(sel * m, j, q); }
+    b[i] = prod;
+}
+
+@compute @workgroup_size(WG)
+fn encode_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i >= p.u.x { return; }
+    let e_n = p.u.y;
+    let m = p.u.z;
+    let sel = i / m;
+    let q = i % m;
+    var s = 0.0;
+    for (var j = 0u; j < e_n; j++) {
+        var rest = 1.0;
+        for (var b2 = 0u; b2 < m; b2++) {
+            if b2 != q { rest *= bit_factor(sel * m, j, b2); }
+        }
+        let g = b[sel * e_n + j] * rest;
+        s += select(-g, g, ((j >> q) & 1u) == 1u);
     }
     store(i, s);
 }

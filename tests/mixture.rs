@@ -256,3 +256,88 @@ fn slice_and_stitch_pass_finite_difference_checks_and_match_on_the_gpu() {
         }
     }
 }
+
+#[test]
+fn dselect_ks_encoding_and_its_gradient_match_the_cpu_and_sum_to_one() {
+    let ctx = ctx();
+    for &(rows, k, experts) in &[(1usize, 1usize, 2usize), (3, 2, 4), (17, 3, 8), (65, 1, 16), (257, 2, 2)] {
+        let m = experts.trailing_zeros() as usize;
+        let mut rng = Rng::new((rows * 13 + k * 7 + experts) as u64);
+        let s = rng.vec_f32(rows * k * m, 0.0, 1.0);
+        let dy = rng.vec_f32(rows * k * experts, -1.0, 1.0);
+        let (gs, gy, gdy) = (
+            ctx.upload(&s, &[rows, k * m]).unwrap(),
+            ctx.empty(&[rows, k * experts]).unwrap(),
+            ctx.upload(&dy, &[rows, k * experts]).unwrap(),
+        );
+        ctx.run(&[&kernels::encode(&ctx, &gs, experts, &gy).unwrap()]).unwrap();
+        let y = ctx.read(&gy).unwrap();
+        let mut want = vec![0.0; rows * k * experts];
+        cpu::encode(&to64(&s), experts, &mut want);
+        assert_close_all(&format!("encode {rows}x{k}x{experts}"), &y, &want, 1e-6);
+        for sel in y.chunks(experts) {
+            let t: f32 = sel.iter().sum();
+            assert!(approx::abs_diff_eq!(t, 1.0, epsilon = 1e-5), "a selector's weights sum to one: {t}");
+        }
+        for acc in [false, true] {
+            let start = rng.vec_f32(rows * k * m, -1.0, 1.0);
+            let gds = ctx.upload(&start, &[rows, k * m]).unwrap();
+            ctx.run(&[&kernels::encode_grad(&ctx, &gdy, &gs, experts, &gds, acc).unwrap()]).unwrap();
+            let mut want = to64(&start);
+            cpu::encode_grad(&to64(&dy), &to64(&s), experts, &mut want, acc);
+            assert_close_all(
+                &format!("encode grad {rows}x{k}x{experts} {acc}"),
+                &ctx.read(&gds).unwrap(),
+                &want,
+                1e-5 * experts as f64,
+            );
+        }
+    }
+}
+
+#[test]
+fn dselect_ks_gate_passes_finite_difference_checks() {
+    // Selector bits through the smooth step, encoded for 4 experts, mixed by the selectors'
+    // softmax weights, the gate mixing two blocks of experts' outputs.
+    let (b, f, k, e, d) = (3, 3, 2, 4, 2);
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, f]);
+    let blocks = g.input("blocks", &[b, e * d]);
+    let ws = g.param("gates.t.selectors.weight", &[k * 2, f], Init::Uniform(0.6));
+    let wa = g.param("gates.t.weights.weight", &[k, f], Init::Uniform(0.6));
+    let bits = g.linear(x, ws, None, Activation::SmoothStep(1.0)).unwrap();
+    let r = g.encode(bits, e).unwrap();
+    let logits = g.linear(x, wa, None, Activation::Identity).unwrap();
+    let sel = g.softmax(logits).unwrap();
+    let gate = g.mix(sel, r).unwrap();
+    let mixed = g.mix(gate, blocks).unwrap();
+    let wo = g.param("heads.t.0.weight", &[1, d], Init::Uniform(0.8));
+    let out = g.linear(mixed, wo, None, Activation::Identity).unwrap();
+    let y = g.input("y", &[b]);
+    let m = g.input("m", &[b]);
+    g.loss(out, y, m, LossKind::Mse, 0).unwrap();
+    let mut rng = Rng::new(21);
+    let inputs: Vec<Vec<f64>> =
+        vec![rng.vec_f32(b * f, -1.0, 1.0), rng.vec_f32(b * e * d, -1.0, 1.0), rng.vec_f32(b, -1.0, 1.0), vec![1.0; b]]
+            .iter()
+            .map(|v| to64(v))
+            .collect();
+    let params: Vec<Vec<f64>> = g.init_params(22).unwrap().iter().map(|p| to64(p)).collect();
+    let grads = gcpu::run(&g, &params, &inputs, &[1.0], true).unwrap().param_grads(&g);
+    let total = |p: &[Vec<f64>]| gcpu::run(&g, p, &inputs, &[1.0], false).unwrap().total(&[1.0]);
+    let h = 1e-6;
+    for (pi, p) in params.iter().enumerate() {
+        for i in 0..p.len() {
+            let (mut up, mut dn) = (params.clone(), params.clone());
+            up[pi][i] += h;
+            dn[pi][i] -= h;
+            let fd = (total(&up) - total(&dn)) / (2.0 * h);
+            assert!(
+                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
+                "{}[{i}]: {fd} vs {}",
+                g.params[pi].name,
+                grads[pi][i]
+            );
+        }
+    }
+}

@@ -89,6 +89,15 @@ pub enum Expr {
         /// The stitched blocks.
         x: Val,
     },
+    /// DSelect-k's encoding's gradient at its bits.
+    EncodeGrad {
+        /// The incoming gradient `[B, k·E]`.
+        dy: Val,
+        /// The bits `[B, k·m]`.
+        s: Val,
+        /// E.
+        experts: usize,
+    },
     /// A mixture's gradient at its gate: `Σ_d dy[r, d] · x[r, e·D + d]`.
     MixGate {
         /// The incoming gradient `[B, D]`.
@@ -189,6 +198,7 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
                 add(x, Expr::StitchBlocks { dy: Val::Grad(id), alpha: Val::Value(alpha) });
                 add(alpha, Expr::StitchAlpha { dy: Val::Grad(id), x: Val::Value(x) });
             }
+            Op::Encode { s, experts } => add(s, Expr::EncodeGrad { dy: Val::Grad(id), s: Val::Value(s), experts }),
             Op::Mix { gate, x } => {
                 add(gate, Expr::MixGate { dy: Val::Grad(id), x: Val::Value(x) });
                 add(x, Expr::MixBlocks { dy: Val::Grad(id), gate: Val::Value(gate) });

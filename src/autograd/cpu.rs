@@ -119,6 +119,11 @@ pub fn run<T: Real>(
                 cpu::stitch(&values[x.0], &values[alpha.0], t, shape[1] / t, &mut y, false, false);
                 values[i] = y;
             }
+            Op::Encode { s, experts } => {
+                let mut y = vec![T::of(0.0); len];
+                cpu::encode(&values[s.0], experts, &mut y);
+                values[i] = y;
+            }
             Op::Mix { gate, x } => {
                 let mut y = vec![T::of(0.0); len];
                 cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], &mut y);
@@ -224,6 +229,7 @@ fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T],
             let t = (out.len() as f64).sqrt().round() as usize;
             cpu::stitch_grad_alpha(read(dy), read(x), t, rows_cols(x).1 / t, out, true);
         }
+        Expr::EncodeGrad { dy, s, experts } => cpu::encode_grad(read(dy), read(s), experts, out, true),
         Expr::MixGate { dy, x } => {
             let experts = out.len() / rows_cols(dy).0;
             cpu::mix_grad_gate(read(dy), read(x), experts, out, true);

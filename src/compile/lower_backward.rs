@@ -245,6 +245,9 @@ impl Lowering<'_, '_> {
                     Expr::StitchAlpha { dy, x } => {
                         kernels::stitch_grad_alpha(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?
                     }
+                    Expr::EncodeGrad { dy, s, experts } => {
+                        kernels::encode_grad(ctx, &self.read(dy)?, &self.read(s)?, experts, &out, acc)?
+                    }
                     Expr::MixGate { dy, x } => kernels::mix_grad_gate(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
                     Expr::MixBlocks { dy, gate } => {
                         kernels::mix_grad_x(ctx, &self.read(dy)?, &self.read(gate)?, &out, acc)?

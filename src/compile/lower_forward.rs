@@ -60,6 +60,7 @@ pub fn lower(
                 forward.push(kernels::copy_columns(ctx, v(b)?, 0, v(id)?, wa, wb, None)?);
             }
             Op::Mix { gate, x } => forward.push(kernels::mix(ctx, v(gate)?, v(x)?, v(id)?)?),
+            Op::Encode { s, experts } => forward.push(kernels::encode(ctx, v(s)?, experts, v(id)?)?),
             Op::Slice { x, start, width } => {
                 forward.push(kernels::copy_columns(ctx, v(x)?, start, v(id)?, 0, width, None)?)
             }

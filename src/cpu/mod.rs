@@ -369,6 +369,35 @@ pub fn stitch_grad_alpha<T: Real>(dy: &[T], x: &[T], tasks: usize, d: usize, dal
     }
 }
 
+/// `encode`: DSelect-k's weights `y[r, i·E + j] = Π_q (bit_q(j) ? s[r, i·m + q] : 1 − s[r, i·m + q])`
+/// for `experts` E = 2^m.
+pub fn encode<T: Real>(s: &[T], experts: usize, y: &mut [T]) {
+    let m = experts.trailing_zeros() as usize;
+    for (bits, out) in s.chunks(m).zip(y.chunks_mut(experts)) {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = (0..m).fold(one::<T>(), |p, q| p * if (j >> q) & 1 == 1 { bits[q] } else { one::<T>() - bits[q] });
+        }
+    }
+}
+
+/// `encode_grad`: `ds[r, i·m + q] (+)= Σ_j dy[r, i·E + j] · ±Π_{q' ≠ q} (…)`, + where bit q of j
+/// is 1.
+pub fn encode_grad<T: Real>(dy: &[T], s: &[T], experts: usize, ds: &mut [T], accumulate: bool) {
+    let m = experts.trailing_zeros() as usize;
+    for ((bits, g), d) in s.chunks(m).zip(dy.chunks(experts)).zip(ds.chunks_mut(m)) {
+        for q in 0..m {
+            let mut acc = zero::<T>();
+            for (j, &gj) in g.iter().enumerate() {
+                let rest = (0..m)
+                    .filter(|&p| p != q)
+                    .fold(one::<T>(), |p, b| p * if (j >> b) & 1 == 1 { bits[b] } else { one::<T>() - bits[b] });
+                acc += if (j >> q) & 1 == 1 { gj * rest } else { -(gj * rest) };
+            }
+            d[q] = if accumulate { d[q] + acc } else { acc };
+        }
+    }
+}
+
 /// `mix`: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]` for `experts` blocks of `D` columns.
 pub fn mix<T: Real>(gate: &[T], x: &[T], experts: usize, y: &mut [T]) {
     let d = y.len() / (gate.len() / experts).max(1);

@@ -79,6 +79,15 @@ pub enum Op {
         /// The mixing matrix `[T, T]`.
         alpha: NodeId,
     },
+    /// DSelect-k's binary encoding: for each of the k selectors, the m = log2(E) smooth-step
+    /// bits `s[r, i·m + q]` give every expert j the weight `Π_q (bit_q(j) ? s : 1 − s)`:
+    /// `y[r, i·E + j]`, `[B, k·E]`.
+    Encode {
+        /// Bits `[B, k·m]`, in [0, 1].
+        s: NodeId,
+        /// E, a power of two.
+        experts: usize,
+    },
     /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
     /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
     Mix {
@@ -263,6 +272,17 @@ impl Graph {
         Ok(self.push(Op::Stitch { x, alpha }, sx, String::new()))
     }
 
+    /// DSelect-k's encoding of the selectors' bits `s` (`[B, k·log2(E)]`) into weights of
+    /// the `experts` (a power of two): `[B, k·E]`.
+    pub fn encode(&mut self, s: NodeId, experts: usize) -> Result<NodeId> {
+        let ss = self.get(s, "encode")?.shape.clone();
+        let m = experts.trailing_zeros() as usize;
+        if !experts.is_power_of_two() || experts < 2 || ss.len() != 2 || ss[1] % m != 0 {
+            return Err(Error::shape("encode", format!("bits {ss:?} for {experts} experts (a power of two ≥ 2)")));
+        }
+        Ok(self.push(Op::Encode { s, experts }, vec![ss[0], ss[1] / m * experts], String::new()))
+    }
+
     /// The gated mixture of the E blocks of `x` (`[B, E·D]`) with `gate` (`[B, E]`): `[B, D]`.
     pub fn mix(&mut self, gate: NodeId, x: NodeId) -> Result<NodeId> {
         let (sg, sx) = (self.get(gate, "mix")?.shape.clone(), self.get(x, "mix")?.shape.clone());
@@ -320,6 +340,7 @@ impl Graph {
             Op::Act { x, .. } => vec![x],
             Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
             Op::Softmax { x } | Op::Slice { x, .. } => vec![x],
+            Op::Encode { s, .. } => vec![s],
             Op::Stitch { x, alpha } => vec![x, alpha],
             Op::Mix { gate, x } => vec![gate, x],
             Op::Loss { logits, labels, mask, .. } => vec![logits, labels, mask],

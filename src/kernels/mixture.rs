@@ -120,3 +120,32 @@ pub fn stitch_grad_alpha(
         t * t,
     )
 }
+
+/// DSelect-k's encoding: `y[r, i·E + j] = Π_q (bit_q(j) ? s : 1 − s)[r, i·m + q]`, E = 2^m.
+pub fn encode(ctx: &Context, s: &Tensor, experts: usize, y: &Tensor) -> Result<Dispatch> {
+    let m = experts.trailing_zeros() as usize;
+    if !experts.is_power_of_two() || m == 0 || s.len() % m != 0 {
+        return Err(Error::shape("encode", format!("bits {:?} for {experts} experts", s.shape())));
+    }
+    let n = s.len() / m * experts;
+    check_len("encode", "y", y, n)?;
+    launch(ctx, "encode", [n as u32, experts as u32, m as u32, 0], false, &[s, y], n)
+}
+
+/// The encoding's gradient at its bits, `ds (+)= …` (see `encode_grad` in the CPU reference).
+pub fn encode_grad(
+    ctx: &Context,
+    dy: &Tensor,
+    s: &Tensor,
+    experts: usize,
+    ds: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let m = experts.trailing_zeros() as usize;
+    if !experts.is_power_of_two() || m == 0 || s.len() % m != 0 {
+        return Err(Error::shape("encode_grad", format!("bits {:?} for {experts} experts", s.shape())));
+    }
+    check_len("encode_grad", "dy", dy, s.len() / m * experts)?;
+    check_len("encode_grad", "ds", ds, s.len())?;
+    launch(ctx, "encode_grad", [s.len() as u32, experts as u32, m as u32, 0], accumulate, &[s, dy, ds], s.len())
+}

@@ -18,7 +18,9 @@ pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, 
 pub use loss::task_loss;
 pub(crate) use matmul::matmul_with;
 pub use matmul::{matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulSpec, MIN_WORKGROUPS};
-pub use mixture::{mix, mix_grad_gate, mix_grad_x, softmax_rows, softmax_rows_backward, stitch, stitch_grad_alpha};
+pub use mixture::{
+    encode, encode_grad, mix, mix_grad_gate, mix_grad_x, softmax_rows, softmax_rows_backward, stitch, stitch_grad_alpha,
+};
 pub use optim::{adam, sgd, Clip};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};

@@ -27,6 +27,7 @@ fn main() -> hydra::Result<()> {
         shared_experts: 0,
         task_experts: 0,
         levels: 0,
+        k: 0,
         inputs: f,
         trunk: vec![64, 64],
         head: vec![],

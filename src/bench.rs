@@ -241,6 +241,7 @@ pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
         shared_experts: 0,
         task_experts: 0,
         levels: 0,
+        k: 0,
         inputs,
         trunk: trunk.to_vec(),
         head: vec![],

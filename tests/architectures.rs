@@ -163,13 +163,14 @@ fn data(n: usize, seed: u64) -> (Splits, Scaling) {
     (Splits { val: train.subset(&[]), test: train.subset(&[]), train }, scaling)
 }
 
-/// MMoE and OMoE train with every weighting method, gradient methods on both targets (the
-/// experts' parameters, or their outputs): every task's loss falls.
+/// MMoE, OMoE and DSelect-k train with every weighting method, gradient methods on both
+/// targets (the experts' parameters, or their outputs): every task's loss falls.
 #[test]
 fn mixtures_train_with_every_kind_of_weighting() {
     let (splits, scaling) = data(160, 1);
-    for arch in [Arch::Mmoe, Arch::Omoe] {
-        let s = spec(arch, 4, &[16], 6);
+    for arch in [Arch::Mmoe, Arch::Omoe, Arch::DselectK] {
+        let mut s = spec(arch, 4, &[16], 6);
+        s.k = 2;
         // Every registered method, on each target it takes (loss weightings on the one).
         let runs = hydra::mtl::weighting::registry::REGISTRY.iter().flat_map(|e| {
             let targets = if e.targets.is_empty() { vec![Target::Params] } else { e.targets.to_vec() };
@@ -213,7 +214,7 @@ fn a_mixture_config_validates_and_names_misplaced_keys() {
     assert!(err.to_string().contains("model.experts"), "{err}");
     let err =
         hydra::config::Config::parse("c.toml", &format!("{base}[model]\narch = \"xyz\"\n"), ".".into()).unwrap_err();
-    assert!(err.to_string().contains("expected hps, mmoe, omoe, cgc, ple or cross_stitch"), "{err}");
+    assert!(err.to_string().contains("expected hps, mmoe, omoe, cgc, ple, cross_stitch or dselect_k"), "{err}");
     let parse = |model: &str| hydra::config::Config::parse("c.toml", &format!("{base}[model]\n{model}"), ".".into());
     let ple = parse("arch = \"ple\"\nshared_experts = 3\ntask_experts = 2\nlevels = 3\nexpert = [8]\n").unwrap();
     assert_eq!((ple.arch, ple.shared_experts, ple.task_experts, ple.levels), (Arch::Ple, 3, 2, 3));
@@ -385,4 +386,42 @@ fn cross_stitch_with_identity_units_is_independent_single_task_columns() {
                 .unwrap();
         assert_eq!(single.losses[0], run.losses[t], "task {}", task.name);
     }
+}
+
+#[test]
+fn dselect_k_names_gates_that_sum_to_one_and_its_config() {
+    let mut s = spec(Arch::DselectK, 4, &[6], 5);
+    s.k = 2;
+    let m = MultiTaskModel::build(&s, 17).unwrap();
+    let shape = |n: &str| m.graph.params.iter().find(|p| p.name == n).unwrap_or_else(|| panic!("{n}")).shape.clone();
+    assert_eq!(shape("gates.a.selectors.weight"), vec![2 * 2, 5], "k selectors of log2(4) bits");
+    assert_eq!(shape("gates.a.weights.weight"), vec![2, 5], "the selectors' weights");
+    assert_eq!(shape("experts.3.0.weight"), vec![6, 5]);
+    // Each task's gate (the first mix of its branch) sums to one per row on the GPU.
+    let init = m.graph.init_params(1).unwrap();
+    let mut g = GpuGraph::new(ctx(), m.graph.clone(), &init, None).unwrap();
+    let ins: Vec<Vec<f32>> = inputs(&m, 2).iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
+    let refs: Vec<&[f32]> = ins.iter().map(Vec::as_slice).collect();
+    g.feed(&refs).unwrap();
+    g.forward().unwrap();
+    let gates: Vec<_> = (0..m.graph.nodes.len())
+        .filter(|&i| matches!(m.graph.nodes[i].op, Op::Mix { .. }) && m.graph.nodes[i].shape == [17, 4])
+        .map(hydra::ir::NodeId)
+        .collect();
+    assert_eq!(gates.len(), 3);
+    for v in g.read_values(&gates).unwrap() {
+        for row in v.chunks(4) {
+            let s: f32 = row.iter().sum();
+            assert!(approx::abs_diff_eq!(s, 1.0, epsilon = 1e-5) && row.iter().all(|&x| x >= 0.0), "{row:?}");
+        }
+    }
+    let base =
+        "[data]\ndataset = \"energy\"\n[[task]]\nname = \"h\"\ntarget = \"heating_load\"\nkind = \"regression\"\n";
+    let parse = |model: &str| hydra::config::Config::parse("c.toml", &format!("{base}[model]\n{model}"), ".".into());
+    let c = parse("arch = \"dselect_k\"\nexperts = 8\nk = 3\nexpert = [4]\n").unwrap();
+    assert_eq!((c.arch, c.experts, c.k), (Arch::DselectK, 8, 3));
+    let err = parse("arch = \"dselect_k\"\nexperts = 6\n").unwrap_err().to_string();
+    assert!(err.contains("model.experts") && err.contains("power of two"), "{err}");
+    let err = parse("arch = \"mmoe\"\nk = 2\n").unwrap_err().to_string();
+    assert!(err.contains("model.k: is a key of dselect_k"), "{err}");
 }

@@ -23,6 +23,7 @@ fn model_of(batch: usize, linear_heads: bool) -> (MultiTaskModel, Vec<Vec<f32>>)
         shared_experts: 0,
         task_experts: 0,
         levels: 0,
+        k: 0,
         inputs: 5,
         trunk: if linear_heads { vec![17, 64] } else { vec![17, 9] },
         head: if linear_heads { vec![] } else { vec![3] },

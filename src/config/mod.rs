@@ -87,6 +87,8 @@ pub struct ModelSection {
     pub task_experts: Option<usize>,
     /// Levels (ple; default 2).
     pub levels: Option<usize>,
+    /// Experts each gate selects (dselect_k; default 2).
+    pub k: Option<usize>,
     /// Head hidden sizes.
     #[serde(default)]
     pub head: Vec<usize>,
@@ -112,6 +114,7 @@ impl Default for ModelSection {
             shared_experts: None,
             task_experts: None,
             levels: None,
+            k: None,
             head: vec![],
             activation: default_activation(),
         }
@@ -250,6 +253,8 @@ pub struct Config {
     pub task_experts: usize,
     /// Levels (ple; 1 for cgc).
     pub levels: usize,
+    /// Experts each gate selects (dselect_k).
+    pub k: usize,
     /// Trunk sizes (hps).
     pub trunk: Vec<usize>,
     /// Head sizes.

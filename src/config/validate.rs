@@ -23,7 +23,7 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
     if tasks.is_empty() {
         return Err(e("task", "at least one [[task]] is needed".into()));
     }
-    let ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, activation } =
+    let ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, k, activation } =
         model(&raw.model, &e)?;
     let train = train(&raw.train, &e)?;
     let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
@@ -37,6 +37,7 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         shared_experts,
         task_experts,
         levels,
+        k,
         trunk,
         head: raw.model.head.clone(),
         activation,
@@ -137,6 +138,7 @@ struct ModelChoice {
     shared_experts: usize,
     task_experts: usize,
     levels: usize,
+    k: usize,
     activation: Activation,
 }
 
@@ -150,15 +152,20 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
         "cgc" => Arch::Cgc,
         "ple" => Arch::Ple,
         "cross_stitch" => Arch::CrossStitch,
+        "dselect_k" => Arch::DselectK,
         other => {
-            return Err(e("model.arch", format!("{other:?} (expected hps, mmoe, omoe, cgc, ple or cross_stitch)")))
+            return Err(e(
+                "model.arch",
+                format!("{other:?} (expected hps, mmoe, omoe, cgc, ple, cross_stitch or dselect_k)"),
+            ))
         }
     };
     use Arch::*;
-    let owners: [(&str, bool, &[Arch]); 6] = [
+    let owners: [(&str, bool, &[Arch]); 7] = [
         ("trunk", m.trunk.is_some(), &[Hps, CrossStitch]),
-        ("experts", m.experts.is_some(), &[Mmoe, Omoe]),
-        ("expert", m.expert.is_some(), &[Mmoe, Omoe, Cgc, Ple]),
+        ("experts", m.experts.is_some(), &[Mmoe, Omoe, DselectK]),
+        ("expert", m.expert.is_some(), &[Mmoe, Omoe, Cgc, Ple, DselectK]),
+        ("k", m.k.is_some(), &[DselectK]),
         ("shared_experts", m.shared_experts.is_some(), &[Cgc, Ple]),
         ("task_experts", m.task_experts.is_some(), &[Cgc, Ple]),
         ("levels", m.levels.is_some(), &[Ple]),
@@ -184,7 +191,11 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
     if !columns && expert.is_empty() {
         return Err(e("model.expert", "each expert needs at least one layer".into()));
     }
-    let experts = if matches!(arch, Mmoe | Omoe) { count("experts", m.experts.unwrap_or(8), 1)? } else { 0 };
+    let experts = if matches!(arch, Mmoe | Omoe | DselectK) { count("experts", m.experts.unwrap_or(8), 1)? } else { 0 };
+    if arch == DselectK && (experts < 2 || !experts.is_power_of_two()) {
+        return Err(e("model.experts", format!("{experts} (dselect_k encodes experts in bits: a power of two ≥ 2)")));
+    }
+    let k = if arch == DselectK { count("k", m.k.unwrap_or(2), 1)? } else { 0 };
     let (shared_experts, task_experts) = if matches!(arch, Cgc | Ple) {
         (
             count("shared_experts", m.shared_experts.unwrap_or(2), 0)?,
@@ -211,7 +222,7 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
     layers("expert", &expert)?;
     layers("head", &m.head)?;
     let activation = Activation::parse(&m.activation).map_err(|err| e("model.activation", err.to_string()))?;
-    Ok(ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, activation })
+    Ok(ModelChoice { arch, trunk, experts, expert, shared_experts, task_experts, levels, k, activation })
 }
 
 /// `[train]`: the optimizer and the run's length and settings.

@@ -101,6 +101,7 @@ pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
     spec.shared_experts = cfg.shared_experts;
     spec.task_experts = cfg.task_experts;
     spec.levels = cfg.levels;
+    spec.k = cfg.k;
     spec
 }
 

@@ -38,6 +38,9 @@ pub enum Arch {
     /// Cross-stitch networks (Misra et al., CVPR 2016): a column per task, their activations
     /// mixed after each layer by a learned T×T matrix.
     CrossStitch,
+    /// DSelect-k (Hazimeh et al., NeurIPS 2021): MMoE whose gates select k experts through
+    /// smooth-step binary encodings.
+    DselectK,
 }
 
 impl Arch {
@@ -50,6 +53,7 @@ impl Arch {
             Arch::Cgc => "cgc",
             Arch::Ple => "ple",
             Arch::CrossStitch => "cross_stitch",
+            Arch::DselectK => "dselect_k",
         }
     }
 
@@ -80,6 +84,9 @@ pub struct ModelSpec {
     /// Levels (ple; cgc is one).
     #[serde(default)]
     pub levels: usize,
+    /// Experts each task's gate selects (dselect_k).
+    #[serde(default)]
+    pub k: usize,
     /// Input features.
     pub inputs: usize,
     /// Hidden sizes of the shared trunk (empty: heads read the inputs).
@@ -119,6 +126,12 @@ impl ModelSpec {
             }
         }
         if self.arch.has_experts() {
+            if self.arch == Arch::DselectK && (self.experts < 2 || !self.experts.is_power_of_two() || self.k == 0) {
+                return Err(Error::invalid(
+                    "model.experts",
+                    "dselect_k needs a power of two of at least 2 experts and k ≥ 1",
+                ));
+            }
             if matches!(self.arch, Arch::Mmoe | Arch::Omoe) && self.experts == 0 {
                 return Err(Error::invalid("model.experts", "a mixture needs at least one expert"));
             }
@@ -183,7 +196,7 @@ impl MultiTaskModel {
         }
         match spec.arch {
             Arch::Hps => {}
-            Arch::Mmoe | Arch::Omoe => return super::moe::build(spec, batch),
+            Arch::Mmoe | Arch::Omoe | Arch::DselectK => return super::moe::build(spec, batch),
             Arch::Cgc | Arch::Ple => return super::ple::build(spec, batch),
             Arch::CrossStitch => return super::cross_stitch::build(spec, batch),
         }

@@ -5,6 +5,12 @@
 //! Tensor names: `experts.{e}.{i}.weight` / `.bias` (`[out, in]`, i counting the expert's
 //! Linear layers), `gates.{task}.weight` (`[experts, inputs]`) / `.bias` for MMoE, or
 //! `gate.weight` / `gate.bias` for OMoE, and `heads.{task}.{j}.*` as with hard sharing.
+//!
+//! DSelect-k (Hazimeh et al., NeurIPS 2021, per-example gates as in
+//! google-research/dselect_k_moe) replaces each task's softmax gate by k selectors: their bits
+//! `S(gates.{task}.selectors(x))` (`[k·log2 E, inputs]`; S the smooth step of width 1) weight
+//! every expert by the product of its code's bits, and `softmax(gates.{task}.weights(x))`
+//! (`[k, inputs]`) mixes the selectors. The paper's entropy regulariser is not applied.
 
 use super::model::{head, Arch, ModelSpec, MultiTaskModel};
 use super::{Linear, Mlp};
@@ -37,9 +43,10 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut logits = Vec::new();
     let mut losses = Vec::new();
     for (t, task) in spec.tasks.iter().enumerate() {
-        let gt = match shared_gate {
-            Some(gt) => gt,
-            None => gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
+        let gt = match (shared_gate, spec.arch) {
+            (Some(gt), _) => gt,
+            (None, Arch::DselectK) => dselect_gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
+            (None, _) => gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
         };
         let mixed = g.mix(gt, z)?;
         let (out, loss) = head(&mut g, spec, t, mixed, batch)?;
@@ -47,6 +54,19 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
         losses.push(loss);
     }
     Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
+}
+
+/// DSelect-k's gate: k selectors' smooth-step bits encode weights over the experts, mixed by
+/// the selectors' softmax weights; each row sums to one.
+fn dselect_gate(g: &mut Graph, name: &str, spec: &ModelSpec, x: NodeId) -> Result<NodeId> {
+    let m = spec.experts.trailing_zeros() as usize;
+    let selectors = Linear::new(g, &format!("{name}.selectors"), spec.inputs, spec.k * m);
+    let bits = selectors.forward(g, x, Activation::SmoothStep(1.0))?;
+    let codes = g.encode(bits, spec.experts)?;
+    let weights = Linear::new(g, &format!("{name}.weights"), spec.inputs, spec.k);
+    let w = weights.forward(g, x, Activation::Identity)?;
+    let w = g.softmax(w)?;
+    g.mix(w, codes)
 }
 
 /// A softmax gate over the experts: `softmax(x·Wᵀ + b)`, `{name}.weight` `[experts, inputs]`.

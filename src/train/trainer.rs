@@ -206,6 +206,7 @@ impl Trainer {
             shared_experts: 0,
             task_experts: 0,
             levels: 0,
+            k: 0,
             inputs,
             trunk: trunk.to_vec(),
             head: head.to_vec(),

@@ -385,7 +385,7 @@ pub fn encode<T: Real>(s: &[T], experts: usize, y: &mut [T]) {
 pub fn encode_grad<T: Real>(dy: &[T], s: &[T], experts: usize, ds: &mut [T], accumulate: bool) {
     let m = experts.trailing_zeros() as usize;
     for ((bits, g), d) in s.chunks(m).zip(dy.chunks(experts)).zip(ds.chunks_mut(m)) {
-        for q in 0..m {
+        for (q, dq) in d.iter_mut().enumerate() {
             let mut acc = zero::<T>();
             for (j, &gj) in g.iter().enumerate() {
                 let rest = (0..m)
@@ -393,7 +393,7 @@ pub fn encode_grad<T: Real>(dy: &[T], s: &[T], experts: usize, ds: &mut [T], acc
                     .fold(one::<T>(), |p, b| p * if (j >> b) & 1 == 1 { bits[b] } else { one::<T>() - bits[b] });
                 acc += if (j >> q) & 1 == 1 { gj * rest } else { -(gj * rest) };
             }
-            d[q] = if accumulate { d[q] + acc } else { acc };
+            *dq = if accumulate { *dq + acc } else { acc };
         }
     }
 }

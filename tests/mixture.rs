@@ -318,7 +318,7 @@ fn dselect_ks_gate_passes_finite_difference_checks() {
     g.loss(out, y, m, LossKind::Mse, 0).unwrap();
     let mut rng = Rng::new(21);
     let inputs: Vec<Vec<f64>> =
-        vec![rng.vec_f32(b * f, -1.0, 1.0), rng.vec_f32(b * e * d, -1.0, 1.0), rng.vec_f32(b, -1.0, 1.0), vec![1.0; b]]
+        [rng.vec_f32(b * f, -1.0, 1.0), rng.vec_f32(b * e * d, -1.0, 1.0), rng.vec_f32(b, -1.0, 1.0), vec![1.0; b]]
             .iter()
             .map(|v| to64(v))
             .collect();

@@ -48,28 +48,47 @@ pub fn run<T: Real>(
     weights: &[T],
     backward: bool,
 ) -> Result<CpuRun<T>> {
-    let n = g.nodes.len();
     let input_ids = g.inputs();
     if inputs.len() != input_ids.len() || params.len() != g.params.len() || weights.len() < g.tasks() {
         return Err(Error::shape("graph run", "wrong number of inputs, parameters or weights"));
     }
-    let mut values: Vec<Vec<T>> = vec![Vec::new(); n];
-    let mut pre: Vec<Vec<T>> = vec![Vec::new(); n];
-    let mut seeds: Vec<Vec<T>> = vec![Vec::new(); n]; // loss node → gradient of its logits
-    let mut losses = vec![T::of(0.0); g.tasks()];
-    for (k, id) in input_ids.iter().enumerate() {
-        values[id.0] = inputs[k].clone();
+    let fwd = forward(g, params, inputs, weights)?;
+    let grads = if backward { backward_pass(g, &fwd) } else { vec![Vec::new(); g.nodes.len()] };
+    Ok(CpuRun { values: fwd.values, pre: fwd.pre, grads, losses: fwd.losses })
+}
+
+/// What the forward pass leaves for the backward pass.
+struct Forward<T> {
+    values: Vec<Vec<T>>,
+    /// Pre-activation of Linear nodes (empty elsewhere).
+    pre: Vec<Vec<T>>,
+    /// Loss node → the gradient of its (weighted) loss at its logits.
+    seeds: Vec<Vec<T>>,
+    losses: Vec<T>,
+}
+
+/// Interprets every node in order (the graph is topologically sorted).
+fn forward<T: Real>(g: &Graph, params: &[Vec<T>], inputs: &[Vec<T>], weights: &[T]) -> Result<Forward<T>> {
+    let n = g.nodes.len();
+    let mut f = Forward {
+        values: vec![Vec::new(); n],
+        pre: vec![Vec::new(); n],
+        seeds: vec![Vec::new(); n],
+        losses: vec![T::of(0.0); g.tasks()],
+    };
+    for (k, id) in g.inputs().iter().enumerate() {
+        f.values[id.0] = inputs[k].clone();
     }
     for i in 0..n {
         let shape = &g.nodes[i].shape;
         let len: usize = shape.iter().product();
-        match g.nodes[i].op {
-            Op::Input => {
-                if values[i].len() != len {
-                    return Err(Error::shape("graph run", format!("input {} needs {len} values", g.nodes[i].name)));
-                }
+        let values = &f.values;
+        let y = match g.nodes[i].op {
+            Op::Input if values[i].len() != len => {
+                return Err(Error::shape("graph run", format!("input {} needs {len} values", g.nodes[i].name)));
             }
-            Op::Param(p) => values[i] = params[p].clone(),
+            Op::Input => continue,
+            Op::Param(p) => params[p].clone(),
             Op::Linear { x, w, b, act } => {
                 let (m, k) = (g.shape(x)[0], g.shape(x)[1]);
                 let s = MatmulShape { m, n: shape[1], k };
@@ -78,56 +97,8 @@ pub fn run<T: Real>(
                 cpu::matmul(&values[x.0], &values[w.0], bias, &mut z, s, false, true, Activation::Identity, false);
                 let mut y = vec![T::of(0.0); len];
                 cpu::act_forward(act, &z, &mut y);
-                pre[i] = z;
-                values[i] = y;
-            }
-            Op::Act { x, act } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::act_forward(act, &values[x.0], &mut y);
-                values[i] = y;
-            }
-            Op::Add { a, b } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::add(&values[a.0], &values[b.0], &mut y);
-                values[i] = y;
-            }
-            Op::Mul { a, b } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::mul(&values[a.0], &values[b.0], &mut y, false);
-                values[i] = y;
-            }
-            Op::Softmax { x } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::softmax_rows(&values[x.0], shape[1], &mut y);
-                values[i] = y;
-            }
-            Op::Concat { a, b } => {
-                let (wa, wb) = (g.shape(a)[1], g.shape(b)[1]);
-                let mut y = vec![T::of(0.0); len];
-                cpu::copy_columns(&values[a.0], wa, 0, &mut y, wa + wb, 0, wa, None);
-                cpu::copy_columns(&values[b.0], wb, 0, &mut y, wa + wb, wa, wb, None);
-                values[i] = y;
-            }
-            Op::Slice { x, start, width } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::copy_columns(&values[x.0], g.shape(x)[1], start, &mut y, width, 0, width, None);
-                values[i] = y;
-            }
-            Op::Stitch { x, alpha } => {
-                let mut y = vec![T::of(0.0); len];
-                let t = g.shape(alpha)[0];
-                cpu::stitch(&values[x.0], &values[alpha.0], t, shape[1] / t, &mut y, false, false);
-                values[i] = y;
-            }
-            Op::Encode { s, experts } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::encode(&values[s.0], experts, &mut y);
-                values[i] = y;
-            }
-            Op::Mix { gate, x } => {
-                let mut y = vec![T::of(0.0); len];
-                cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], &mut y);
-                values[i] = y;
+                f.pre[i] = z;
+                y
             }
             Op::Loss { logits, labels, mask, kind, task } => {
                 let mut grad = vec![T::of(0.0); values[logits.0].len()];
@@ -139,47 +110,81 @@ pub fn run<T: Real>(
                     weights[task],
                     &mut grad,
                 );
-                losses[task] = l;
-                values[i] = vec![l];
-                seeds[i] = grad;
+                f.losses[task] = l;
+                f.seeds[i] = grad;
+                vec![l]
+            }
+            op => {
+                let mut y = vec![T::of(0.0); len];
+                elementwise(g, op, shape.get(1).copied().unwrap_or(1), values, &mut y);
+                y
+            }
+        };
+        f.values[i] = y;
+    }
+    Ok(f)
+}
+
+/// The value of a node that is a pure function of other nodes' values (no parameters, no
+/// pre-activation, no loss), written into `y`; `cols` is the node's width.
+fn elementwise<T: Real>(g: &Graph, op: Op, cols: usize, values: &[Vec<T>], y: &mut [T]) {
+    match op {
+        Op::Act { x, act } => cpu::act_forward(act, &values[x.0], y),
+        Op::Add { a, b } => cpu::add(&values[a.0], &values[b.0], y),
+        Op::Mul { a, b } => cpu::mul(&values[a.0], &values[b.0], y, false),
+        Op::Softmax { x } => cpu::softmax_rows(&values[x.0], cols, y),
+        Op::Concat { a, b } => {
+            let (wa, wb) = (g.shape(a)[1], g.shape(b)[1]);
+            cpu::copy_columns(&values[a.0], wa, 0, y, wa + wb, 0, wa, None);
+            cpu::copy_columns(&values[b.0], wb, 0, y, wa + wb, wa, wb, None);
+        }
+        Op::Slice { x, start, width } => {
+            cpu::copy_columns(&values[x.0], g.shape(x)[1], start, y, width, 0, width, None)
+        }
+        Op::Stitch { x, alpha } => {
+            let t = g.shape(alpha)[0];
+            cpu::stitch(&values[x.0], &values[alpha.0], t, cols / t, y, false, false);
+        }
+        Op::Encode { s, experts } => cpu::encode(&values[s.0], experts, y),
+        Op::Mix { gate, x } => cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], y),
+        Op::Input | Op::Param(_) | Op::Linear { .. } | Op::Loss { .. } => {
+            unreachable!("{op:?} is interpreted by forward()")
+        }
+    }
+}
+
+/// Interprets the steps of [`backward::derive()`]: each node's gradient of Σ_t w_t·L_t.
+fn backward_pass<T: Real>(g: &Graph, f: &Forward<T>) -> Vec<Vec<T>> {
+    let n = g.nodes.len();
+    let need = g.needs_grad();
+    let mut grads: Vec<Vec<T>> =
+        (0..n).map(|i| if need[i] { vec![T::of(0.0); f.values[i].len()] } else { Vec::new() }).collect();
+    // Gradients at Linear nodes' pre-activations, by node.
+    let mut pre_grads: Vec<Vec<T>> = vec![Vec::new(); n];
+    for step in backward::derive(g) {
+        match step {
+            Step::PreGrad { of, act } => {
+                let mut dz = vec![T::of(0.0); grads[of.0].len()];
+                cpu::act_backward(act, &grads[of.0], &f.pre[of.0], false, &mut dz, false);
+                pre_grads[of.0] = dz;
+            }
+            Step::Add { dst, expr, .. } => {
+                // A step never reads the gradient it adds to (it reads its own node's).
+                let mut out = std::mem::take(&mut grads[dst.0]);
+                let read = |v: Val| -> &[T] {
+                    match v {
+                        Val::Value(id) => &f.values[id.0],
+                        Val::Grad(id) => &grads[id.0],
+                        Val::PreGrad(id) if pre_grads[id.0].is_empty() => &grads[id.0],
+                        Val::PreGrad(id) => &pre_grads[id.0],
+                    }
+                };
+                contribute(g, expr, &read, &f.seeds, &mut out);
+                grads[dst.0] = out;
             }
         }
     }
-    let mut grads: Vec<Vec<T>> = vec![Vec::new(); n];
-    if backward {
-        let need = g.needs_grad();
-        for i in 0..n {
-            if need[i] {
-                grads[i] = vec![T::of(0.0); values[i].len()];
-            }
-        }
-        // Gradients at Linear nodes' pre-activations, by node.
-        let mut pre_grads: Vec<Vec<T>> = vec![Vec::new(); n];
-        for step in backward::derive(g) {
-            match step {
-                Step::PreGrad { of, act } => {
-                    let mut dz = vec![T::of(0.0); grads[of.0].len()];
-                    cpu::act_backward(act, &grads[of.0], &pre[of.0], false, &mut dz, false);
-                    pre_grads[of.0] = dz;
-                }
-                Step::Add { dst, expr, .. } => {
-                    // A step never reads the gradient it adds to (it reads its own node's).
-                    let mut out = std::mem::take(&mut grads[dst.0]);
-                    let read = |v: Val| -> &[T] {
-                        match v {
-                            Val::Value(id) => &values[id.0],
-                            Val::Grad(id) => &grads[id.0],
-                            Val::PreGrad(id) if pre_grads[id.0].is_empty() => &grads[id.0],
-                            Val::PreGrad(id) => &pre_grads[id.0],
-                        }
-                    };
-                    contribute(g, expr, &read, &seeds, &mut out);
-                    grads[dst.0] = out;
-                }
-            }
-        }
-    }
-    Ok(CpuRun { values, pre, grads, losses })
+    grads
 }
 
 /// Adds one backward contribution to `out` (a gradient, accumulated in place).

@@ -20,23 +20,11 @@ fn main() -> hydra::Result<()> {
     let y: Vec<f32> = (0..n).map(|r| x[r * f] * 2.0 + x[r * f + 1] * x[r * f + 2]).collect();
     let class: Vec<f32> = (0..n).map(|r| (((x[r * f] + 1.0) * 1.5) as usize).min(2) as f32).collect();
 
-    let spec = ModelSpec {
-        arch: hydra::nn::Arch::Hps,
-        experts: 0,
-        expert: vec![],
-        shared_experts: 0,
-        task_experts: 0,
-        levels: 0,
-        k: 0,
-        inputs: f,
-        trunk: vec![64, 64],
-        head: vec![],
-        activation: Activation::Gelu,
-        tasks: vec![
-            TaskSpec { name: "value".into(), loss: LossKind::Huber { delta: 1.0 } },
-            TaskSpec { name: "class".into(), loss: LossKind::CrossEntropy { classes: 3 } },
-        ],
-    };
+    let tasks = vec![
+        TaskSpec { name: "value".into(), loss: LossKind::Huber { delta: 1.0 } },
+        TaskSpec { name: "class".into(), loss: LossKind::CrossEntropy { classes: 3 } },
+    ];
+    let spec = ModelSpec::hard_sharing(f, &[64, 64], &[], Activation::Gelu, tasks);
     let model = MultiTaskModel::build(&spec, batch)?;
     let init = model.graph.init_params(7)?;
     // Compiled once: every later step is one queue submit, nothing read back.

@@ -234,24 +234,9 @@ pub fn peer_model(inputs: usize, trunk: &[usize]) -> crate::nn::ModelSpec {
     use crate::ir::LossKind;
     use crate::nn::{ModelSpec, TaskSpec};
     let task = |name: &str, loss| TaskSpec { name: name.into(), loss };
-    ModelSpec {
-        arch: crate::nn::Arch::Hps,
-        experts: 0,
-        expert: vec![],
-        shared_experts: 0,
-        task_experts: 0,
-        levels: 0,
-        k: 0,
-        inputs,
-        trunk: trunk.to_vec(),
-        head: vec![],
-        activation: Activation::Relu,
-        tasks: vec![
-            task("a", LossKind::Mse),
-            task("b", LossKind::Mse),
-            task("c", LossKind::CrossEntropy { classes: 10 }),
-        ],
-    }
+    let tasks =
+        vec![task("a", LossKind::Mse), task("b", LossKind::Mse), task("c", LossKind::CrossEntropy { classes: 10 })];
+    ModelSpec::hard_sharing(inputs, trunk, &[], Activation::Relu, tasks)
 }
 
 /// One training step (upload a batch, forward, backward, Adam; one submit) of `spec` at

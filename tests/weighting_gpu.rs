@@ -16,24 +16,13 @@ use hydra::{Activation, LossKind, Optimizer};
 /// Heads with a hidden layer of 3 on a trunk of 17-9, or, `linear_heads`, linear heads on a
 /// trunk of 17-64 (which the GPU runs as one product: their weights fit its alignment).
 fn model_of(batch: usize, linear_heads: bool) -> (MultiTaskModel, Vec<Vec<f32>>) {
-    let spec = ModelSpec {
-        arch: hydra::nn::Arch::Hps,
-        experts: 0,
-        expert: vec![],
-        shared_experts: 0,
-        task_experts: 0,
-        levels: 0,
-        k: 0,
-        inputs: 5,
-        trunk: if linear_heads { vec![17, 64] } else { vec![17, 9] },
-        head: if linear_heads { vec![] } else { vec![3] },
-        activation: Activation::Tanh,
-        tasks: vec![
-            TaskSpec { name: "a".into(), loss: LossKind::Mse },
-            TaskSpec { name: "b".into(), loss: LossKind::Bce },
-            TaskSpec { name: "c".into(), loss: LossKind::CrossEntropy { classes: 4 } },
-        ],
-    };
+    let (trunk, head): (&[usize], &[usize]) = if linear_heads { (&[17, 64], &[]) } else { (&[17, 9], &[3]) };
+    let tasks = vec![
+        TaskSpec { name: "a".into(), loss: LossKind::Mse },
+        TaskSpec { name: "b".into(), loss: LossKind::Bce },
+        TaskSpec { name: "c".into(), loss: LossKind::CrossEntropy { classes: 4 } },
+    ];
+    let spec = ModelSpec::hard_sharing(5, trunk, head, Activation::Tanh, tasks);
     let m = MultiTaskModel::build(&spec, batch).unwrap();
     let mut rng = Rng::new(8);
     let mut inputs = vec![rng.vec_f32(batch * 5, -1.0, 1.0)];

@@ -100,6 +100,31 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Hard parameter sharing: a trunk of `trunk` hidden sizes under one head per task, each
+    /// with `head` hidden layers before its output layer.
+    pub fn hard_sharing(
+        inputs: usize,
+        trunk: &[usize],
+        head: &[usize],
+        activation: Activation,
+        tasks: Vec<TaskSpec>,
+    ) -> ModelSpec {
+        ModelSpec {
+            arch: Arch::Hps,
+            experts: 0,
+            expert: vec![],
+            shared_experts: 0,
+            task_experts: 0,
+            levels: 0,
+            k: 0,
+            inputs,
+            trunk: trunk.to_vec(),
+            head: head.to_vec(),
+            activation,
+            tasks,
+        }
+    }
+
     /// Rejects impossible sizes and duplicate task names.
     pub fn check(&self) -> Result<()> {
         if self.inputs == 0 {

@@ -199,20 +199,8 @@ impl Trainer {
         activation: crate::Activation,
         tasks: &[TaskDef],
     ) -> ModelSpec {
-        ModelSpec {
-            arch: crate::nn::Arch::Hps,
-            experts: 0,
-            expert: vec![],
-            shared_experts: 0,
-            task_experts: 0,
-            levels: 0,
-            k: 0,
-            inputs,
-            trunk: trunk.to_vec(),
-            head: head.to_vec(),
-            activation,
-            tasks: tasks.iter().map(|t| TaskSpec { name: t.name.clone(), loss: t.loss }).collect(),
-        }
+        let tasks = tasks.iter().map(|t| TaskSpec { name: t.name.clone(), loss: t.loss }).collect();
+        ModelSpec::hard_sharing(inputs, trunk, head, activation, tasks)
     }
 
     /// The context.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::ctx;
+use common::{check_grads_fd, ctx};
 use hydra::autograd::cpu as gcpu;
 use hydra::cpu::Rng;
 use hydra::ir::Op;
@@ -272,23 +272,7 @@ fn ple_passes_finite_difference_gradient_checks() {
         m.graph.init_params(10).unwrap().iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect();
     let ins = inputs(&m, 11);
     let w = [1.0, 0.5, 2.0];
-    let grads = gcpu::run(&m.graph, &p, &ins, &w, true).unwrap().param_grads(&m.graph);
-    let total = |q: &[Vec<f64>]| gcpu::run(&m.graph, q, &ins, &w, false).unwrap().total(&w);
-    let h = 1e-6;
-    for (pi, v) in p.iter().enumerate() {
-        for i in (0..v.len()).step_by(1 + v.len() / 3) {
-            let (mut up, mut dn) = (p.clone(), p.clone());
-            up[pi][i] += h;
-            dn[pi][i] -= h;
-            let fd = (total(&up) - total(&dn)) / (2.0 * h);
-            assert!(
-                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
-                "{}[{i}]: {fd} vs {}",
-                m.graph.params[pi].name,
-                grads[pi][i]
-            );
-        }
-    }
+    check_grads_fd("ple", &m.graph, &p, &ins, &w, Some(3));
 }
 
 /// CGC and cross-stitch train with every method on both targets; PLE of two levels with

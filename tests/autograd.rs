@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, ctx, to64};
+use common::{assert_close, check_grads_fd, ctx, to64};
 use hydra::autograd::{cpu as gcpu, Graph, Init};
 use hydra::cpu::Rng;
 use hydra::nn::Mlp;
@@ -44,25 +44,7 @@ fn fd_check(g: &Graph, inputs: &[Vec<f32>], seed: u64, what: &str) {
     let params: Vec<Vec<f64>> = g.init_params(seed).unwrap().iter().map(|p| to64(p)).collect();
     let inputs: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
     let w: Vec<f64> = (0..g.tasks()).map(|t| 0.5 + t as f64).collect();
-    let run = gcpu::run(g, &params, &inputs, &w, true).unwrap();
-    let grads = run.param_grads(g);
-    let h = 1e-6;
-    let total = |p: &[Vec<f64>]| gcpu::run(g, p, &inputs, &w, false).unwrap().total(&w);
-    for (pi, p) in params.iter().enumerate() {
-        for i in (0..p.len()).step_by(1 + p.len() / 7) {
-            let mut up = params.clone();
-            up[pi][i] += h;
-            let mut dn = params.clone();
-            dn[pi][i] -= h;
-            let fd = (total(&up) - total(&dn)) / (2.0 * h);
-            let an = grads[pi][i];
-            assert!(
-                approx::relative_eq!(fd, an, epsilon = 1e-6, max_relative = 1e-5),
-                "{what}: d/d {}[{i}]: finite difference {fd} vs backward {an}",
-                g.params[pi].name
-            );
-        }
-    }
+    check_grads_fd(what, g, &params, &inputs, &w, Some(7));
 }
 
 #[test]

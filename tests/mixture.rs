@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close_all, ctx, to64};
+use common::{assert_close_all, check_grads_fd, ctx, to64};
 use hydra::autograd::{cpu as gcpu, Graph, Init};
 use hydra::cpu::{self, Rng};
 use hydra::{kernels, Activation, GpuGraph, LossKind};
@@ -117,24 +117,7 @@ fn softmax_concat_and_mix_pass_finite_difference_gradient_checks() {
     let (g, inputs) = gated_experts(4, 3, 2, 1);
     let params: Vec<Vec<f64>> = g.init_params(2).unwrap().iter().map(|p| to64(p)).collect();
     let inputs: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
-    let run = gcpu::run(&g, &params, &inputs, &[1.0], true).unwrap();
-    let grads = run.param_grads(&g);
-    let total = |p: &[Vec<f64>]| gcpu::run(&g, p, &inputs, &[1.0], false).unwrap().total(&[1.0]);
-    let h = 1e-6;
-    for (pi, p) in params.iter().enumerate() {
-        for i in 0..p.len() {
-            let (mut up, mut dn) = (params.clone(), params.clone());
-            up[pi][i] += h;
-            dn[pi][i] -= h;
-            let fd = (total(&up) - total(&dn)) / (2.0 * h);
-            let an = grads[pi][i];
-            assert!(
-                approx::relative_eq!(fd, an, epsilon = 1e-6, max_relative = 1e-5),
-                "{}[{i}]: fd {fd} vs {an}",
-                g.params[pi].name
-            );
-        }
-    }
+    check_grads_fd("gated experts", &g, &params, &inputs, &[1.0], None);
 }
 
 #[test]
@@ -222,22 +205,7 @@ fn slice_and_stitch_pass_finite_difference_checks_and_match_on_the_gpu() {
     assert_eq!(params[2], to64(&[0.9, 0.1, 0.1, 0.9]), "the stitch unit starts at 0.9 on its diagonal");
     let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
     let w = [1.0, 0.5];
-    let grads = gcpu::run(&g, &params, &i64, &w, true).unwrap().param_grads(&g);
-    let total = |p: &[Vec<f64>]| gcpu::run(&g, p, &i64, &w, false).unwrap().total(&w);
-    let h = 1e-6;
-    for (pi, p) in params.iter().enumerate() {
-        for i in 0..p.len() {
-            let (mut up, mut dn) = (params.clone(), params.clone());
-            up[pi][i] += h;
-            dn[pi][i] -= h;
-            let fd = (total(&up) - total(&dn)) / (2.0 * h);
-            assert!(
-                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
-                "{}[{i}]",
-                g.params[pi].name
-            );
-        }
-    }
+    check_grads_fd("stitch", &g, &params, &i64, &w, None);
     for (b, f, d) in [(1, 3, 1), (17, 5, 3), (65, 17, 16)] {
         let (g, inputs) = stitched(b, f, d, 7);
         let init = g.init_params(8).unwrap();
@@ -323,21 +291,5 @@ fn dselect_ks_gate_passes_finite_difference_checks() {
             .map(|v| to64(v))
             .collect();
     let params: Vec<Vec<f64>> = g.init_params(22).unwrap().iter().map(|p| to64(p)).collect();
-    let grads = gcpu::run(&g, &params, &inputs, &[1.0], true).unwrap().param_grads(&g);
-    let total = |p: &[Vec<f64>]| gcpu::run(&g, p, &inputs, &[1.0], false).unwrap().total(&[1.0]);
-    let h = 1e-6;
-    for (pi, p) in params.iter().enumerate() {
-        for i in 0..p.len() {
-            let (mut up, mut dn) = (params.clone(), params.clone());
-            up[pi][i] += h;
-            dn[pi][i] -= h;
-            let fd = (total(&up) - total(&dn)) / (2.0 * h);
-            assert!(
-                approx::relative_eq!(fd, grads[pi][i], epsilon = 1e-6, max_relative = 1e-5),
-                "{}[{i}]: {fd} vs {}",
-                g.params[pi].name,
-                grads[pi][i]
-            );
-        }
-    }
+    check_grads_fd("mix", &g, &params, &inputs, &[1.0], None);
 }

@@ -24,6 +24,8 @@ pub enum Shader {
     Guard,
     /// `mixture.wgsl`.
     Mixture,
+    /// `grouped.wgsl`.
+    Grouped,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -36,6 +38,7 @@ const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const WEIGHTING: &str = include_str!("../shaders/weighting.wgsl");
 const GUARD: &str = include_str!("../shaders/guard.wgsl");
 const MIXTURE: &str = include_str!("../shaders/mixture.wgsl");
+const GROUPED: &str = include_str!("../shaders/grouped.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -50,6 +53,7 @@ impl Shader {
         Shader::Weighting,
         Shader::Guard,
         Shader::Mixture,
+        Shader::Grouped,
     ];
 
     /// The file name under `shaders/`.
@@ -65,6 +69,7 @@ impl Shader {
             Shader::Weighting => "weighting.wgsl",
             Shader::Guard => "guard.wgsl",
             Shader::Mixture => "mixture.wgsl",
+            Shader::Grouped => "grouped.wgsl",
         }
     }
 
@@ -81,6 +86,7 @@ impl Shader {
             Shader::Weighting => format!("{WORKGROUP_SUM}\n{WEIGHTING}"),
             Shader::Guard => GUARD.to_string(),
             Shader::Mixture => MIXTURE.to_string(),
+            Shader::Grouped => format!("{ACTIVATION}\n{GROUPED}"),
         }
     }
 

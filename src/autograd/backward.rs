@@ -17,7 +17,7 @@ pub enum Val {
     Value(NodeId),
     /// A node's gradient (complete once every consumer's steps have run).
     Grad(NodeId),
-    /// The gradient at a Linear node's pre-activation ([`Step::PreGrad`]); for an identity
+    /// The gradient at a Linear or Grouped node's pre-activation ([`Step::PreGrad`]); for an identity
     /// activation, the node's gradient itself.
     PreGrad(NodeId),
 }
@@ -33,6 +33,31 @@ pub enum Expr {
         b: Val,
         /// Read `a` transposed.
         trans_a: bool,
+    },
+    /// G products side by side, the gradients of an [`Op::Grouped`] node: `a` is its
+    /// pre-activation gradient `dz` (`[B, G·N]`, G blocks of N columns). Without `trans_a`,
+    /// `b` is the stacked weights `[G·N, K]` and block g of the result is `dz_g·w_g` (the
+    /// input's gradient, `[B, G·K]`); with it, `b` is the input `[B, G·K]` and the result's
+    /// rows g·N..(g+1)·N are `dz_gᵀ·x_g` (the stacked weights' gradient).
+    Grouped {
+        /// `dz`.
+        a: Val,
+        /// The weights or the input.
+        b: Val,
+        /// Which of the two products.
+        trans_a: bool,
+        /// G.
+        groups: usize,
+    },
+    /// Values `start..start + len` of a tensor, flat: a packed parameter's part of the pack's
+    /// gradient.
+    Part {
+        /// The pack's gradient.
+        src: Val,
+        /// First value.
+        start: usize,
+        /// How many.
+        len: usize,
     },
     /// The column sums of a `[rows, cols]` tensor (a bias gradient).
     ColSum(Val),
@@ -123,10 +148,10 @@ pub enum Expr {
 /// One step of the backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Step {
-    /// `PreGrad(of) = Grad(of) ⊙ act'(pre-activation of of)`, for a Linear node `of` with a
+    /// `PreGrad(of) = Grad(of) ⊙ act'(pre-activation of of)`, for a Linear or Grouped node `of` with a
     /// non-identity activation.
     PreGrad {
-        /// The Linear node.
+        /// The node.
         of: NodeId,
         /// Its activation.
         act: Activation,
@@ -156,7 +181,7 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
             continue;
         }
         // y = act(z), z = x·wᵀ + b: first dz = dy ⊙ act'(z), which the Linear rule below reads.
-        if let Op::Linear { act, .. } = graph.nodes[i].op {
+        if let Op::Linear { act, .. } | Op::Grouped { act, .. } = graph.nodes[i].op {
             if act != Activation::Identity {
                 steps.push(Step::PreGrad { of: id, act });
             }
@@ -176,6 +201,22 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
                 add(w, Expr::Matmul { a: dz, b: Val::Value(x), trans_a: true });
                 if let Some(b) = b {
                     add(b, Expr::ColSum(dz));
+                }
+            }
+            Op::Grouped { x, w, b, groups, .. } => {
+                let dz = Val::PreGrad(id);
+                add(x, Expr::Grouped { a: dz, b: Val::Value(w), trans_a: false, groups });
+                add(w, Expr::Grouped { a: dz, b: Val::Value(x), trans_a: true, groups });
+                if let Some(b) = b {
+                    add(b, Expr::ColSum(dz));
+                }
+            }
+            Op::Pack(k) => {
+                let mut start = 0;
+                for &m in &graph.packs[k] {
+                    let len: usize = graph.shape(m).iter().product();
+                    add(m, Expr::Part { src: Val::Grad(id), start, len });
+                    start += len;
                 }
             }
             Op::Act { x, act } => add(x, Expr::ActGrad { act, dy: Val::Grad(id), x: Val::Value(x) }),

@@ -6,7 +6,7 @@
 use super::backward::{self, Expr, Step, Val};
 use crate::cpu::{self, Real};
 use crate::error::{Error, Result};
-use crate::ir::{Activation, MatmulShape};
+use crate::ir::{Activation, GroupedLayout, MatmulShape};
 use crate::ir::{Graph, NodeId, Op};
 
 /// Everything one forward and backward pass computed.
@@ -14,7 +14,7 @@ use crate::ir::{Graph, NodeId, Op};
 pub struct CpuRun<T> {
     /// Each node's output.
     pub values: Vec<Vec<T>>,
-    /// Pre-activation of Linear nodes (empty elsewhere).
+    /// Pre-activation of Linear and Grouped nodes (empty elsewhere).
     pub pre: Vec<Vec<T>>,
     /// Each node's gradient (of Σ_t w_t·L_t); empty where none is needed.
     pub grads: Vec<Vec<T>>,
@@ -60,7 +60,7 @@ pub fn run<T: Real>(
 /// What the forward pass leaves for the backward pass.
 struct Forward<T> {
     values: Vec<Vec<T>>,
-    /// Pre-activation of Linear nodes (empty elsewhere).
+    /// Pre-activation of Linear and Grouped nodes (empty elsewhere).
     pre: Vec<Vec<T>>,
     /// Loss node → the gradient of its (weighted) loss at its logits.
     seeds: Vec<Vec<T>>,
@@ -100,6 +100,29 @@ fn forward<T: Real>(g: &Graph, params: &[Vec<T>], inputs: &[Vec<T>], weights: &[
                 f.pre[i] = z;
                 y
             }
+            Op::Grouped { x, w, b, act, groups } => {
+                let (m, k) = (g.shape(x)[0], g.shape(w)[1]);
+                let s = MatmulShape { m, n: shape[1] / groups, k };
+                let mut z = vec![T::of(0.0); len];
+                let bias = b.map(|b| values[b.0].as_slice());
+                let layout = GroupedLayout::FORWARD;
+                cpu::grouped_matmul(
+                    &values[x.0],
+                    &values[w.0],
+                    bias,
+                    &mut z,
+                    s,
+                    groups,
+                    layout,
+                    Activation::Identity,
+                    false,
+                );
+                let mut y = vec![T::of(0.0); len];
+                cpu::act_forward(act, &z, &mut y);
+                f.pre[i] = z;
+                y
+            }
+            Op::Pack(k) => g.packs[k].iter().flat_map(|m| values[m.0].iter().copied()).collect(),
             Op::Loss { logits, labels, mask, kind, task } => {
                 let mut grad = vec![T::of(0.0); values[logits.0].len()];
                 let l = cpu::task_loss(
@@ -147,7 +170,7 @@ fn elementwise<T: Real>(g: &Graph, op: Op, cols: usize, values: &[Vec<T>], y: &m
         }
         Op::Encode { s, experts } => cpu::encode(&values[s.0], experts, y),
         Op::Mix { gate, x } => cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], y),
-        Op::Input | Op::Param(_) | Op::Linear { .. } | Op::Loss { .. } => {
+        Op::Input | Op::Param(_) | Op::Pack(_) | Op::Linear { .. } | Op::Grouped { .. } | Op::Loss { .. } => {
             unreachable!("{op:?} is interpreted by forward()")
         }
     }
@@ -204,6 +227,18 @@ fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T],
             let s = MatmulShape { m, n: bc, k };
             cpu::matmul(read(a), read(b), None, out, s, trans_a, false, Activation::Identity, true);
         }
+        Expr::Grouped { a, b, trans_a, groups } => {
+            // a = dz [B, G·N]; b = w [G·N, K] (the input's gradient) or x [B, G·K] (the weights').
+            let ((rows, gn), (_, bc)) = (rows_cols(a), rows_cols(b));
+            let n = gn / groups;
+            let (s, layout) = if trans_a {
+                (MatmulShape { m: n, n: bc / groups, k: rows }, GroupedLayout::GRAD_WEIGHT)
+            } else {
+                (MatmulShape { m: rows, n: bc, k: n }, GroupedLayout::GRAD_INPUT)
+            };
+            cpu::grouped_matmul(read(a), read(b), None, out, s, groups, layout, Activation::Identity, true);
+        }
+        Expr::Part { src, start, len } => add_into(out, &read(src)[start..start + len]),
         Expr::ColSum(v) => {
             let (rows, cols) = rows_cols(v);
             cpu::col_sum(read(v), rows, cols, out, true);

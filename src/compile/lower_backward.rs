@@ -14,7 +14,7 @@ use super::upgrade::{matmul_upgradable, UpgradeJob};
 use crate::autograd::backward::{self, Expr, Step, Val};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, Dispatch, Tensor};
-use crate::ir::{Activation, Graph, NodeId, Op};
+use crate::ir::{Activation, Graph, GroupedLayout, MatmulShape, NodeId, Op};
 use crate::kernels::{self, MatmulSpec};
 
 /// Per-task gradient contributions at node `z` kept apart: the contribution of a node after
@@ -204,6 +204,24 @@ impl Lowering<'_, '_> {
                         self.act_applied[dst.0] = grad.is_some();
                         let (a, b) = (self.read(a)?, self.read(b)?);
                         matmul_upgradable(ctx, &a, &b, None, &out, &spec, grad, self.upgrades)?
+                    }
+                    Expr::Grouped { a, b, trans_a, groups } => {
+                        let (a, b) = (self.read(a)?, self.read(b)?);
+                        let ((rows, gn), (_, bc)) = (a.dims2(), b.dims2());
+                        let n = gn / groups;
+                        let (s, layout) = if trans_a {
+                            (MatmulShape { m: n, n: bc / groups, k: rows }, GroupedLayout::GRAD_WEIGHT)
+                        } else {
+                            (MatmulShape { m: rows, n: bc, k: n }, GroupedLayout::GRAD_INPUT)
+                        };
+                        let ident = Activation::Identity;
+                        kernels::grouped_matmul(ctx, &a, &b, None, &out, s, groups, layout, ident, acc)?
+                    }
+                    Expr::Part { .. } => {
+                        // The pack's gradient is a view of its members' (compile::memory): already
+                        // in place.
+                        self.mark(dst, from.0);
+                        return Ok(());
                     }
                     Expr::ColSum(x) => kernels::col_sum(ctx, &self.read(x)?, &out, acc)?,
                     Expr::ActGrad { act, dy, x } => {

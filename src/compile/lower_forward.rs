@@ -7,7 +7,7 @@ use super::memory::Memory;
 use super::upgrade::{matmul_upgradable, UpgradeJob};
 use crate::error::Result;
 use crate::gpu::{Context, Dispatch};
-use crate::ir::{Graph, NodeId, Op};
+use crate::ir::{Activation, Graph, GroupedLayout, MatmulShape, NodeId, Op};
 use crate::kernels::{self, MatmulSpec};
 
 /// The forward dispatches of `graph`. Fused heads run as one product at their first member,
@@ -50,6 +50,46 @@ pub fn lower(
                     forward.push(matmul_upgradable(ctx, v(x)?, v(w)?, bias, v(id)?, &spec, None, upgrades)?);
                 }
             }
+            Op::Grouped { x, w, b, act, groups } => {
+                let s = MatmulShape { m: graph.shape(x)[0], n: node.shape[1] / groups, k: graph.shape(w)[1] };
+                let bias = match b {
+                    Some(b) => Some(v(b)?),
+                    None => None,
+                };
+                let layout = GroupedLayout::FORWARD;
+                match &mem.pre[i] {
+                    Some(z) => {
+                        let ident = Activation::Identity;
+                        forward.push(kernels::grouped_matmul(
+                            ctx,
+                            v(x)?,
+                            v(w)?,
+                            bias,
+                            z,
+                            s,
+                            groups,
+                            layout,
+                            ident,
+                            false,
+                        )?);
+                        forward.push(kernels::act_forward(ctx, act, z, v(id)?)?);
+                    }
+                    None => forward.push(kernels::grouped_matmul(
+                        ctx,
+                        v(x)?,
+                        v(w)?,
+                        bias,
+                        v(id)?,
+                        s,
+                        groups,
+                        layout,
+                        act,
+                        false,
+                    )?),
+                }
+            }
+            // A view of its members in the flat buffer: nothing to compute.
+            Op::Pack(_) => {}
             Op::Act { x, act } => forward.push(kernels::act_forward(ctx, act, v(x)?, v(id)?)?),
             Op::Add { a, b } => forward.push(kernels::add(ctx, v(a)?, v(b)?, v(id)?)?),
             Op::Mul { a, b } => forward.push(kernels::mul(ctx, v(a)?, v(b)?, v(id)?, false)?),

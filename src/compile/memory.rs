@@ -11,10 +11,18 @@ use crate::ir::{Graph, NodeId, Op};
 
 /// Offsets (in f32 elements) of tensors packed into one flat buffer, each aligned to `align`.
 pub fn flat_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
+    flat_layout_runs(lens, align, &vec![false; lens.len()])
+}
+
+/// [`flat_layout`], except that a tensor marked `tight` starts right where the one before it
+/// ends (the members of a pack after its first).
+fn flat_layout_runs(lens: &[usize], align: usize, tight: &[bool]) -> (Vec<usize>, usize) {
     let mut offsets = Vec::with_capacity(lens.len());
     let mut at: usize = 0;
-    for &n in lens {
-        at = at.div_ceil(align) * align;
+    for (&n, &t) in lens.iter().zip(tight) {
+        if !t {
+            at = at.div_ceil(align) * align;
+        }
         offsets.push(at);
         at += n;
     }
@@ -31,7 +39,7 @@ pub struct ParamStore {
     /// Their gradients, at the same offsets.
     pub grads: Tensor,
     /// Where each parameter starts, in f32 elements (parameter order, except that the weights
-    /// of a group of fused heads sit together).
+    /// of a group of fused heads sit together, and a pack's members back to back).
     pub offsets: Vec<usize>,
     /// Each parameter's shape.
     pub shapes: Vec<Vec<usize>>,
@@ -99,7 +107,7 @@ pub struct Memory {
     pub input_offsets: Vec<usize>,
     /// Each node's output (none for losses).
     pub values: Vec<Option<Tensor>>,
-    /// Pre-activations kept for the backward pass (Linear nodes whose activation's derivative
+    /// Pre-activations kept for the backward pass (Linear and Grouped nodes whose activation's derivative
     /// needs its input).
     pub pre: Vec<Option<Tensor>>,
     /// Each node's gradient, where one is needed.
@@ -130,17 +138,67 @@ impl Memory {
 }
 
 /// The order of parameters in a new store: parameter order, except that the weights of a
-/// group of heads sit together (where the first of them would be).
-fn param_order(n: usize, groups: &[HeadGroup]) -> Vec<usize> {
-    let mut order = Vec::with_capacity(n);
+/// group of heads, and the members of a pack, sit together (where the first of them would
+/// be). With each, whether it follows the one before with no alignment gap (a pack's members
+/// after the first).
+fn param_order(n: usize, groups: &[HeadGroup], packs: &[Vec<usize>]) -> (Vec<usize>, Vec<bool>) {
+    let runs: Vec<(&[usize], bool)> = groups
+        .iter()
+        .map(|g| (g.weights.as_slice(), false))
+        .chain(packs.iter().map(|p| (p.as_slice(), true)))
+        .collect();
+    let (mut order, mut tight) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for p in 0..n {
-        match groups.iter().find(|g| g.weights.contains(&p)) {
-            Some(g) if g.weights[0] == p => order.extend(&g.weights),
+        match runs.iter().find(|r| r.0.contains(&p)) {
+            Some(&(run, packed)) if run.iter().min() == Some(&p) => {
+                order.extend(run);
+                tight.extend((0..run.len()).map(|k| packed && k > 0));
+            }
             Some(_) => {}
-            None => order.push(p),
+            None => {
+                order.push(p);
+                tight.push(false);
+            }
         }
     }
-    order
+    (order, tight)
+}
+
+/// Each pack's members, as parameter indices.
+fn pack_params(graph: &Graph) -> Vec<Vec<usize>> {
+    let param_of = |id: &NodeId| match graph.nodes[id.0].op {
+        Op::Param(p) => p,
+        _ => unreachable!("Graph::pack takes parameters only"),
+    };
+    graph.packs.iter().map(|members| members.iter().map(param_of).collect()).collect()
+}
+
+/// Checks that each pack's members lie back to back from an aligned start, and are read by
+/// their pack alone (its gradient is theirs).
+fn check_packs(graph: &Graph, store: &ParamStore, align: usize) -> Result<()> {
+    let consumers = graph.consumers();
+    for (k, members) in pack_params(graph).iter().enumerate() {
+        let first = members[0];
+        let mut at = store.offsets[first];
+        let aligned = at % align == 0;
+        for &p in members {
+            let node = graph.params[p].node.0;
+            if !matches!(consumers[node].as_slice(), [c] if graph.nodes[*c].op == Op::Pack(k)) {
+                return Err(Error::invalid(
+                    "graph",
+                    format!("{} is packed, so nothing else may read it", graph.params[p].name),
+                ));
+            }
+            if store.offsets[p] != at || !aligned {
+                return Err(Error::shape(
+                    "compile",
+                    format!("the store does not lay out {}'s pack back to back", graph.params[p].name),
+                ));
+            }
+            at += store.len_of(p);
+        }
+    }
+    Ok(())
 }
 
 fn new_store(
@@ -157,8 +215,8 @@ fn new_store(
         ));
     }
     let lens: Vec<usize> = graph.params.iter().map(|p| p.shape.iter().product()).collect();
-    let order = param_order(lens.len(), groups);
-    let (placed, total) = flat_layout(&order.iter().map(|&p| lens[p]).collect::<Vec<_>>(), align);
+    let (order, tight) = param_order(lens.len(), groups, &pack_params(graph));
+    let (placed, total) = flat_layout_runs(&order.iter().map(|&p| lens[p]).collect::<Vec<_>>(), align, &tight);
     let total = total.div_ceil(4) * 4;
     let mut offsets = vec![0; lens.len()];
     for (k, &p) in order.iter().enumerate() {
@@ -186,6 +244,14 @@ fn shared_store(graph: &Graph, store: &ParamStore) -> Result<ParamStore> {
     Ok(ParamStore { offsets: store.offsets[..n].to_vec(), shapes: store.shapes[..n].to_vec(), ..store.clone() })
 }
 
+/// Node `i`, a pack: its view of `flat` (the parameters or their gradients), from its first
+/// member on.
+fn pack_view(graph: &Graph, store: &ParamStore, flat: &Tensor, i: usize) -> Result<Tensor> {
+    let Op::Pack(k) = graph.nodes[i].op else { unreachable!("node {i} is a pack") };
+    let Op::Param(first) = graph.nodes[graph.packs[k][0].0].op else { unreachable!("packs hold parameters") };
+    flat.view(store.offsets[first], &graph.nodes[i].shape)
+}
+
 /// Plans and allocates every buffer of `graph`. Head groups whose weights the layout does not
 /// place back to back (alignment gaps, or a shared store laid out otherwise) are dropped from
 /// `groups`: they run head by head. `need` says which nodes get a gradient buffer.
@@ -204,6 +270,7 @@ pub fn plan(
         ParamSource::Values(init) => new_store(ctx, graph, init, groups, align)?,
         ParamSource::Store(s) => shared_store(graph, s)?,
     };
+    check_packs(graph, &store, align)?;
     let (offsets, lens) = (&store.offsets, (0..store.shapes.len()).map(|i| store.len_of(i)).collect::<Vec<_>>());
     groups.retain(|g| g.weights.windows(2).all(|w| offsets[w[1]] == offsets[w[0]] + lens[w[0]]));
     let param_views = store.views(&store.params)?;
@@ -228,8 +295,9 @@ pub fn plan(
                 Some(batch.view(input_offsets[k], shape)?)
             }
             Op::Param(p) => Some(param_views[p].clone()),
+            Op::Pack(_) => Some(pack_view(graph, &store, &store.params, i)?),
             Op::Loss { .. } => None,
-            Op::Linear { act, .. } => {
+            Op::Linear { act, .. } | Op::Grouped { act, .. } => {
                 if !act.grad_from_output() {
                     pre[i] = Some(ctx.empty(shape)?);
                 }
@@ -244,6 +312,7 @@ pub fn plan(
         if need[i] {
             node_grads[i] = Some(match node.op {
                 Op::Param(p) => grad_views[p].clone(),
+                Op::Pack(_) => pack_view(graph, &store, &store.grads, i)?,
                 _ => ctx.empty(&node.shape)?,
             });
         }

@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
-use crate::ir::{Activation, LossKind, MatmulShape};
+use crate::ir::{Activation, GroupedLayout, LossKind, MatmulShape};
 pub use crate::rng::Rng;
 
 /// A float type the reference runs in (f32 or f64).
@@ -217,6 +217,47 @@ pub fn matmul<T: Real>(
                 acc += bias[j];
             }
             c[i * n + j] = act_apply(act, acc);
+        }
+    }
+}
+
+/// G products side by side: `C_g (+)= act(op(A_g)·op(B_g) + bias_g)` for g < `groups`, each
+/// operand kept as [`GroupedLayout`] says, `bias` of length G·N (group g's at g·N). Each
+/// group is [`matmul`] on its own operands: the same sums in the same order.
+#[allow(clippy::too_many_arguments)]
+pub fn grouped_matmul<T: Real>(
+    a: &[T],
+    b: &[T],
+    bias: Option<&[T]>,
+    c: &mut [T],
+    s: MatmulShape,
+    groups: usize,
+    layout: GroupedLayout,
+    act: Activation,
+    accumulate: bool,
+) {
+    let MatmulShape { m, n, k } = s;
+    let (ar, ac) = if layout.trans_a { (k, m) } else { (m, k) };
+    let (br, bc) = if layout.trans_b { (n, k) } else { (k, n) };
+    let gather = |src: &[T], stacked: bool, g: usize, rows: usize, cols: usize| -> Vec<T> {
+        let mut out = Vec::with_capacity(rows * cols);
+        for r in 0..rows {
+            for col in 0..cols {
+                out.push(src[GroupedLayout::index(stacked, groups, g, rows, cols, r, col)]);
+            }
+        }
+        out
+    };
+    for g in 0..groups {
+        let ag = gather(a, layout.a_stacked, g, ar, ac);
+        let bg = gather(b, layout.b_stacked, g, br, bc);
+        let mut cg = gather(c, layout.c_stacked, g, m, n);
+        let bias_g = bias.map(|v| &v[g * n..(g + 1) * n]);
+        matmul(&ag, &bg, bias_g, &mut cg, s, layout.trans_a, layout.trans_b, act, accumulate);
+        for r in 0..m {
+            for col in 0..n {
+                c[GroupedLayout::index(layout.c_stacked, groups, g, m, n, r, col)] = cg[r * n + col];
+            }
         }
     }
 }

@@ -88,6 +88,26 @@ pub enum Op {
         /// E, a power of two.
         experts: usize,
     },
+    /// Parameters laid side by side as one tensor (their rows stacked): [`Graph::packs`]`[i]`.
+    /// It reads no values of its own: compiled, it is a view of the flat parameter buffer
+    /// over its members, laid out back to back, and its gradient a view of theirs.
+    Pack(usize),
+    /// G products side by side: block g of the output (columns g·N..(g+1)·N) is
+    /// `act(x_g·w_gᵀ + b_g)`, x_g the g-th block of K columns of `x` (`[B, G·K]`), w_g rows
+    /// g·N..(g+1)·N of `w` (`[G·N, K]`, the G weights stacked), b_g the same part of `b`
+    /// (`[G·N]`): the deeper layers of G experts in one product.
+    Grouped {
+        /// The blocks `[B, G·K]`.
+        x: NodeId,
+        /// The stacked weights `[G·N, K]`.
+        w: NodeId,
+        /// The stacked biases `[G·N]`.
+        b: Option<NodeId>,
+        /// Activation.
+        act: Activation,
+        /// G.
+        groups: usize,
+    },
     /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
     /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
     Mix {
@@ -159,6 +179,8 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// Learnable tensors in creation order.
     pub params: Vec<ParamInfo>,
+    /// The members (parameter nodes) of each [`Op::Pack`].
+    pub packs: Vec<Vec<NodeId>>,
 }
 
 impl Graph {
@@ -209,6 +231,61 @@ impl Graph {
             }
         }
         Ok(self.push(Op::Linear { x, w, b, act }, vec![xs[0], ws[0]], String::new()))
+    }
+
+    /// The parameters `members` (same shape after the first dimension, each read by nothing
+    /// else) as one tensor, their rows stacked in order: `[Σ rows, …]`.
+    pub fn pack(&mut self, members: &[NodeId]) -> Result<NodeId> {
+        let mut shape: Vec<usize> = Vec::new();
+        for &m in members {
+            let node = self.get(m, "pack")?;
+            if !matches!(node.op, Op::Param(_)) || node.shape.is_empty() {
+                return Err(Error::shape("pack", format!("node {} ({}) is not a parameter", m.0, node.name)));
+            }
+            match shape.first().copied() {
+                None => shape = node.shape.clone(),
+                Some(rows) if shape[1..] == node.shape[1..] => shape[0] = rows + node.shape[0],
+                Some(_) => {
+                    return Err(Error::shape(
+                        "pack",
+                        format!("{} is {:?}, not […, {:?}]", node.name, node.shape, &shape[1..]),
+                    ))
+                }
+            }
+        }
+        if shape.is_empty() {
+            return Err(Error::shape("pack", "no members"));
+        }
+        self.packs.push(members.to_vec());
+        Ok(self.push(Op::Pack(self.packs.len() - 1), shape, String::new()))
+    }
+
+    /// G products side by side ([`Op::Grouped`]): `x` `[B, G·K]`, `w` `[G·N, K]`, `b` `[G·N]`.
+    pub fn grouped(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        b: Option<NodeId>,
+        act: Activation,
+        groups: usize,
+    ) -> Result<NodeId> {
+        act.check()?;
+        let xs = self.get(x, "grouped")?.shape.clone();
+        let ws = self.get(w, "grouped")?.shape.clone();
+        let fits = groups > 0 && xs.len() == 2 && ws.len() == 2 && ws[0] % groups == 0 && xs[1] == groups * ws[1];
+        if !fits {
+            return Err(Error::shape(
+                "grouped",
+                format!("x {xs:?} with weights {ws:?} in {groups} groups (x [B, G·K], w [G·N, K])"),
+            ));
+        }
+        if let Some(b) = b {
+            let bs = &self.get(b, "grouped")?.shape;
+            if bs.as_slice() != [ws[0]] {
+                return Err(Error::shape("grouped", format!("bias {bs:?} for {} outputs", ws[0])));
+            }
+        }
+        Ok(self.push(Op::Grouped { x, w, b, act, groups }, vec![xs[0], ws[0]], String::new()))
     }
 
     /// `act(x)`.
@@ -336,7 +413,10 @@ impl Graph {
     pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
         match self.nodes[id.0].op {
             Op::Input | Op::Param(_) => vec![],
-            Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
+            Op::Linear { x, w, b, .. } | Op::Grouped { x, w, b, .. } => {
+                [Some(x), Some(w), b].into_iter().flatten().collect()
+            }
+            Op::Pack(k) => self.packs[k].clone(),
             Op::Act { x, .. } => vec![x],
             Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
             Op::Softmax { x } | Op::Slice { x, .. } => vec![x],

@@ -5,4 +5,4 @@ pub mod graph;
 pub mod ops;
 
 pub use graph::{Graph, Init, Node, NodeId, Op, ParamInfo};
-pub use ops::{Activation, LossKind, MatmulShape};
+pub use ops::{Activation, GroupedLayout, LossKind, MatmulShape};

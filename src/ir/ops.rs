@@ -179,3 +179,43 @@ impl MatmulShape {
         Ok(MatmulShape { m, n, k })
     }
 }
+
+/// Where G products side by side keep their operands ([`crate::ir::Op::Grouped`] and its
+/// gradients): each stored matrix (`[rows, cols]` per group, before any transpose) is either G
+/// blocks of columns side by side in one `[rows, G·cols]` matrix, or G matrices stacked one
+/// after another (`[G·rows, cols]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupedLayout {
+    /// A is stored `[K, M]` per group and used transposed.
+    pub trans_a: bool,
+    /// B is stored `[N, K]` per group and used transposed.
+    pub trans_b: bool,
+    /// A's groups are stacked (else side by side).
+    pub a_stacked: bool,
+    /// B's groups are stacked.
+    pub b_stacked: bool,
+    /// C's groups are stacked.
+    pub c_stacked: bool,
+}
+
+impl GroupedLayout {
+    /// The forward product: blocks of the input times the stacked weights, transposed, into
+    /// blocks.
+    pub const FORWARD: GroupedLayout =
+        GroupedLayout { trans_a: false, trans_b: true, a_stacked: false, b_stacked: true, c_stacked: false };
+    /// The input's gradient: blocks of dz times the stacked weights, into blocks.
+    pub const GRAD_INPUT: GroupedLayout =
+        GroupedLayout { trans_a: false, trans_b: false, a_stacked: false, b_stacked: true, c_stacked: false };
+    /// The weights' gradient: blocks of dz, transposed, times blocks of the input, stacked.
+    pub const GRAD_WEIGHT: GroupedLayout =
+        GroupedLayout { trans_a: true, trans_b: false, a_stacked: false, b_stacked: false, c_stacked: true };
+
+    /// The flat index of element (r, c) of group g of a stored `[rows, cols]` matrix.
+    pub fn index(stacked: bool, groups: usize, g: usize, rows: usize, cols: usize, r: usize, c: usize) -> usize {
+        if stacked {
+            (g * rows + r) * cols + c
+        } else {
+            r * groups * cols + g * cols + c
+        }
+    }
+}

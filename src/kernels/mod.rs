@@ -4,6 +4,7 @@
 //! reference in [`crate::cpu`].
 
 mod elementwise;
+mod grouped;
 mod loss;
 mod matmul;
 mod mixture;
@@ -13,8 +14,9 @@ mod weighting;
 
 // The op vocabulary lives in the IR; re-exported here for callers of the kernels.
 pub use crate::gpu::MatmulVariant;
-pub use crate::ir::{Activation, LossKind, MatmulShape};
+pub use crate::ir::{Activation, GroupedLayout, LossKind, MatmulShape};
 pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, mul, scale, transpose};
+pub use grouped::grouped_matmul;
 pub use loss::task_loss;
 pub(crate) use matmul::matmul_with;
 pub use matmul::{matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulSpec, MIN_WORKGROUPS};

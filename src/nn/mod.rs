@@ -2,10 +2,12 @@
 //! [`Mlp`].
 
 mod cross_stitch;
+mod experts;
 pub mod model;
 mod moe;
 mod ple;
 
+pub use experts::Experts;
 pub use model::{Arch, ModelSpec, MultiTaskModel, TaskSpec};
 
 use crate::error::Result;
@@ -69,4 +71,13 @@ impl Mlp {
         }
         Ok(x)
     }
+}
+
+/// The nodes' columns side by side, in order (`parts` not empty).
+pub(crate) fn concat_all(g: &mut Graph, parts: &[NodeId]) -> Result<NodeId> {
+    let mut z = parts[0];
+    for &p in &parts[1..] {
+        z = g.concat(z, p)?;
+    }
+    Ok(z)
 }

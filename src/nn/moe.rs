@@ -13,8 +13,8 @@
 //! (`[k, inputs]`) mixes the selectors. The paper's entropy regulariser is not applied.
 
 use super::model::{head, Arch, ModelSpec, MultiTaskModel};
-use super::{Linear, Mlp};
-use crate::error::Result;
+use super::{Experts, Linear};
+use crate::error::{Error, Result};
 use crate::ir::{Activation, Graph, NodeId};
 
 /// The model's graph for `spec.arch` = mmoe or omoe. The experts' parameters come first (the
@@ -24,17 +24,10 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let x = g.input("x", &[batch, spec.inputs]);
     let mut sizes = vec![spec.inputs];
     sizes.extend(&spec.expert);
-    let experts: Vec<Mlp> =
-        (0..spec.experts).map(|e| Mlp::new(&mut g, &format!("experts.{e}"), &sizes, spec.activation, true)).collect();
+    let experts = Experts::new(&mut g, |e| format!("experts.{e}"), spec.experts, &sizes, spec.activation);
     let trunk_params = g.params.len();
-    let mut outputs = Vec::new();
-    for e in &experts {
-        outputs.push(e.forward(&mut g, x)?);
-    }
-    let mut z = outputs[0];
-    for &o in &outputs[1..] {
-        z = g.concat(z, o)?;
-    }
+    let z =
+        experts.forward(&mut g, x)?.ok_or_else(|| Error::invalid("experts", "a mixture needs at least one expert"))?;
     // OMoE's one gate, after z: its gradient is the tasks' sum, as a head's would be.
     let shared_gate = match spec.arch {
         Arch::Omoe => Some(gate(&mut g, "gate", spec, x)?),

@@ -16,18 +16,9 @@
 //! `target = "params"` is refused for PLE of more than one level.
 
 use super::model::{head, Arch, ModelSpec, MultiTaskModel};
-use super::{Linear, Mlp};
+use super::{concat_all, Experts, Linear};
 use crate::error::Result;
 use crate::ir::{Activation, Graph, NodeId};
-
-/// Side by side, in order.
-fn concat_all(g: &mut Graph, parts: &[NodeId]) -> Result<NodeId> {
-    let mut z = parts[0];
-    for &p in &parts[1..] {
-        z = g.concat(z, p)?;
-    }
-    Ok(z)
-}
 
 pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let levels = if spec.arch == Arch::Cgc { 1 } else { spec.levels };
@@ -35,31 +26,28 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let d = spec.representation();
     let mut g = Graph::new();
     let x = g.input("x", &[batch, spec.inputs]);
-    let expert = |g: &mut Graph, name: String, width: usize| {
+    let bank = |g: &mut Graph, name: String, count: usize, width: usize| {
         let mut sizes = vec![width];
         sizes.extend(&spec.expert);
-        Mlp::new(g, &name, &sizes, spec.activation, true)
+        Experts::new(g, |e| format!("{name}.{e}"), count, &sizes, spec.activation)
     };
     // Shared parameters first: every level's shared experts and shared gates.
-    let mut shared: Vec<Vec<Mlp>> = Vec::new();
+    let mut shared: Vec<Experts> = Vec::new();
     let mut shared_gates: Vec<Option<Linear>> = Vec::new();
     for l in 0..levels {
         let width = if l == 0 { spec.inputs } else { d };
-        shared.push((0..s_n).map(|e| expert(&mut g, format!("levels.{l}.shared.{e}"), width)).collect());
+        shared.push(bank(&mut g, format!("levels.{l}.shared"), s_n, width));
         shared_gates.push(
             (l + 1 < levels).then(|| Linear::new(&mut g, &format!("levels.{l}.gates.shared"), width, t_n * k_n + s_n)),
         );
     }
     let trunk_params = g.params.len();
-    let mut tasks_experts: Vec<Vec<Vec<Mlp>>> = Vec::new(); // [level][task][expert]
+    let mut tasks_experts: Vec<Vec<Experts>> = Vec::new(); // [level][task]
     let mut task_gates: Vec<Vec<Linear>> = Vec::new();
     for l in 0..levels {
         let width = if l == 0 { spec.inputs } else { d };
-        let per_task = spec
-            .tasks
-            .iter()
-            .map(|t| (0..k_n).map(|e| expert(&mut g, format!("levels.{l}.tasks.{}.{e}", t.name), width)).collect())
-            .collect();
+        let per_task =
+            spec.tasks.iter().map(|t| bank(&mut g, format!("levels.{l}.tasks.{}", t.name), k_n, width)).collect();
         tasks_experts.push(per_task);
         task_gates.push(
             spec.tasks
@@ -71,36 +59,27 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let (mut shared_in, mut task_in) = (x, vec![x; t_n]);
     let mut z = x;
     for l in 0..levels {
-        let s_out: Vec<NodeId> = shared[l].iter().map(|m| m.forward(&mut g, shared_in)).collect::<Result<_>>()?;
-        let last = l + 1 == levels;
+        let s_cat = shared[l].forward(&mut g, shared_in)?;
         // The last level's shared outputs are the shared representation: built before any
         // task's node of that level, so each task's use of them is its own.
-        let s_cat = if s_n > 0 { Some(concat_all(&mut g, &s_out)?) } else { None };
-        if last {
+        if l + 1 == levels {
             z = s_cat.unwrap_or(x);
         }
-        let mut t_out: Vec<Vec<NodeId>> = Vec::new();
+        let mut t_out: Vec<Option<NodeId>> = Vec::new();
         for t in 0..t_n {
-            t_out.push(tasks_experts[l][t].iter().map(|m| m.forward(&mut g, task_in[t])).collect::<Result<_>>()?);
+            t_out.push(tasks_experts[l][t].forward(&mut g, task_in[t])?);
         }
         let mut next = Vec::new();
         for t in 0..t_n {
-            let parts = t_out[t].clone();
-            let blocks = match (parts.is_empty(), s_cat) {
-                (true, Some(sc)) => sc,
-                (false, Some(sc)) => {
-                    let own = concat_all(&mut g, &parts)?;
-                    g.concat(own, sc)?
-                }
-                (_, None) => concat_all(&mut g, &parts)?,
-            };
+            // The task's own experts, then the shared ones.
+            let parts: Vec<NodeId> = t_out[t].iter().chain(&s_cat).copied().collect();
+            let blocks = concat_all(&mut g, &parts)?;
             let logits = task_gates[l][t].forward(&mut g, task_in[t], Activation::Identity)?;
             let gt = g.softmax(logits)?;
             next.push(g.mix(gt, blocks)?);
         }
         if let Some(sg) = shared_gates[l] {
-            let mut all: Vec<NodeId> = t_out.concat();
-            all.extend(&s_out);
+            let all: Vec<NodeId> = t_out.iter().flatten().chain(&s_cat).copied().collect();
             let blocks = concat_all(&mut g, &all)?;
             let logits = sg.forward(&mut g, shared_in, Activation::Identity)?;
             let gs = g.softmax(logits)?;

@@ -137,7 +137,9 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             if shared == 0 {
                 return Err(Error::invalid("weighting target", "params needs shared parameters"));
             }
-            Some(mem.store.offsets[shared - 1] + mem.store.len_of(shared - 1))
+            // The shared parameters come first in the buffer, though not in parameter order
+            // where packed: their region ends where the last of them ends.
+            (0..shared).map(|p| mem.store.offsets[p] + mem.store.len_of(p)).max()
         }
     };
     let (slots, ones) = slots::program(

@@ -3,7 +3,8 @@
 //! (`quick` as a third argument: the blocks a short run starts with). Each dispatch's fastest
 //! and median time over `rounds` profiled steps: this machine's speed swings, so the fastest
 //! says what a kernel costs, the median what it costs in practice.
-//! `cargo run --release --example profile_step [batch] [rounds] [quick]`
+//! With `mmoe` as a fourth argument, the peer MMoE (8 experts of [64, 32]) instead.
+//! `cargo run --release --example profile_step [batch] [rounds] [quick|steady] [mmoe]`
 use hydra::nn::MultiTaskModel;
 use hydra::GpuGraph;
 
@@ -13,7 +14,10 @@ fn main() -> hydra::Result<()> {
     let arg = |i: usize| std::env::args().nth(i);
     let batch: usize = arg(1).and_then(|s| s.parse().ok()).unwrap_or(256);
     let rounds: usize = arg(2).and_then(|s| s.parse().ok()).unwrap_or(15).max(1);
-    let spec = hydra::bench::peer_model(64, &[256, 256]);
+    let spec = match arg(4).as_deref() {
+        Some("mmoe") => hydra::bench::peer_mmoe(64, 8, &[64, 32]),
+        _ => hydra::bench::peer_model(64, &[256, 256]),
+    };
     let model = MultiTaskModel::build(&spec, batch)?;
     let init = model.graph.init_params(0)?;
     let mut g = GpuGraph::new(ctx.clone(), model.graph.clone(), &init, Some(hydra::Optimizer::adam(1e-3)))?;

@@ -130,6 +130,57 @@ pub fn bench_matmul(
     })
 }
 
+/// The deeper layers of a bank of experts: `groups` products of m×k by k×n in one grouped
+/// dispatch, in `layout` (see [`crate::ir::GroupedLayout`]); and, for comparison, the same
+/// products as `groups` separate matmul dispatches (the forward layout only).
+pub fn bench_grouped(
+    ctx: &Context,
+    groups: usize,
+    (m, n, k): (usize, usize, usize),
+    layout: crate::ir::GroupedLayout,
+    budget_s: f64,
+) -> Result<Vec<BenchRecord>> {
+    use crate::ir::{GroupedLayout, MatmulShape};
+    let mut rng = Rng::new(2);
+    let a = ctx.upload(&rng.vec_f32(groups * m * k, -1.0, 1.0), &[groups * m * k])?;
+    let b = ctx.upload(&rng.vec_f32(groups * k * n, -1.0, 1.0), &[groups * k * n])?;
+    let c = ctx.empty(&[groups * m * n])?;
+    let s = MatmulShape { m, n, k };
+    let d = kernels::grouped_matmul(ctx, &a, &b, None, &c, s, groups, layout, Activation::Identity, false)?;
+    let name = match layout {
+        GroupedLayout::FORWARD => "forward",
+        GroupedLayout::GRAD_INPUT => "grad_input",
+        GroupedLayout::GRAD_WEIGHT => "grad_weight",
+        _ => "other",
+    };
+    let flops = 2.0 * (groups * m * n * k) as f64;
+    let rec = |bench: &str, ms: f64, timer: &'static str, how: &str| {
+        let mut dm = dims(&[("groups", groups), ("m", m), ("n", n), ("k", k)]);
+        dm.insert("layout".into(), name.into());
+        dm.insert("as".into(), how.into());
+        BenchRecord {
+            bench: bench.into(),
+            dims: dm,
+            ms,
+            gflops: Some(flops / (ms * 1e6)),
+            gbps: None,
+            timer,
+            adapter: ctx.adapter().name.clone(),
+        }
+    };
+    let (ms, timer) = time_kernels(ctx, &[&d], budget_s, 50)?;
+    let mut out = vec![rec("grouped", ms, timer, "one dispatch")];
+    if layout == GroupedLayout::FORWARD {
+        let (a1, b1, c1) = (ctx.empty(&[m, k])?, ctx.empty(&[n, k])?, ctx.empty(&[m, n])?);
+        let spec = MatmulSpec { trans_b: true, ..Default::default() };
+        let one = kernels::matmul(ctx, &a1, &b1, None, &c1, &spec)?;
+        let all: Vec<&Dispatch> = (0..groups).map(|_| &one).collect();
+        let (ms, timer) = time_kernels(ctx, &all, budget_s, 50)?;
+        out.push(rec("grouped", ms, timer, "matmul per group"));
+    }
+    Ok(out)
+}
+
 /// ReLU forward over n values (reads and writes 4 bytes each).
 pub fn bench_activation(ctx: &Context, n: usize, budget_s: f64) -> Result<BenchRecord> {
     let x = ctx.upload(&Rng::new(2).vec_f32(n, -1.0, 1.0), &[n])?;

@@ -87,6 +87,17 @@ pub fn run_bench(
             emit(r)?;
         }
         emit(bench::bench_dispatch_overhead(&ctx, 100, budget)?)?;
+        // The peer MMoE's second expert layer (8 experts, 64 → 32, batch 256) and its gradients.
+        use crate::ir::GroupedLayout;
+        for (layout, shape) in [
+            (GroupedLayout::FORWARD, (256, 32, 64)),
+            (GroupedLayout::GRAD_INPUT, (256, 64, 32)),
+            (GroupedLayout::GRAD_WEIGHT, (32, 64, 256)),
+        ] {
+            for r in bench::bench_grouped(&ctx, 8, shape, layout, budget)? {
+                emit(r)?;
+            }
+        }
     }
     if want("train_step") {
         emit(bench::bench_train_step(&ctx, &bench::peer_model(64, &[256, 256]), 256, 50, budget.max(1.0) * 5.0)?)?;

@@ -42,6 +42,11 @@ pub fn grouped_matmul(
     let as_u32 =
         |v: usize| u32::try_from(v).map_err(|_| Error::shape("grouped_matmul", format!("dimension {v} past u32")));
     let flag = |b: bool| f64::from(u8::from(b));
+    // Four floats at a time where every run an operand is read in starts at a multiple of
+    // four (see grouped.wgsl): its contiguous dimension is.
+    let vec_a = if layout.trans_a { m % 4 == 0 } else { k % 4 == 0 };
+    let vec_b = if layout.trans_b { k % 4 == 0 } else { n % 4 == 0 };
+    let vec = vec_a && vec_b && [a, b].iter().all(|t| t.offset_bytes() % 16 == 0);
     let constants = [
         ("TRANS_A", flag(layout.trans_a)),
         ("TRANS_B", flag(layout.trans_b)),
@@ -51,6 +56,8 @@ pub fn grouped_matmul(
         ("HAS_BIAS", flag(bias.is_some())),
         ("ACCUMULATE", flag(accumulate)),
         ("ACT", f64::from(act.code())),
+        ("VEC_A", flag(vec)),
+        ("VEC_B", flag(vec)),
     ];
     let dummy = ctx.dummy()?;
     KernelCall::new(Shader::Grouped, "grouped", &constants)
@@ -59,6 +66,8 @@ pub fn grouped_matmul(
         .bind(b)
         .bind(bias.unwrap_or(&dummy))
         .bind(c)
+        .bind(if vec { a } else { &dummy })
+        .bind(if vec { b } else { &dummy })
         .groups(gx as u32, gy as u32, groups as u32)
         .build(ctx)
 }

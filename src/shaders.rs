@@ -26,6 +26,8 @@ pub enum Shader {
     Mixture,
     /// `grouped.wgsl`.
     Grouped,
+    /// `embedding.wgsl`.
+    Embedding,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -39,6 +41,7 @@ const WEIGHTING: &str = include_str!("../shaders/weighting.wgsl");
 const GUARD: &str = include_str!("../shaders/guard.wgsl");
 const MIXTURE: &str = include_str!("../shaders/mixture.wgsl");
 const GROUPED: &str = include_str!("../shaders/grouped.wgsl");
+const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -54,6 +57,7 @@ impl Shader {
         Shader::Guard,
         Shader::Mixture,
         Shader::Grouped,
+        Shader::Embedding,
     ];
 
     /// The file name under `shaders/`.
@@ -70,6 +74,7 @@ impl Shader {
             Shader::Guard => "guard.wgsl",
             Shader::Mixture => "mixture.wgsl",
             Shader::Grouped => "grouped.wgsl",
+            Shader::Embedding => "embedding.wgsl",
         }
     }
 
@@ -87,6 +92,7 @@ impl Shader {
             Shader::Guard => GUARD.to_string(),
             Shader::Mixture => MIXTURE.to_string(),
             Shader::Grouped => format!("{ACTIVATION}\n{GROUPED}"),
+            Shader::Embedding => EMBEDDING.to_string(),
         }
     }
 

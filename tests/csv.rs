@@ -1,6 +1,6 @@
 //! CSV edge cases: quoted fields, CRLF, BOM, missing labels, ragged rows, bad cells.
 
-use hydra::data::{Dataset, Table};
+use hydra::data::{Columns, Dataset, Table};
 use hydra::mtl::TaskDef;
 
 fn tasks() -> Vec<TaskDef> {
@@ -35,8 +35,22 @@ fn ragged_rows_name_the_line() {
 }
 
 #[test]
+fn a_text_cell_makes_its_column_categorical() {
+    let d = load("a,b,y,c\n1,5,2,0\nx,6,2,0\n,7,1,1\n").unwrap();
+    assert_eq!(d.feature_names, vec!["b"]);
+    assert_eq!(d.features, vec![5.0, 6.0, 7.0]);
+    let a = &d.categorical[0];
+    assert_eq!((a.name.as_str(), &a.levels), ("a", &vec!["".to_string(), "1".to_string(), "x".to_string()]));
+    assert_eq!(a.ids, vec![2, 3, 1], "sorted categories, 1-based; the empty cell is its own");
+}
+
+#[test]
 fn non_numeric_empty_and_non_finite_feature_cells_name_line_and_column() {
-    let e = load("a,y,c\n1,2,0\nx,2,0\n").unwrap_err();
+    // Where the categorical columns are fixed (a validation file, predict), text in a
+    // numeric column is an error.
+    let t = Table::parse("in.csv", b"a,y,c\n1,2,0\nx,2,0\n").unwrap();
+    let fixed = Columns { fixed: true, ..Columns::default() };
+    let e = Dataset::read(&t, &fixed, &tasks()).unwrap_err().to_string();
     assert!(e.contains("line 3") && e.contains("column \"a\"") && e.contains("\"x\" is not a number"), "{e}");
     let e = load("a,y,c\n,2,0\n").unwrap_err();
     assert!(e.contains("line 2") && e.contains("column \"a\"") && e.contains("empty cell"), "{e}");

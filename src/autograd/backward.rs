@@ -59,6 +59,16 @@ pub enum Expr {
         /// How many.
         len: usize,
     },
+    /// An embedding's gradient at its table: each table row the sum of the incoming gradient's
+    /// rows that looked it up, in the inverse index's order.
+    EmbedGrad {
+        /// The incoming gradient `[B, D]`.
+        dy: Val,
+        /// The inverse index's offsets `[V + 1]`.
+        offsets: Val,
+        /// Its rows `[B]`.
+        order: Val,
+    },
     /// The column sums of a `[rows, cols]` tensor (a bias gradient).
     ColSum(Val),
     /// `dy ⊙ act'(x)`, the derivative taken at the activation's input `x`.
@@ -219,6 +229,10 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
                     start += len;
                 }
             }
+            Op::Embed { table, offsets, order, .. } => add(
+                table,
+                Expr::EmbedGrad { dy: Val::Grad(id), offsets: Val::Value(offsets), order: Val::Value(order) },
+            ),
             Op::Act { x, act } => add(x, Expr::ActGrad { act, dy: Val::Grad(id), x: Val::Value(x) }),
             Op::Add { a, b } => {
                 add(a, Expr::Copy(Val::Grad(id)));

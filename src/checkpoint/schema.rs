@@ -20,6 +20,8 @@ pub mod meta {
     pub const SCALING: &str = "scaling";
     /// Feature names in model input order (JSON).
     pub const FEATURES: &str = "features";
+    /// How raw columns become the model's inputs: vocabularies, imputation (JSON).
+    pub const ENCODING: &str = "encoding";
     /// Optimizer steps taken.
     pub const STEP: &str = "step";
     /// The optimizer (JSON).

@@ -27,7 +27,7 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> Res
     let prepared = experiment::prepare(&cfg)?;
     let ctx = Context::new()?;
     let split = prepared.splits.reported();
-    let spec = experiment::model_spec(&cfg, prepared.splits.train.width());
+    let spec = experiment::model_spec(&cfg, &prepared.splits.train);
     let t0 = std::time::Instant::now();
     let base =
         crate::train::single_task_baselines(&ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;

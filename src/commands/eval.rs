@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::data::{Dataset, Table};
+use crate::data::Table;
 use crate::error::Result;
 use crate::experiment;
 use crate::gpu::Context;
@@ -16,6 +16,12 @@ pub fn eval(config: &Path, checkpoint: &Path, split: &str, json: bool) -> Result
     let cfg = Config::load(config)?;
     let prepared = experiment::prepare(&cfg)?;
     let (info, params) = experiment::load_model(checkpoint)?;
+    if info.encoding != prepared.encoding {
+        return Err(crate::Error::invalid(
+            "--checkpoint",
+            "its vocabularies or imputed means differ from those of the config's training rows",
+        ));
+    }
     if info.features != prepared.splits.train.feature_names {
         return Err(crate::Error::invalid(
             "--checkpoint",
@@ -51,7 +57,7 @@ pub fn eval(config: &Path, checkpoint: &Path, split: &str, json: bool) -> Result
 pub fn predict(checkpoint: &Path, input: &Path, output: &Path) -> Result<()> {
     let (info, params) = experiment::load_model(checkpoint)?;
     let table = Table::read(input)?;
-    let data = Dataset::from_table(&table, Some(&info.features), &[], &[], None)?;
+    let data = info.encoding.read(&table)?;
     let ctx = Context::new()?;
     let mut ev = Evaluator::new(ctx, &info.spec, &info.tasks, info.scaling.clone());
     let preds = ev.predict(&params, &data)?;
@@ -62,7 +68,10 @@ pub fn predict(checkpoint: &Path, input: &Path, output: &Path) -> Result<()> {
             .iter()
             .zip(&info.tasks)
             .map(|(p, t)| match t.kind {
-                crate::mtl::TaskKind::Multiclass => format!("{}", p[r] as usize),
+                crate::mtl::TaskKind::Multiclass => match t.labels.get(p[r] as usize) {
+                    Some(label) => csv_field(label),
+                    None => format!("{}", p[r] as usize),
+                },
                 _ => format!("{}", p[r]),
             })
             .collect();
@@ -70,4 +79,13 @@ pub fn predict(checkpoint: &Path, input: &Path, output: &Path) -> Result<()> {
         text.push('\n');
     }
     crate::report::write_text(output, &text)
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }

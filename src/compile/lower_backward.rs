@@ -223,6 +223,10 @@ impl Lowering<'_, '_> {
                         self.mark(dst, from.0);
                         return Ok(());
                     }
+                    Expr::EmbedGrad { dy, offsets, order } => {
+                        let (dy, offsets, order) = (self.read(dy)?, self.read(offsets)?, self.read(order)?);
+                        kernels::embed_scatter(ctx, &dy, &offsets, &order, &out, acc)?
+                    }
                     Expr::ColSum(x) => kernels::col_sum(ctx, &self.read(x)?, &out, acc)?,
                     Expr::ActGrad { act, dy, x } => {
                         kernels::act_backward(ctx, act, &self.read(dy)?, &self.read(x)?, false, &out, acc)?

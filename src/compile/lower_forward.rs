@@ -88,6 +88,7 @@ pub fn lower(
                     )?),
                 }
             }
+            Op::Embed { table, ids, .. } => forward.push(kernels::embed_gather(ctx, v(table)?, v(ids)?, v(id)?)?),
             // A view of its members in the flat buffer: nothing to compute.
             Op::Pack(_) => {}
             Op::Act { x, act } => forward.push(kernels::act_forward(ctx, act, v(x)?, v(id)?)?),

@@ -46,6 +46,26 @@ pub struct DataSection {
     pub correlation: Option<f64>,
     /// Rows of a generated dataset (mmoe, multidigits pairs per image).
     pub rows: Option<usize>,
+    /// Columns read as categories even where every cell is a number (ids, codes); a column
+    /// with a cell that is not a number is categorical anyway.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Width of each categorical column's embedding: one number for all, or a table of
+    /// column = width (the others by the default rule, [`crate::data::default_embedding_dim`]).
+    pub embedding_dim: Option<EmbeddingDim>,
+    /// Empty numeric feature cells: "error" (default) or "mean" (the training mean, with a
+    /// "was missing" feature).
+    pub impute: Option<String>,
+}
+
+/// `[data] embedding_dim`: one width, or one per column.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum EmbeddingDim {
+    /// Every categorical column.
+    All(usize),
+    /// By column.
+    Per(std::collections::BTreeMap<String, usize>),
 }
 
 /// `[[task]]`.
@@ -60,8 +80,10 @@ pub struct TaskSection {
     pub kind: String,
     /// Loss (default by kind).
     pub loss: Option<String>,
-    /// Classes (multiclass).
+    /// Classes (multiclass; default: the number of labels).
     pub classes: Option<usize>,
+    /// Text labels (binary: the 0 and the 1; multiclass: class k's at k).
+    pub labels: Option<Vec<String>>,
     /// Static weight.
     pub weight: Option<f32>,
     /// Huber's delta.

@@ -20,6 +20,11 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
     let e = |key: &str, msg: String| cfg_err(file, key, msg);
     data(&raw.data, &e)?;
     let tasks = raw.task.iter().enumerate().map(|(i, t)| task(i, t, &raw.task[..i], &e)).collect::<Result<Vec<_>>>()?;
+    if let Some((c, t)) =
+        raw.data.categorical.iter().find_map(|c| tasks.iter().find(|t| &t.target == c).map(|t| (c, t)))
+    {
+        return Err(e("data.categorical", format!("{c:?} is task {:?}'s target, so it cannot be a feature", t.name)));
+    }
     if tasks.is_empty() {
         return Err(e("task", "at least one [[task]] is needed".into()));
     }
@@ -73,6 +78,22 @@ fn data(d: &DataSection, e: &Check) -> Result<()> {
             return Err(e("data.correlation", format!("{p} (must be in [-1, 1])")));
         }
     }
+    if let Some(i) = d.impute.as_deref() {
+        if !matches!(i, "error" | "mean") {
+            return Err(e("data.impute", format!("{i:?} (expected \"error\" or \"mean\")")));
+        }
+    }
+    match &d.embedding_dim {
+        Some(super::EmbeddingDim::All(0)) => {
+            return Err(e("data.embedding_dim", "0: an embedding needs at least one value per row".into()))
+        }
+        Some(super::EmbeddingDim::Per(m)) => {
+            if let Some((c, _)) = m.iter().find(|(_, &v)| v == 0) {
+                return Err(e(&format!("data.embedding_dim.{c}"), "0: an embedding needs at least one value per row".into()));
+            }
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -100,7 +121,11 @@ fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result
         (TaskKind::Regression, Some("huber")) => LossKind::Huber { delta: t.delta.unwrap_or(1.0) },
         (TaskKind::Binary, None | Some("bce")) => LossKind::Bce,
         (TaskKind::Multiclass, None | Some("cross_entropy")) => {
-            let classes = t.classes.ok_or_else(|| e(&key("classes"), "multiclass tasks need classes".into()))?;
+            let from_labels = t.labels.as_ref().map(Vec::len);
+            let classes = t
+                .classes
+                .or(from_labels)
+                .ok_or_else(|| e(&key("classes"), "multiclass tasks need classes (or labels)".into()))?;
             if classes < 2 {
                 return Err(e(&key("classes"), format!("{classes} (at least 2)")));
             }
@@ -126,7 +151,23 @@ fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result
     if !(weight.is_finite() && weight >= 0.0) {
         return Err(e(&key("weight"), format!("{weight} (must be finite and >= 0)")));
     }
-    Ok(TaskDef { name: t.name.clone(), target: t.target.clone().unwrap_or_else(|| t.name.clone()), kind, loss, weight })
+    let labels = t.labels.clone().unwrap_or_default();
+    let want = match kind {
+        TaskKind::Regression if t.labels.is_some() => {
+            return Err(e(&key("labels"), "regression targets are numbers; only binary and multiclass tasks have labels".into()))
+        }
+        TaskKind::Regression => 0,
+        TaskKind::Binary => 2,
+        TaskKind::Multiclass => loss.outputs(),
+    };
+    if t.labels.is_some() && labels.len() != want {
+        return Err(e(&key("labels"), format!("{} labels for {want} classes", labels.len())));
+    }
+    if let Some(dup) = labels.iter().enumerate().find(|(k, l)| labels[..*k].contains(l)) {
+        return Err(e(&key("labels"), format!("{:?} is listed twice", dup.1)));
+    }
+    let target = t.target.clone().unwrap_or_else(|| t.name.clone());
+    Ok(TaskDef { name: t.name.clone(), target, kind, loss, weight, labels })
 }
 
 /// What `[model]` says.

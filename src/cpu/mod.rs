@@ -262,6 +262,49 @@ pub fn grouped_matmul<T: Real>(
     }
 }
 
+/// `y[r, :] = table[ids[r], :]`, rows of `dim` values (`ids` whole numbers).
+pub fn embed_gather<T: Real>(table: &[T], ids: &[T], dim: usize, y: &mut [T]) {
+    for (r, &id) in ids.iter().enumerate() {
+        let v = id.to_f64() as usize;
+        y[r * dim..(r + 1) * dim].copy_from_slice(&table[v * dim..(v + 1) * dim]);
+    }
+}
+
+/// `dtable[v, :] (+)= Σ_j dy[order[j], :]` over j in `offsets[v]..offsets[v + 1]`, in that
+/// order: the gradient of [`embed_gather`] (every table row written, zero where unused).
+pub fn embed_scatter<T: Real>(dy: &[T], offsets: &[T], order: &[T], dim: usize, dtable: &mut [T], accumulate: bool) {
+    for v in 0..offsets.len() - 1 {
+        let (a, b) = (offsets[v].to_f64() as usize, offsets[v + 1].to_f64() as usize);
+        for d in 0..dim {
+            let mut s = T::of(0.0);
+            for &r in &order[a..b] {
+                s += dy[r.to_f64() as usize * dim + d];
+            }
+            let o = &mut dtable[v * dim + d];
+            *o = if accumulate { *o + s } else { s };
+        }
+    }
+}
+
+/// The inverse of `ids` (each in `0..rows`) for [`embed_scatter`]: `offsets` `[rows + 1]`
+/// and `order`, the positions of `ids` grouped by value, each group in increasing order.
+pub fn embed_inverse(ids: &[u32], rows: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut counts = vec![0usize; rows + 1];
+    for &i in ids {
+        counts[i as usize + 1] += 1;
+    }
+    for v in 0..rows {
+        counts[v + 1] += counts[v];
+    }
+    let mut next = counts.clone();
+    let mut order = vec![0f32; ids.len()];
+    for (r, &i) in ids.iter().enumerate() {
+        order[next[i as usize]] = r as f32;
+        next[i as usize] += 1;
+    }
+    (counts.iter().map(|&c| c as f32).collect(), order)
+}
+
 /// `y = act(x)`.
 pub fn act_forward<T: Real>(act: Activation, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {

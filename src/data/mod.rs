@@ -4,11 +4,13 @@
 pub mod batch;
 pub mod builtin;
 pub mod dataset;
+pub mod encoding;
 pub mod scaling;
 pub mod split;
 pub mod table;
 
-pub use dataset::Dataset;
+pub use dataset::{CatColumn, Columns, Dataset};
+pub use encoding::{default_embedding_dim, Encoding, Vocabulary};
 pub use scaling::{Scaling, Split, Splits};
 pub use split::{split_rows, Standardizer};
 pub use table::Table;

@@ -8,6 +8,7 @@ use super::Prepared;
 use crate::checkpoint::schema::{self, meta};
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
+use crate::data::Encoding;
 use crate::error::{Error, Result};
 use crate::nn::ModelSpec;
 use crate::train::{Scaling, Trainer};
@@ -86,8 +87,11 @@ pub struct CheckpointInfo {
     pub tasks: Vec<crate::mtl::TaskDef>,
     /// The scaling of its inputs and targets.
     pub scaling: Scaling,
-    /// Feature names, in model input order.
+    /// Numeric feature names, in model input order.
     pub features: Vec<String>,
+    /// How raw columns become its inputs (none recorded: every column numeric, nothing
+    /// imputed).
+    pub encoding: Encoding,
 }
 
 /// Reads the model description stored in a checkpoint.
@@ -97,6 +101,10 @@ pub fn checkpoint_info(ck: &Checkpoint, path: &Path) -> Result<CheckpointInfo> {
         tasks: meta_json(ck, path, meta::TASKS)?,
         scaling: meta_json(ck, path, meta::SCALING)?,
         features: meta_json(ck, path, meta::FEATURES)?,
+        encoding: match ck.metadata.contains_key(meta::ENCODING) {
+            true => meta_json(ck, path, meta::ENCODING)?,
+            false => Encoding { numeric: meta_json(ck, path, meta::FEATURES)?, ..Encoding::default() },
+        },
     })
 }
 
@@ -231,6 +239,7 @@ pub fn snapshot_checkpoint(cfg: &Config, prepared: &Prepared, tr: &Trainer) -> R
         Some((&cfg.train.optimizer, &snap.optim_state, snap.steps)),
     )?;
     let json = |v: &dyn erased::Json| v.to_json();
+    ck.metadata.insert(meta::ENCODING.into(), json(&prepared.encoding)?);
     ck.metadata.insert(meta::LOOP.into(), json(&snap.state)?);
     ck.metadata.insert(meta::WEIGHTER.into(), json(&snap.weighter)?);
     ck.metadata.insert(meta::WEIGHTS.into(), json(&snap.weights)?);

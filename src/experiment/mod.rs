@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, EmbeddingDim};
 use crate::data::builtin::{self, Source};
-use crate::data::{split_rows, Dataset, Split, Table};
+use crate::data::{default_embedding_dim, split_rows, Columns, Dataset, Encoding, Split, Table};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::mtl::metrics::{self, Metrics};
-use crate::nn::ModelSpec;
+use crate::nn::{EmbeddingSpec, ModelSpec};
 use crate::train::{single_task_baselines, Scaling, Splits, TrainReport, Trainer};
 
 mod checkpoints;
@@ -24,8 +24,10 @@ pub use start::{build_trainer, Start};
 
 /// Data ready to train on.
 pub struct Prepared {
-    /// Raw (unscaled) splits.
+    /// Encoded (categories as vocabulary ids, missing cells imputed) but unscaled splits.
     pub raw: [Dataset; 3],
+    /// The encoding fitted on the training rows.
+    pub encoding: Encoding,
     /// Scaled splits.
     pub splits: Splits,
     /// The scaling fitted on the training split.
@@ -42,9 +44,21 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
     let d = &cfg.raw.data;
     let split = d.split.unwrap_or([0.8, 0.1, 0.1]);
     let seed = cfg.train.seed;
-    let to_ds = |t: &Table| Dataset::from_table(t, d.features.as_deref(), &d.ignore, &cfg.tasks, d.group.as_deref());
+    let columns = Columns {
+        features: d.features.as_deref(),
+        ignore: &d.ignore,
+        categorical: &d.categorical,
+        fixed: false,
+        impute: d.impute.as_deref() == Some("mean"),
+        group: d.group.as_deref(),
+    };
+    let to_ds = |t: &Table| Dataset::read(t, &columns, &cfg.tasks);
     let raw: [Dataset; 3] = if let Some(train) = &d.train {
         let tr = to_ds(&read_table(cfg, train)?)?;
+        // The other files read the training file's categorical columns as categories.
+        let cats: Vec<String> = tr.categorical.iter().map(|c| c.name.clone()).collect();
+        let other = Columns { categorical: &cats, fixed: true, ..columns };
+        let to_ds = |t: &Table| Dataset::read(t, &other, &cfg.tasks);
         let load = |p: &Option<String>| -> Result<Dataset> {
             match p {
                 Some(p) => to_ds(&read_table(cfg, p)?),
@@ -53,7 +67,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         };
         let (va, te) = (load(&d.val)?, load(&d.test)?);
         for (name, ds) in [("val", &va), ("test", &te)] {
-            if ds.rows() > 0 && ds.feature_names != tr.feature_names {
+            let cat_names = |d: &Dataset| d.categorical.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+            if ds.rows() > 0 && (ds.feature_names != tr.feature_names || cat_names(ds) != cat_names(&tr)) {
                 return Err(Error::Config {
                     file: cfg.file.clone(),
                     key: format!("data.{name}"),
@@ -86,15 +101,33 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
             }
         }
     };
+    let encoding = Encoding::fit(&raw[Split::Train], columns.impute);
+    let [a, b, c] = raw;
+    let raw = [encoding.apply(&a)?, encoding.apply(&b)?, encoding.apply(&c)?];
     let scaling = Scaling::fit_with(&raw[Split::Train], &cfg.tasks, cfg.standardize, cfg.standardize_targets);
     let [train, val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
     let splits = Splits { train, val, test };
-    Ok(Prepared { raw, splits, scaling })
+    Ok(Prepared { raw, encoding, splits, scaling })
 }
 
-/// The model a config describes, for `inputs` features.
-pub fn model_spec(cfg: &Config, inputs: usize) -> ModelSpec {
-    let mut spec = Trainer::spec_for(inputs, &cfg.trunk, &cfg.head, cfg.activation, &cfg.tasks);
+/// The model a config describes for the (encoded) training data `train`: its numeric
+/// features, and an embedding for each categorical column (`[data] embedding_dim`, else
+/// [`default_embedding_dim`]).
+pub fn model_spec(cfg: &Config, train: &Dataset) -> ModelSpec {
+    let mut spec = Trainer::spec_for(train.width(), &cfg.trunk, &cfg.head, cfg.activation, &cfg.tasks);
+    spec.embeddings = train
+        .categorical
+        .iter()
+        .map(|c| {
+            let rows = c.table_rows();
+            let dim = match &cfg.raw.data.embedding_dim {
+                Some(EmbeddingDim::All(d)) => *d,
+                Some(EmbeddingDim::Per(m)) => m.get(&c.name).copied().unwrap_or_else(|| default_embedding_dim(rows)),
+                None => default_embedding_dim(rows),
+            };
+            EmbeddingSpec { column: c.name.clone(), rows, dim }
+        })
+        .collect();
     spec.arch = cfg.arch;
     spec.experts = cfg.experts;
     spec.expert = cfg.expert.clone();
@@ -152,7 +185,7 @@ pub fn run(
     on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
     on_note: &mut dyn FnMut(&str),
 ) -> Result<(Outcome, Trainer)> {
-    let spec = model_spec(cfg, prepared.splits.train.width());
+    let spec = model_spec(cfg, &prepared.splits.train);
     let baselines = opts.baselines;
     if opts.init.is_some() && opts.resume.is_some() {
         return Err(Error::invalid("--resume", "give --init or --resume, not both"));

@@ -19,7 +19,7 @@ fn config_trainer(
     prepared: &Prepared,
     init: Option<Vec<Vec<f32>>>,
 ) -> Result<Trainer> {
-    let spec = model_spec(cfg, prepared.splits.train.width());
+    let spec = model_spec(cfg, &prepared.splits.train);
     Trainer::with_weighting(
         ctx.clone(),
         &spec,
@@ -70,7 +70,7 @@ pub fn build_trainer(
             } else {
                 check_features(&checkpoint_info(&ck, path)?, prepared, path)?;
             }
-            let spec = model_spec(cfg, prepared.splits.train.width());
+            let spec = model_spec(cfg, &prepared.splits.train);
             let fresh = crate::nn::MultiTaskModel::build(&spec, cfg.train.batch_size)?;
             let fresh_params = fresh.graph.init_params(cfg.train.seed)?;
             let InitFrom { params, optim, step, notes } =
@@ -115,7 +115,7 @@ fn resume_trainer(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared, path: &
         ));
     }
     let info = checkpoint_info(&ck, path)?;
-    let spec = model_spec(cfg, prepared.splits.train.width());
+    let spec = model_spec(cfg, &prepared.splits.train);
     if info.spec != spec || info.features != prepared.splits.train.feature_names {
         return Err(Error::file(
             path.display(),

@@ -108,6 +108,21 @@ pub enum Op {
         /// G.
         groups: usize,
     },
+    /// An embedding lookup: `y[r, :] = table[ids[r], :]`. `ids` holds row indices of the
+    /// table as whole numbers (f32, exact below 2^24); `offsets` (`[V + 1]`) and `order`
+    /// (`[B]`) are its inverse, built by the host with the batch: the rows that look up table
+    /// row v are `order[offsets[v]..offsets[v + 1]]`, in increasing order, so the table's
+    /// gradient is summed in one fixed order (no atomics: the same bits every run).
+    Embed {
+        /// The table `[V, D]`.
+        table: NodeId,
+        /// Row indices `[B]`.
+        ids: NodeId,
+        /// Where each table row's lookups start in `order` `[V + 1]`.
+        offsets: NodeId,
+        /// The looking-up rows grouped by table row `[B]`.
+        order: NodeId,
+    },
     /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
     /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
     Mix {
@@ -150,6 +165,8 @@ pub enum Init {
     Uniform(f32),
     /// Every value the same.
     Constant(f32),
+    /// Normal with mean 0 and this standard deviation (PyTorch's nn.Embedding uses 1).
+    Normal(f32),
     /// A square matrix with `diag` on its diagonal and `off` elsewhere (cross-stitch units).
     Diagonal {
         /// The diagonal's value.
@@ -288,6 +305,24 @@ impl Graph {
         Ok(self.push(Op::Grouped { x, w, b, act, groups }, vec![xs[0], ws[0]], String::new()))
     }
 
+    /// An embedding lookup ([`Op::Embed`]): `table` `[V, D]`, `ids` and `order` `[B]`,
+    /// `offsets` `[V + 1]`; the output is `[B, D]`.
+    pub fn embed(&mut self, table: NodeId, ids: NodeId, offsets: NodeId, order: NodeId) -> Result<NodeId> {
+        let ts = self.get(table, "embed")?.shape.clone();
+        let (is, os, rs) = (
+            self.get(ids, "embed")?.shape.clone(),
+            self.get(offsets, "embed")?.shape.clone(),
+            self.get(order, "embed")?.shape.clone(),
+        );
+        if ts.len() != 2 || ts[0] == 0 || is.len() != 1 || rs != is || os != [ts[0] + 1] {
+            return Err(Error::shape(
+                "embed",
+                format!("table {ts:?}, ids {is:?}, offsets {os:?}, order {rs:?} (table [V, D], ids and order [B], offsets [V + 1])"),
+            ));
+        }
+        Ok(self.push(Op::Embed { table, ids, offsets, order }, vec![is[0], ts[1]], String::new()))
+    }
+
     /// `act(x)`.
     pub fn act(&mut self, x: NodeId, act: Activation) -> Result<NodeId> {
         act.check()?;
@@ -417,6 +452,7 @@ impl Graph {
                 [Some(x), Some(w), b].into_iter().flatten().collect()
             }
             Op::Pack(k) => self.packs[k].clone(),
+            Op::Embed { table, ids, offsets, order } => vec![table, ids, offsets, order],
             Op::Act { x, .. } => vec![x],
             Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
             Op::Softmax { x } | Op::Slice { x, .. } => vec![x],
@@ -476,6 +512,7 @@ impl Graph {
                 match p.init {
                     Init::Uniform(b) => v.iter_mut().for_each(|x| *x = rng.range(-f64::from(b), f64::from(b)) as f32),
                     Init::Constant(c) => v.fill(c),
+                    Init::Normal(sd) => v.iter_mut().for_each(|x| *x = (rng.normal() * f64::from(sd)) as f32),
                     Init::Diagonal { diag, off } => {
                         let side = p.shape.first().copied().unwrap_or(1);
                         v.iter_mut().enumerate().for_each(|(k, x)| *x = if k / side == k % side { diag } else { off });

@@ -4,6 +4,7 @@
 //! reference in [`crate::cpu`].
 
 mod elementwise;
+mod embedding;
 mod grouped;
 mod loss;
 mod matmul;
@@ -16,6 +17,7 @@ mod weighting;
 pub use crate::gpu::MatmulVariant;
 pub use crate::ir::{Activation, GroupedLayout, LossKind, MatmulShape};
 pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, mul, scale, transpose};
+pub use embedding::{embed_gather, embed_scatter};
 pub use grouped::grouped_matmul;
 pub use loss::task_loss;
 pub(crate) use matmul::matmul_with;

@@ -28,6 +28,10 @@ pub struct TaskDef {
     pub loss: LossKind,
     /// Static weight (used by weighting "static").
     pub weight: f32,
+    /// Text labels of a binary or multiclass task, class k's at k (empty: labels are
+    /// numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl TaskDef {
@@ -39,11 +43,19 @@ impl TaskDef {
             kind: TaskKind::Regression,
             loss: LossKind::Mse,
             weight: 1.0,
+            labels: vec![],
         }
     }
     /// A binary task with BCE on the logit.
     pub fn binary(name: &str, target: &str) -> TaskDef {
-        TaskDef { name: name.into(), target: target.into(), kind: TaskKind::Binary, loss: LossKind::Bce, weight: 1.0 }
+        TaskDef {
+            name: name.into(),
+            target: target.into(),
+            kind: TaskKind::Binary,
+            loss: LossKind::Bce,
+            weight: 1.0,
+            labels: vec![],
+        }
     }
     /// A multiclass task with softmax cross-entropy.
     pub fn multiclass(name: &str, target: &str, classes: usize) -> TaskDef {
@@ -53,6 +65,7 @@ impl TaskDef {
             kind: TaskKind::Multiclass,
             loss: LossKind::CrossEntropy { classes },
             weight: 1.0,
+            labels: vec![],
         }
     }
 
@@ -74,6 +87,17 @@ impl TaskDef {
             return Err(Error::invalid(
                 format!("task {:?} weight", self.name),
                 format!("{} (must be finite and >= 0)", self.weight),
+            ));
+        }
+        let want = match self.kind {
+            TaskKind::Regression => 0,
+            TaskKind::Binary => 2,
+            TaskKind::Multiclass => self.classes(),
+        };
+        if !self.labels.is_empty() && self.labels.len() != want {
+            return Err(Error::invalid(
+                format!("task {:?} labels", self.name),
+                format!("{} labels for a {:?} task of {want} classes", self.labels.len(), self.kind),
             ));
         }
         self.loss.check()

@@ -16,8 +16,8 @@ use crate::ir::{Graph, Init};
 pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let t_n = spec.tasks.len();
     let mut g = Graph::new();
-    let x = g.input("x", &[batch, spec.inputs]);
-    let mut sizes = vec![spec.inputs];
+    let x = super::model::input(&mut g, spec, batch)?;
+    let mut sizes = vec![spec.width()];
     sizes.extend(&spec.trunk);
     let columns: Vec<Mlp> = spec
         .tasks

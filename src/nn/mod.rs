@@ -8,7 +8,7 @@ mod moe;
 mod ple;
 
 pub use experts::Experts;
-pub use model::{Arch, ModelSpec, MultiTaskModel, TaskSpec};
+pub use model::{Arch, EmbeddingSpec, ModelSpec, MultiTaskModel, TaskSpec};
 
 use crate::error::Result;
 use crate::ir::Activation;

@@ -17,6 +17,18 @@ pub struct TaskSpec {
     pub loss: LossKind,
 }
 
+/// A categorical input: its learned table `embeddings.{column}` `[rows, dim]`, row 0 for
+/// values never seen in training.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EmbeddingSpec {
+    /// The column.
+    pub column: String,
+    /// Table rows: the column's training categories plus one.
+    pub rows: usize,
+    /// Values per row.
+    pub dim: usize,
+}
+
 /// How the tasks share.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,8 +99,11 @@ pub struct ModelSpec {
     /// Experts each task's gate selects (dselect_k).
     #[serde(default)]
     pub k: usize,
-    /// Input features.
+    /// Numeric input features.
     pub inputs: usize,
+    /// Categorical inputs, each looked up in its table and placed after the numeric features.
+    #[serde(default)]
+    pub embeddings: Vec<EmbeddingSpec>,
     /// Hidden sizes of the shared trunk (empty: heads read the inputs).
     pub trunk: Vec<usize>,
     /// Hidden sizes of each head before its output layer (empty: a linear head).
@@ -118,6 +133,7 @@ impl ModelSpec {
             levels: 0,
             k: 0,
             inputs,
+            embeddings: vec![],
             trunk: trunk.to_vec(),
             head: head.to_vec(),
             activation,
@@ -127,8 +143,19 @@ impl ModelSpec {
 
     /// Rejects impossible sizes and duplicate task names.
     pub fn check(&self) -> Result<()> {
-        if self.inputs == 0 {
+        if self.inputs == 0 && self.embeddings.is_empty() {
             return Err(Error::invalid("model", "the model has no input features"));
+        }
+        for e in &self.embeddings {
+            if e.dim == 0 {
+                return Err(Error::invalid(format!("embedding_dim of {:?}", e.column), "must be at least 1"));
+            }
+            if e.rows == 0 || e.rows >= 1 << 24 {
+                return Err(Error::invalid(
+                    format!("categories of {:?}", e.column),
+                    format!("{} table rows (from 1 to 2^24: ids travel as f32)", e.rows),
+                ));
+            }
         }
         if let Some(i) = self.trunk.iter().position(|&s| s == 0) {
             return Err(Error::invalid(format!("model.trunk[{i}]"), "a layer needs at least one unit"));
@@ -182,9 +209,14 @@ impl ModelSpec {
     /// Width of what each head reads: the trunk's output, or an expert's.
     pub fn representation(&self) -> usize {
         match self.arch {
-            Arch::Hps | Arch::CrossStitch => self.trunk.last().copied().unwrap_or(self.inputs),
-            _ => self.expert.last().copied().unwrap_or(self.inputs),
+            Arch::Hps | Arch::CrossStitch => self.trunk.last().copied().unwrap_or(self.width()),
+            _ => self.expert.last().copied().unwrap_or(self.width()),
         }
+    }
+
+    /// Width of the model's input: the numeric features, then every embedding.
+    pub fn width(&self) -> usize {
+        self.inputs + self.embeddings.iter().map(|e| e.dim).sum::<usize>()
     }
 }
 
@@ -197,7 +229,8 @@ pub struct MultiTaskModel {
     pub graph: Graph,
     /// Batch size the graph was built for.
     pub batch: usize,
-    /// The features input `[B, inputs]`.
+    /// The model's input `[B, width]`: the numeric features input, or, with categorical
+    /// inputs, the numeric features and the embeddings side by side.
     pub x: NodeId,
     /// The shared representation: the trunk's output `[B, representation]`, or the experts'
     /// outputs side by side `[B, experts·representation]`. Gradient methods with
@@ -226,8 +259,8 @@ impl MultiTaskModel {
             Arch::CrossStitch => return super::cross_stitch::build(spec, batch),
         }
         let mut g = Graph::new();
-        let x = g.input("x", &[batch, spec.inputs]);
-        let mut sizes = vec![spec.inputs];
+        let x = input(&mut g, spec, batch)?;
+        let mut sizes = vec![spec.width()];
         sizes.extend(&spec.trunk);
         let trunk = Mlp::new(&mut g, "trunk", &sizes, spec.activation, true);
         let trunk_params = g.params.len();
@@ -241,6 +274,24 @@ impl MultiTaskModel {
         }
         Ok(MultiTaskModel { spec: spec.clone(), graph: g, batch, x, z, logits, losses, trunk_params })
     }
+}
+
+/// The model's input: `x` (`[B, inputs]`, the numeric features) and, for each categorical
+/// column, its table `embeddings.{column}` (PyTorch's nn.Embedding init, N(0, 1)) looked up
+/// by the inputs `{column}.ids`, `{column}.offsets` and `{column}.order` (the ids and their
+/// inverse, [`crate::cpu::embed_inverse`]); all side by side. The tables are the first
+/// parameters: shared by every task.
+pub(crate) fn input(g: &mut Graph, spec: &ModelSpec, batch: usize) -> Result<NodeId> {
+    let x = (spec.inputs > 0).then(|| g.input("x", &[batch, spec.inputs]));
+    let mut parts: Vec<NodeId> = x.into_iter().collect();
+    for e in &spec.embeddings {
+        let table = g.param(&format!("embeddings.{}", e.column), &[e.rows, e.dim], crate::ir::Init::Normal(1.0));
+        let ids = g.input(&format!("{}.ids", e.column), &[batch]);
+        let offsets = g.input(&format!("{}.offsets", e.column), &[e.rows + 1]);
+        let order = g.input(&format!("{}.order", e.column), &[batch]);
+        parts.push(g.embed(table, ids, offsets, order)?);
+    }
+    super::concat_all(g, &parts)
 }
 
 /// Task `t`'s head on `rep` (`heads.{task}.{j}`), its labels and mask inputs, and its loss:

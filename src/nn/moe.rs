@@ -21,8 +21,8 @@ use crate::ir::{Activation, Graph, NodeId};
 /// shared ones); the shared representation `z` is the experts' outputs side by side.
 pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut g = Graph::new();
-    let x = g.input("x", &[batch, spec.inputs]);
-    let mut sizes = vec![spec.inputs];
+    let x = super::model::input(&mut g, spec, batch)?;
+    let mut sizes = vec![spec.width()];
     sizes.extend(&spec.expert);
     let experts = Experts::new(&mut g, |e| format!("experts.{e}"), spec.experts, &sizes, spec.activation);
     let trunk_params = g.params.len();
@@ -53,10 +53,10 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
 /// the selectors' softmax weights; each row sums to one.
 fn dselect_gate(g: &mut Graph, name: &str, spec: &ModelSpec, x: NodeId) -> Result<NodeId> {
     let m = spec.experts.trailing_zeros() as usize;
-    let selectors = Linear::new(g, &format!("{name}.selectors"), spec.inputs, spec.k * m);
+    let selectors = Linear::new(g, &format!("{name}.selectors"), spec.width(), spec.k * m);
     let bits = selectors.forward(g, x, Activation::SmoothStep(1.0))?;
     let codes = g.encode(bits, spec.experts)?;
-    let weights = Linear::new(g, &format!("{name}.weights"), spec.inputs, spec.k);
+    let weights = Linear::new(g, &format!("{name}.weights"), spec.width(), spec.k);
     let w = weights.forward(g, x, Activation::Identity)?;
     let w = g.softmax(w)?;
     g.mix(w, codes)
@@ -64,7 +64,7 @@ fn dselect_gate(g: &mut Graph, name: &str, spec: &ModelSpec, x: NodeId) -> Resul
 
 /// A softmax gate over the experts: `softmax(x·Wᵀ + b)`, `{name}.weight` `[experts, inputs]`.
 fn gate(g: &mut Graph, name: &str, spec: &ModelSpec, x: NodeId) -> Result<NodeId> {
-    let l = Linear::new(g, name, spec.inputs, spec.experts);
+    let l = Linear::new(g, name, spec.width(), spec.experts);
     let logits = l.forward(g, x, Activation::Identity)?;
     g.softmax(logits)
 }

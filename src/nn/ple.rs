@@ -25,7 +25,7 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let (s_n, k_n, t_n) = (spec.shared_experts, spec.task_experts, spec.tasks.len());
     let d = spec.representation();
     let mut g = Graph::new();
-    let x = g.input("x", &[batch, spec.inputs]);
+    let x = super::model::input(&mut g, spec, batch)?;
     let bank = |g: &mut Graph, name: String, count: usize, width: usize| {
         let mut sizes = vec![width];
         sizes.extend(&spec.expert);
@@ -35,7 +35,7 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut shared: Vec<Experts> = Vec::new();
     let mut shared_gates: Vec<Option<Linear>> = Vec::new();
     for l in 0..levels {
-        let width = if l == 0 { spec.inputs } else { d };
+        let width = if l == 0 { spec.width() } else { d };
         shared.push(bank(&mut g, format!("levels.{l}.shared"), s_n, width));
         shared_gates.push(
             (l + 1 < levels).then(|| Linear::new(&mut g, &format!("levels.{l}.gates.shared"), width, t_n * k_n + s_n)),
@@ -45,7 +45,7 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut tasks_experts: Vec<Vec<Experts>> = Vec::new(); // [level][task]
     let mut task_gates: Vec<Vec<Linear>> = Vec::new();
     for l in 0..levels {
-        let width = if l == 0 { spec.inputs } else { d };
+        let width = if l == 0 { spec.width() } else { d };
         let per_task =
             spec.tasks.iter().map(|t| bank(&mut g, format!("levels.{l}.tasks.{}", t.name), k_n, width)).collect();
         tasks_experts.push(per_task);

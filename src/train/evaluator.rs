@@ -84,7 +84,8 @@ impl Evaluator {
         for chunk in rows.chunks(batch) {
             let mut inputs = gather(d, chunk, batch)?;
             // Prediction data may carry no labels: feed empty (masked) ones.
-            while inputs.len() < 1 + 2 * self.tasks.len() {
+            let features = usize::from(self.spec.inputs > 0) + 3 * self.spec.embeddings.len();
+            while inputs.len() < features + 2 * self.tasks.len() {
                 inputs.push(vec![0.0; batch]);
             }
             let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

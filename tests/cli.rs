@@ -575,3 +575,87 @@ fn a_new_task_on_frozen_experts_gets_its_own_gate_and_head() {
         (lines[0]["train_loss"]["cls"].as_f64().unwrap(), lines.last().unwrap()["train_loss"]["cls"].as_f64().unwrap());
     assert!(last < first, "the new task learns on frozen experts: {first} -> {last}");
 }
+
+/// Text categories and empty cells end to end: a run on the penguins example saves its
+/// vocabularies and imputed means in the checkpoint; eval agrees with train; predict takes raw
+/// rows with an island and a year never seen in training and empty measurements, and writes
+/// species as their labels.
+#[test]
+fn categories_and_missing_cells_survive_the_checkpoint_and_predict_takes_raw_rows() {
+    let dir = tmpdir("penguins");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv");
+    let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/penguins.toml"))
+        .unwrap()
+        .replace("../data/penguins.csv", data)
+        .replace("epochs = 200", "epochs = 3");
+    std::fs::write(dir.join("c.toml"), cfg).unwrap();
+    let out =
+        hydra(&["train", "--config", "c.toml", "--save", "m.safetensors", "--metrics-json", "m.json", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ck = hydra::Checkpoint::load(&dir.join("m.safetensors")).unwrap();
+    let enc: hydra::data::Encoding = serde_json::from_str(&ck.metadata["encoding"]).unwrap();
+    let island = enc.categorical.iter().find(|v| v.column == "island").unwrap();
+    assert_eq!(island.levels, vec!["Biscoe", "Dream", "Torgersen"]);
+    assert_eq!(ck.tensors["embeddings.island"].0, vec![4, 3], "three islands and the unknown row");
+    assert!(enc.impute, "impute = \"mean\" is recorded, so predict imputes too");
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
+    let out = hydra(&["eval", "--config", "c.toml", "--checkpoint", "m.safetensors", "--json"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (t, m) in [("species", "accuracy"), ("sex", "log_loss"), ("body_mass", "rmse")] {
+        let (a, b) = (metrics["tasks"][t]["test"][m].as_f64().unwrap(), ev["tasks"][t]["test"][m].as_f64().unwrap());
+        assert!(approx::abs_diff_eq!(a, b, epsilon = 1e-9), "{t} {m}: train said {a}, eval says {b}");
+    }
+
+    let rows = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,year\n\
+                Biscoe,45.1,14.5,215,2008\n\
+                Atlantis,,,,2030\n\
+                \"Dream\",39.5,17.4,186,2007\n";
+    std::fs::write(dir.join("rows.csv"), rows).unwrap();
+    let out = hydra(&["predict", "--checkpoint", "m.safetensors", "--input", "rows.csv", "--output", "p.csv"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines[0], "species,sex,body_mass");
+    assert_eq!(lines.len(), 4);
+    for l in &lines[1..] {
+        let v: Vec<&str> = l.split(',').collect();
+        assert!(["Adelie", "Chinstrap", "Gentoo"].contains(&v[0]), "species by label: {l}");
+        let sex: f64 = v[1].parse().unwrap();
+        assert!((0.0..=1.0).contains(&sex), "a probability: {l}");
+        assert!(v[2].parse::<f64>().unwrap().is_finite(), "{l}");
+    }
+    // Text in a numeric column of raw rows is an error naming its place.
+    std::fs::write(dir.join("bad.csv"), rows.replace("45.1", "tall")).unwrap();
+    let out = hydra(&["predict", "--checkpoint", "m.safetensors", "--input", "bad.csv", "--output", "q.csv"], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 2") && err.contains("bill_length_mm"), "{err}");
+}
+
+/// `freeze = ["embeddings"]` keeps every table at its initial values while the rest trains.
+#[test]
+fn embeddings_can_be_frozen() {
+    let dir = tmpdir("freeze-emb");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv");
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/penguins.toml"))
+        .unwrap()
+        .replace("../data/penguins.csv", data);
+    let mut tables = Vec::new();
+    for (name, epochs, freeze) in [("a", 1, true), ("b", 3, true), ("c", 3, false)] {
+        let mut cfg = base.replace("epochs = 200", &format!("epochs = {epochs}"));
+        if freeze {
+            cfg = cfg.replace("[train]", "[train]\nfreeze = [\"embeddings\"]");
+        }
+        std::fs::write(dir.join("c.toml"), cfg).unwrap();
+        let file = format!("{name}.safetensors");
+        let out = hydra(&["train", "--config", "c.toml", "--save", &file, "-q"], &dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ck = hydra::Checkpoint::load(&dir.join(&file)).unwrap();
+        tables.push((ck.tensors["embeddings.island"].1.clone(), ck.tensors["trunk.0.weight"].1.clone()));
+    }
+    assert_eq!(tables[0].0, tables[1].0, "frozen tables do not move");
+    assert_ne!(tables[0].1, tables[1].1, "the trunk trains");
+    assert_ne!(tables[1].0, tables[2].0, "unfrozen tables train");
+}

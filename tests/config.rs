@@ -183,3 +183,28 @@ fn the_registry_lists_every_method_once_and_readme_shows_its_table() {
     let table = registry::markdown_table();
     assert!(readme.contains(&table), "README's method table differs from the registry's; put this in README:\n{table}");
 }
+
+#[test]
+fn categorical_embedding_impute_and_label_keys_are_checked() {
+    let e = err(&GOOD.replace("[data]", "[data]\ncategorical = [\"heating_load\"]"));
+    assert!(e.contains("data.categorical") && e.contains("heating_load") && e.contains("target"), "{e}");
+    let e = err(&GOOD.replace("[data]", "[data]\nembedding_dim = 0"));
+    assert!(e.contains("data.embedding_dim") && e.contains("at least one"), "{e}");
+    let e = err(&GOOD.replace("[data]", "[data]\nembedding_dim = { zip = 0 }"));
+    assert!(e.contains("data.embedding_dim.zip"), "{e}");
+    let e = err(&GOOD.replace("[data]", "[data]\nimpute = \"median\""));
+    assert!(e.contains("data.impute") && e.contains("mean"), "{e}");
+    let e =
+        err(&GOOD
+            .replace("kind = \"regression\"\n[[task]]", "kind = \"binary\"\nlabels = [\"a\", \"b\", \"c\"]\n[[task]]"));
+    assert!(e.contains("task[0].labels") && e.contains("3 labels for 2 classes"), "{e}");
+    let e = err(&GOOD.replace("kind = \"regression\"\n[[task]]", "kind = \"regression\"\nlabels = [\"a\"]\n[[task]]"));
+    assert!(e.contains("task[0].labels"), "{e}");
+    let c =
+        parse(&GOOD.replace(
+            "kind = \"regression\"\n[[task]]",
+            "kind = \"multiclass\"\nlabels = [\"a\", \"b\", \"c\"]\n[[task]]",
+        ))
+        .unwrap();
+    assert_eq!(c.tasks[0].classes(), 3, "classes from the labels");
+}

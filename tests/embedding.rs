@@ -56,10 +56,8 @@ fn gather_and_scatter_match_the_cpu_on_awkward_shapes() {
 
 /// A two-task model with 2 numeric features and two categorical ones (tables of 4 and 6 rows).
 fn spec(arch: &str) -> ModelSpec {
-    let tasks = vec![
-        TaskSpec { name: "r".into(), loss: LossKind::Mse },
-        TaskSpec { name: "b".into(), loss: LossKind::Bce },
-    ];
+    let tasks =
+        vec![TaskSpec { name: "r".into(), loss: LossKind::Mse }, TaskSpec { name: "b".into(), loss: LossKind::Bce }];
     let mut s = ModelSpec::hard_sharing(2, &[5], &[], Activation::Tanh, tasks);
     s.embeddings = vec![
         EmbeddingSpec { column: "u".into(), rows: 4, dim: 3 },

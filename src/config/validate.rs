@@ -89,7 +89,10 @@ fn data(d: &DataSection, e: &Check) -> Result<()> {
         }
         Some(super::EmbeddingDim::Per(m)) => {
             if let Some((c, _)) = m.iter().find(|(_, &v)| v == 0) {
-                return Err(e(&format!("data.embedding_dim.{c}"), "0: an embedding needs at least one value per row".into()));
+                return Err(e(
+                    &format!("data.embedding_dim.{c}"),
+                    "0: an embedding needs at least one value per row".into(),
+                ));
             }
         }
         _ => {}
@@ -154,7 +157,10 @@ fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result
     let labels = t.labels.clone().unwrap_or_default();
     let want = match kind {
         TaskKind::Regression if t.labels.is_some() => {
-            return Err(e(&key("labels"), "regression targets are numbers; only binary and multiclass tasks have labels".into()))
+            return Err(e(
+                &key("labels"),
+                "regression targets are numbers; only binary and multiclass tasks have labels".into(),
+            ))
         }
         TaskKind::Regression => 0,
         TaskKind::Binary => 2,

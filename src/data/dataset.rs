@@ -293,16 +293,15 @@ fn categories(table: &Table, c: usize) -> CatColumn {
     let mut levels: Vec<String> = table.rows.iter().map(|row| row[c].clone()).collect();
     levels.sort_unstable();
     levels.dedup();
-    let ids = table
-        .rows
-        .iter()
-        .map(|row| levels.binary_search(&row[c]).map_or(0, |k| k as u32 + 1))
-        .collect();
+    let ids = table.rows.iter().map(|row| levels.binary_search(&row[c]).map_or(0, |k| k as u32 + 1)).collect();
     CatColumn { name: table.header[c].clone(), levels, ids }
 }
 
+/// Per task, one value per row: labels, or masks.
+type PerTask = Vec<Vec<f32>>;
+
 /// Each task's labels and masks from its target column.
-fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Result<(PerTask, PerTask)> {
     let n = table.rows.len();
     let mut labels = Vec::new();
     let mut masks = Vec::new();
@@ -319,7 +318,11 @@ fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Resul
                 table.number(r, c)?
             } else {
                 let k = task.labels.iter().position(|l| l == cell).ok_or_else(|| {
-                    table.cell_error(r, c, format!("label {cell:?} is not one of {:?} (task {:?})", task.labels, task.name))
+                    table.cell_error(
+                        r,
+                        c,
+                        format!("label {cell:?} is not one of {:?} (task {:?})", task.labels, task.name),
+                    )
                 })?;
                 k as f32
             };
@@ -336,7 +339,11 @@ fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Resul
                         return Err(table.cell_error(
                             r,
                             c,
-                            format!("class label {v} is out of range 0..{} (task {:?})", k.saturating_sub(1), task.name),
+                            format!(
+                                "class label {v} is out of range 0..{} (task {:?})",
+                                k.saturating_sub(1),
+                                task.name
+                            ),
                         ));
                     }
                 }

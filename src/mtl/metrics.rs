@@ -51,7 +51,8 @@ pub fn roc_auc(score: &[f64], y: &[f64]) -> f64 {
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
-/// Binary: accuracy (logit > 0), auc, bce (on logits, stable).
+/// Binary: accuracy (logit > 0), auc, log_loss (the mean binary cross-entropy, from the
+/// logits, stable).
 pub fn binary(logit: &[f64], y: &[f64]) -> Metrics {
     let n = y.len().max(1) as f64;
     let acc = logit.iter().zip(y).filter(|(x, t)| (**x > 0.0) == (**t == 1.0)).count() as f64 / n;
@@ -59,7 +60,7 @@ pub fn binary(logit: &[f64], y: &[f64]) -> Metrics {
     let mut m = Metrics::new();
     m.insert("accuracy".into(), acc);
     m.insert("auc".into(), roc_auc(logit, y));
-    m.insert("bce".into(), bce);
+    m.insert("log_loss".into(), bce);
     m
 }
 
@@ -104,6 +105,16 @@ pub fn delta_metrics(kind: TaskKind) -> &'static [(&'static str, bool)] {
         TaskKind::Binary => &[("accuracy", false), ("auc", false)],
         TaskKind::Multiclass => &[("accuracy", false)],
     }
+}
+
+/// The metrics `train`'s table shows for a task kind: those of Δm% ([`delta_metrics`]), then,
+/// for a binary task, its log loss.
+pub fn shown_metrics(kind: TaskKind) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = delta_metrics(kind).iter().map(|m| m.0).collect();
+    if kind == TaskKind::Binary {
+        v.push("log_loss");
+    }
+    v
 }
 
 /// One task's Δ%, with the metrics it had to leave out.

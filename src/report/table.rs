@@ -3,7 +3,7 @@
 
 use crate::data::Split;
 use crate::experiment::Outcome;
-use crate::mtl::metrics::{delta_metrics, Metrics};
+use crate::mtl::metrics::{delta_metrics, shown_metrics, Metrics};
 use crate::mtl::TaskDef;
 
 /// `train`'s table: per task and metric on `split`, the multi-task value, the single-task
@@ -15,9 +15,9 @@ pub fn results(tasks: &[TaskDef], out: &Outcome, split: Split, missing: &[Split]
     let mut s =
         format!("{:<12} {:<14} {:>12} {:>12} {:>9}\n", "task", metric_header, "multi-task", "single-task", "Δ%");
     for (t, task) in tasks.iter().enumerate() {
-        for (k, (name, _)) in delta_metrics(task.kind).iter().enumerate() {
-            let m = rep.metrics[t][split].get(*name).copied().unwrap_or(f64::NAN);
-            let b = out.baselines.as_ref().map(|b| b[t][split].get(*name).copied().unwrap_or(f64::NAN));
+        for (k, name) in shown_metrics(task.kind).into_iter().enumerate() {
+            let m = rep.metrics[t][split].get(name).copied().unwrap_or(f64::NAN);
+            let b = out.baselines.as_ref().map(|b| b[t][split].get(name).copied().unwrap_or(f64::NAN));
             let d = out.delta.as_ref().map(|d| d.0[t].value);
             s += &format!(
                 "{:<12} {:<14} {:>12.4} {:>12} {:>9}\n",

@@ -28,6 +28,8 @@ pub enum Shader {
     Grouped,
     /// `embedding.wgsl`.
     Embedding,
+    /// `product.wgsl`.
+    Product,
 }
 
 const ACTIVATION: &str = include_str!("../shaders/activation.wgsl");
@@ -42,6 +44,7 @@ const GUARD: &str = include_str!("../shaders/guard.wgsl");
 const MIXTURE: &str = include_str!("../shaders/mixture.wgsl");
 const GROUPED: &str = include_str!("../shaders/grouped.wgsl");
 const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+const PRODUCT: &str = include_str!("../shaders/product.wgsl");
 
 impl Shader {
     /// Every shader file.
@@ -58,6 +61,7 @@ impl Shader {
         Shader::Mixture,
         Shader::Grouped,
         Shader::Embedding,
+        Shader::Product,
     ];
 
     /// The file name under `shaders/`.
@@ -75,6 +79,7 @@ impl Shader {
             Shader::Mixture => "mixture.wgsl",
             Shader::Grouped => "grouped.wgsl",
             Shader::Embedding => "embedding.wgsl",
+            Shader::Product => "product.wgsl",
         }
     }
 
@@ -93,6 +98,7 @@ impl Shader {
             Shader::Mixture => MIXTURE.to_string(),
             Shader::Grouped => format!("{ACTIVATION}\n{GROUPED}"),
             Shader::Embedding => EMBEDDING.to_string(),
+            Shader::Product => PRODUCT.to_string(),
         }
     }
 

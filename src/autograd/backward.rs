@@ -69,6 +69,18 @@ pub enum Expr {
         /// Its rows `[B]`.
         order: Val,
     },
+    /// A product logit's gradient at its first operand (or, with `at_b`, its second):
+    /// `dy · σ(−x) / (1 − σ(a)·σ(b))`.
+    ProductLogitGrad {
+        /// The incoming gradient.
+        dy: Val,
+        /// The first operand.
+        a: Val,
+        /// The second.
+        b: Val,
+        /// Whether the gradient is at `b`.
+        at_b: bool,
+    },
     /// The column sums of a `[rows, cols]` tensor (a bias gradient).
     ColSum(Val),
     /// `dy ⊙ act'(x)`, the derivative taken at the activation's input `x`.
@@ -233,6 +245,11 @@ pub fn derive(graph: &Graph) -> Vec<Step> {
                 table,
                 Expr::EmbedGrad { dy: Val::Grad(id), offsets: Val::Value(offsets), order: Val::Value(order) },
             ),
+            Op::ProductLogit { a, b } => {
+                let (va, vb, dy) = (Val::Value(a), Val::Value(b), Val::Grad(id));
+                add(a, Expr::ProductLogitGrad { dy, a: va, b: vb, at_b: false });
+                add(b, Expr::ProductLogitGrad { dy, a: va, b: vb, at_b: true });
+            }
             Op::Act { x, act } => add(x, Expr::ActGrad { act, dy: Val::Grad(id), x: Val::Value(x) }),
             Op::Add { a, b } => {
                 add(a, Expr::Copy(Val::Grad(id)));

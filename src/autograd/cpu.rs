@@ -170,6 +170,7 @@ fn elementwise<T: Real>(g: &Graph, op: Op, cols: usize, values: &[Vec<T>], y: &m
         }
         Op::Encode { s, experts } => cpu::encode(&values[s.0], experts, y),
         Op::Mix { gate, x } => cpu::mix(&values[gate.0], &values[x.0], g.shape(gate)[1], y),
+        Op::ProductLogit { a, b } => cpu::product_logit(&values[a.0], &values[b.0], y),
         Op::Embed { table, ids, .. } => cpu::embed_gather(&values[table.0], &values[ids.0], cols, y),
         Op::Input | Op::Param(_) | Op::Pack(_) | Op::Linear { .. } | Op::Grouped { .. } | Op::Loss { .. } => {
             unreachable!("{op:?} is interpreted by forward()")
@@ -242,6 +243,9 @@ fn contribute<'a, T: Real>(g: &Graph, expr: Expr, read: &dyn Fn(Val) -> &'a [T],
         Expr::Part { src, start, len } => add_into(out, &read(src)[start..start + len]),
         Expr::EmbedGrad { dy, offsets, order } => {
             cpu::embed_scatter(read(dy), read(offsets), read(order), rows_cols(dy).1, out, true)
+        }
+        Expr::ProductLogitGrad { dy, a, b, at_b } => {
+            cpu::product_logit_grad(read(a), read(b), read(dy), at_b, out, true)
         }
         Expr::ColSum(v) => {
             let (rows, cols) = rows_cols(v);

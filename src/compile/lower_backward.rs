@@ -227,6 +227,10 @@ impl Lowering<'_, '_> {
                         let (dy, offsets, order) = (self.read(dy)?, self.read(offsets)?, self.read(order)?);
                         kernels::embed_scatter(ctx, &dy, &offsets, &order, &out, acc)?
                     }
+                    Expr::ProductLogitGrad { dy, a, b, at_b } => {
+                        let (dy, a, b) = (self.read(dy)?, self.read(a)?, self.read(b)?);
+                        kernels::product_logit_grad(ctx, &a, &b, &dy, at_b, &out, acc)?
+                    }
                     Expr::ColSum(x) => kernels::col_sum(ctx, &self.read(x)?, &out, acc)?,
                     Expr::ActGrad { act, dy, x } => {
                         kernels::act_backward(ctx, act, &self.read(dy)?, &self.read(x)?, false, &out, acc)?

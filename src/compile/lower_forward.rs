@@ -89,6 +89,7 @@ pub fn lower(
                 }
             }
             Op::Embed { table, ids, .. } => forward.push(kernels::embed_gather(ctx, v(table)?, v(ids)?, v(id)?)?),
+            Op::ProductLogit { a, b } => forward.push(kernels::product_logit(ctx, v(a)?, v(b)?, v(id)?)?),
             // A view of its members in the flat buffer: nothing to compute.
             Op::Pack(_) => {}
             Op::Act { x, act } => forward.push(kernels::act_forward(ctx, act, v(x)?, v(id)?)?),

@@ -84,6 +84,10 @@ pub struct TaskSection {
     pub classes: Option<usize>,
     /// Text labels (binary: the 0 and the 1; multiclass: class k's at k).
     pub labels: Option<Vec<String>>,
+    /// A binary task whose probability is the product of two earlier binary tasks' (ESMM).
+    pub product_of: Option<Vec<String>>,
+    /// false: the labels only measure the task; it learns through the products using it.
+    pub own_loss: Option<bool>,
     /// Static weight.
     pub weight: Option<f32>,
     /// Huber's delta.

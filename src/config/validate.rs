@@ -19,7 +19,7 @@ type Check<'a> = dyn Fn(&str, String) -> Error + 'a;
 pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Config> {
     let e = |key: &str, msg: String| cfg_err(file, key, msg);
     data(&raw.data, &e)?;
-    let tasks = raw.task.iter().enumerate().map(|(i, t)| task(i, t, &raw.task[..i], &e)).collect::<Result<Vec<_>>>()?;
+    let tasks = raw.task.iter().enumerate().map(|(i, t)| task(i, t, &raw.task, &e)).collect::<Result<Vec<_>>>()?;
     if let Some((c, t)) =
         raw.data.categorical.iter().find_map(|c| tasks.iter().find(|t| &t.target == c).map(|t| (c, t)))
     {
@@ -101,7 +101,8 @@ fn data(d: &DataSection, e: &Check) -> Result<()> {
 }
 
 /// Task `i` of the config (`earlier`: the ones before it).
-fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result<TaskDef> {
+fn task(i: usize, t: &TaskSection, all: &[TaskSection], e: &Check) -> Result<TaskDef> {
+    let earlier = &all[..i];
     let key = |k: &str| format!("task[{i}].{k}");
     if t.name.is_empty() {
         return Err(e(&key("name"), "must not be empty".into()));
@@ -172,8 +173,26 @@ fn task(i: usize, t: &TaskSection, earlier: &[TaskSection], e: &Check) -> Result
     if let Some(dup) = labels.iter().enumerate().find(|(k, l)| labels[..*k].contains(l)) {
         return Err(e(&key("labels"), format!("{:?} is listed twice", dup.1)));
     }
+    let product_of = t.product_of.clone().unwrap_or_default();
+    if t.product_of.is_some() {
+        let earlier_binary = |n: &String| earlier.iter().any(|o| &o.name == n && o.kind == "binary");
+        if kind != TaskKind::Binary || product_of.len() != 2 || product_of[0] == product_of[1] {
+            return Err(e(&key("product_of"), "a binary task, the product of two different binary tasks".into()));
+        }
+        if let Some(n) = product_of.iter().find(|n| !earlier_binary(n)) {
+            return Err(e(&key("product_of"), format!("{n:?} is not a binary task listed before this one")));
+        }
+    }
+    let factor = all.iter().any(|o| o.product_of.as_ref().is_some_and(|p| p.contains(&t.name)));
+    let own_loss = t.own_loss.unwrap_or(true);
+    if !own_loss && !factor {
+        return Err(e(
+            &key("own_loss"),
+            "false only for a factor of a product task (product_of), which trains it".into(),
+        ));
+    }
     let target = t.target.clone().unwrap_or_else(|| t.name.clone());
-    Ok(TaskDef { name: t.name.clone(), target, kind, loss, weight, labels })
+    Ok(TaskDef { name: t.name.clone(), target, kind, loss, weight, labels, product_of, own_loss })
 }
 
 /// What `[model]` says.

@@ -305,6 +305,41 @@ pub fn embed_inverse(ids: &[u32], rows: usize) -> (Vec<f32>, Vec<f32>) {
     (counts.iter().map(|&c| c as f32).collect(), order)
 }
 
+/// log σ(x) = −softplus(−x).
+fn log_sigmoid<T: Real>(x: T) -> T {
+    let zero = T::of(0.0);
+    let m = if -x > zero { -x } else { zero };
+    let ax = if x < zero { -x } else { x };
+    -(m + (T::of(1.0) + (-ax).exp()).ln())
+}
+
+/// log(1 − σ(a)σ(b)) = log(σ(−a) + σ(a)σ(−b)), as a log-sum-exp of the two terms' logs.
+fn log_one_minus_product<T: Real>(a: T, b: T) -> T {
+    let (x, y) = (log_sigmoid(-a), log_sigmoid(a) + log_sigmoid(-b));
+    let (hi, lo) = if x > y { (x, y) } else { (y, x) };
+    hi + (T::of(1.0) + (lo - hi).exp()).ln()
+}
+
+/// `y = logit(σ(a)·σ(b))`, the logit of the product of two probabilities given by their
+/// logits (ESMM's p(click and conversion)), in logs throughout: log p = log σ(a) + log σ(b)
+/// and log(1 − p) = log(σ(−a) + σ(a)·σ(−b)), so y = log p − log(1 − p).
+pub fn product_logit<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
+    for ((yi, &x), &z) in y.iter_mut().zip(a).zip(b) {
+        *yi = log_sigmoid(x) + log_sigmoid(z) - log_one_minus_product(x, z);
+    }
+}
+
+/// The gradient of [`product_logit`] at `a` (or, with `at_b`, at `b`):
+/// `dx (+)= dy · σ(−x) / (1 − σ(a)·σ(b))`, x the operand.
+pub fn product_logit_grad<T: Real>(a: &[T], b: &[T], dy: &[T], at_b: bool, dx: &mut [T], accumulate: bool) {
+    for (i, d) in dx.iter_mut().enumerate() {
+        let (x, z) = (a[i], b[i]);
+        let own = if at_b { z } else { x };
+        let g = dy[i] * (log_sigmoid(-own) - log_one_minus_product(x, z)).exp();
+        *d = if accumulate { *d + g } else { g };
+    }
+}
+
 /// `y = act(x)`.
 pub fn act_forward<T: Real>(act: Activation, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {

@@ -1,6 +1,7 @@
 //! The built-in datasets, compiled into the binary so `hydra train` needs no file: energy,
 //! parkinsons, digits, multidigits (two digits side by side, paired within each split), and
-//! the MMoE synthetic two-task generator with a correlation p (Ma et al., KDD 2018).
+//! the MMoE synthetic two-task generator with a correlation p (Ma et al., KDD 2018), and a
+//! generated recommender log ([`super::recsys`]).
 
 use super::split::{shuffle, split_rows};
 use super::table::Table;
@@ -12,7 +13,7 @@ const PARKINSONS: &[u8] = include_bytes!("../../data/parkinsons_updrs.csv");
 const DIGITS: &[u8] = include_bytes!("../../data/digits.csv");
 
 /// Names accepted by `[data] dataset = …`.
-pub const NAMES: &[&str] = &["energy", "parkinsons", "digits", "multidigits", "mmoe"];
+pub const NAMES: &[&str] = &["energy", "parkinsons", "digits", "multidigits", "mmoe", "recsys"];
 
 /// A built-in dataset: one table to split, or tables already split (train, val, test).
 pub enum Source {
@@ -31,6 +32,7 @@ pub fn load(name: &str, split: [f64; 3], seed: u64, correlation: f64, rows: Opti
         "digits" => Source::One(Table::parse("<built-in digits.csv>", DIGITS)?),
         "multidigits" => Source::Three(Box::new(multidigits(split, seed, rows.unwrap_or(1))?)),
         "mmoe" => Source::One(mmoe(100, rows.unwrap_or(4000), correlation, seed)),
+        "recsys" => Source::One(super::recsys::recsys(rows.unwrap_or(20000), seed)),
         other => {
             return Err(Error::invalid("data.dataset", format!("{other:?} (built-in datasets: {})", NAMES.join(", "))))
         }

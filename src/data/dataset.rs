@@ -167,9 +167,15 @@ impl Dataset {
     /// `columns.categorical` names it or one of its cells is not a number; an empty target
     /// cell is a missing label; class labels must be integers in 0..classes.
     pub fn read(table: &Table, columns: &Columns<'_>, tasks: &[TaskDef]) -> Result<Dataset> {
+        // A task without a loss of its own (a product's factor) may have no target column: it
+        // then has no labels (usize::MAX).
         let mut target_cols = Vec::new();
         for (i, t) in tasks.iter().enumerate() {
-            target_cols.push(table.column(&t.target, &format!("task[{i}].target"))?);
+            let missing = !t.own_loss && !table.header.contains(&t.target);
+            target_cols.push(match missing {
+                true => usize::MAX,
+                false => table.column(&t.target, &format!("task[{i}].target"))?,
+            });
         }
         for name in columns.ignore {
             table.column(name, "data.ignore")?;
@@ -309,7 +315,7 @@ fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Resul
         let c = target_cols[t];
         let mut l = vec![0.0; n];
         let mut m = vec![0.0; n];
-        for r in 0..n {
+        for r in (0..n).filter(|_| c != usize::MAX) {
             let cell = &table.rows[r][c];
             if cell.is_empty() {
                 continue;

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod builtin;
 pub mod dataset;
 pub mod encoding;
+pub mod recsys;
 pub mod scaling;
 pub mod split;
 pub mod table;

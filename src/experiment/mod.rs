@@ -105,7 +105,13 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
     let [a, b, c] = raw;
     let raw = [encoding.apply(&a)?, encoding.apply(&b)?, encoding.apply(&c)?];
     let scaling = Scaling::fit_with(&raw[Split::Train], &cfg.tasks, cfg.standardize, cfg.standardize_targets);
-    let [train, val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
+    let [mut train, mut val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
+    // A task without a loss of its own keeps its labels for the test metrics only.
+    for t in (0..cfg.tasks.len()).filter(|&t| !cfg.tasks[t].own_loss) {
+        for d in [&mut train, &mut val] {
+            d.masks[t].iter_mut().for_each(|m| *m = 0.0);
+        }
+    }
     let splits = Splits { train, val, test };
     Ok(Prepared { raw, encoding, splits, scaling })
 }

@@ -123,6 +123,14 @@ pub enum Op {
         /// The looking-up rows grouped by table row `[B]`.
         order: NodeId,
     },
+    /// `y = logit(σ(a)·σ(b))` elementwise: the logit of the product of two probabilities given
+    /// by their logits (ESMM's conversion-after-click model, a product task's logits).
+    ProductLogit {
+        /// The first factor's logits.
+        a: NodeId,
+        /// The second's (same shape).
+        b: NodeId,
+    },
     /// A gated mixture: `y[r, d] = Σ_e gate[r, e] · x[r, e·D + d]`, `x` holding E blocks of
     /// D columns side by side (the experts' outputs), `gate` `[B, E]`.
     Mix {
@@ -323,6 +331,15 @@ impl Graph {
         Ok(self.push(Op::Embed { table, ids, offsets, order }, vec![is[0], ts[1]], String::new()))
     }
 
+    /// `logit(σ(a)·σ(b))` ([`Op::ProductLogit`]).
+    pub fn product_logit(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (sa, sb) = (self.get(a, "product_logit")?.shape.clone(), self.get(b, "product_logit")?.shape.clone());
+        if sa != sb {
+            return Err(Error::shape("product_logit", format!("{sa:?} with {sb:?}")));
+        }
+        Ok(self.push(Op::ProductLogit { a, b }, sa, String::new()))
+    }
+
     /// `act(x)`.
     pub fn act(&mut self, x: NodeId, act: Activation) -> Result<NodeId> {
         act.check()?;
@@ -454,7 +471,7 @@ impl Graph {
             Op::Pack(k) => self.packs[k].clone(),
             Op::Embed { table, ids, offsets, order } => vec![table, ids, offsets, order],
             Op::Act { x, .. } => vec![x],
-            Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } => vec![a, b],
+            Op::Add { a, b } | Op::Mul { a, b } | Op::Concat { a, b } | Op::ProductLogit { a, b } => vec![a, b],
             Op::Softmax { x } | Op::Slice { x, .. } => vec![x],
             Op::Encode { s, .. } => vec![s],
             Op::Stitch { x, alpha } => vec![x, alpha],

@@ -10,6 +10,7 @@ mod loss;
 mod matmul;
 mod mixture;
 mod optim;
+mod product;
 mod reduce;
 mod weighting;
 
@@ -26,6 +27,7 @@ pub use mixture::{
     encode, encode_grad, mix, mix_grad_gate, mix_grad_x, softmax_rows, softmax_rows_backward, stitch, stitch_grad_alpha,
 };
 pub use optim::{adam, sgd, Clip};
+pub use product::{product_logit, product_logit_grad};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};
 

@@ -32,6 +32,18 @@ pub struct TaskDef {
     /// numbers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// A binary task whose probability is the product of these two earlier binary tasks'
+    /// (ESMM); empty for a task with its own head.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub product_of: Vec<String>,
+    /// Whether the task's labels train it through a loss of its own; false: they only
+    /// measure it, and it learns through the products that use it (ESMM's conversion task).
+    #[serde(default = "yes")]
+    pub own_loss: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TaskDef {
@@ -44,6 +56,8 @@ impl TaskDef {
             loss: LossKind::Mse,
             weight: 1.0,
             labels: vec![],
+            product_of: vec![],
+            own_loss: true,
         }
     }
     /// A binary task with BCE on the logit.
@@ -55,6 +69,8 @@ impl TaskDef {
             loss: LossKind::Bce,
             weight: 1.0,
             labels: vec![],
+            product_of: vec![],
+            own_loss: true,
         }
     }
     /// A multiclass task with softmax cross-entropy.
@@ -66,6 +82,8 @@ impl TaskDef {
             loss: LossKind::CrossEntropy { classes },
             weight: 1.0,
             labels: vec![],
+            product_of: vec![],
+            own_loss: true,
         }
     }
 

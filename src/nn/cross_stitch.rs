@@ -50,7 +50,7 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut losses = Vec::new();
     for t in 0..t_n {
         let rep = g.slice(z, t * width, width)?;
-        let (out, loss) = head(&mut g, spec, t, rep, batch)?;
+        let (out, loss) = head(&mut g, spec, t, rep, batch, &logits)?;
         logits.push(out);
         losses.push(loss);
     }

@@ -104,6 +104,11 @@ pub struct ModelSpec {
     /// Categorical inputs, each looked up in its table and placed after the numeric features.
     #[serde(default)]
     pub embeddings: Vec<EmbeddingSpec>,
+    /// Binary tasks whose probability is the product of two earlier binary tasks' (ESMM):
+    /// (task, [first factor, second factor]), by task index. Such a task has no head of its
+    /// own; its logits are `logit(σ(a)·σ(b))` of its factors' logits.
+    #[serde(default)]
+    pub products: Vec<(usize, [usize; 2])>,
     /// Hidden sizes of the shared trunk (empty: heads read the inputs).
     pub trunk: Vec<usize>,
     /// Hidden sizes of each head before its output layer (empty: a linear head).
@@ -134,6 +139,7 @@ impl ModelSpec {
             k: 0,
             inputs,
             embeddings: vec![],
+            products: vec![],
             trunk: trunk.to_vec(),
             head: head.to_vec(),
             activation,
@@ -197,6 +203,21 @@ impl ModelSpec {
                 return Err(Error::invalid("model.trunk", format!("is for hps, not {}", self.arch.name())));
             }
         }
+        for &(t, [a, b]) in &self.products {
+            let bce = |i: usize| self.tasks.get(i).is_some_and(|x| x.loss == LossKind::Bce);
+            if !(bce(t) && bce(a) && bce(b) && a < t && b < t && a != b) {
+                return Err(Error::invalid(
+                    "task product_of",
+                    format!("task {t} = task {a} × task {b}: two different earlier binary tasks, and a binary product"),
+                ));
+            }
+            if !matches!(self.arch, Arch::Hps | Arch::Mmoe | Arch::Omoe) {
+                return Err(Error::invalid(
+                    "task product_of",
+                    format!("needs arch hps, mmoe or omoe, not {}", self.arch.name()),
+                ));
+            }
+        }
         for (i, t) in self.tasks.iter().enumerate() {
             t.loss.check()?;
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
@@ -212,6 +233,11 @@ impl ModelSpec {
             Arch::Hps | Arch::CrossStitch => self.trunk.last().copied().unwrap_or(self.width()),
             _ => self.expert.last().copied().unwrap_or(self.width()),
         }
+    }
+
+    /// The factors of task `t`, if it is a product task.
+    pub fn product_of(&self, t: usize) -> Option<[usize; 2]> {
+        self.products.iter().find(|p| p.0 == t).map(|p| p.1)
     }
 
     /// Width of the model's input: the numeric features, then every embedding.
@@ -268,7 +294,7 @@ impl MultiTaskModel {
         let mut logits = Vec::new();
         let mut losses = Vec::new();
         for t in 0..spec.tasks.len() {
-            let (out, loss) = head(&mut g, spec, t, z, batch)?;
+            let (out, loss) = head(&mut g, spec, t, z, batch, &logits)?;
             logits.push(out);
             losses.push(loss);
         }
@@ -295,16 +321,32 @@ pub(crate) fn input(g: &mut Graph, spec: &ModelSpec, batch: usize) -> Result<Nod
 }
 
 /// Task `t`'s head on `rep` (`heads.{task}.{j}`), its labels and mask inputs, and its loss:
-/// (logits, loss).
-pub(crate) fn head(g: &mut Graph, spec: &ModelSpec, t: usize, rep: NodeId, batch: usize) -> Result<(NodeId, NodeId)> {
+/// (logits, loss). A product task ([`ModelSpec::products`]) has no head: its logits are
+/// `logit(σ(a)·σ(b))` of its factors' (in `earlier`, the earlier tasks' logits). A factor's
+/// loss reads a copy of its logits, whose gradient the product adds to.
+pub(crate) fn head(
+    g: &mut Graph,
+    spec: &ModelSpec,
+    t: usize,
+    rep: NodeId,
+    batch: usize,
+    earlier: &[NodeId],
+) -> Result<(NodeId, NodeId)> {
     let task = &spec.tasks[t];
-    let mut hs = vec![spec.representation()];
-    hs.extend(&spec.head);
-    hs.push(task.loss.outputs());
-    let head = Mlp::new(g, &format!("heads.{}", task.name), &hs, spec.activation, false);
-    let out = head.forward(g, rep)?;
+    let out = match spec.product_of(t) {
+        Some([a, b]) => g.product_logit(earlier[a], earlier[b])?,
+        None => {
+            let mut hs = vec![spec.representation()];
+            hs.extend(&spec.head);
+            hs.push(task.loss.outputs());
+            let head = Mlp::new(g, &format!("heads.{}", task.name), &hs, spec.activation, false);
+            head.forward(g, rep)?
+        }
+    };
+    let factor = spec.products.iter().any(|(_, of)| of.contains(&t));
+    let scored = if factor { g.act(out, Activation::Identity)? } else { out };
     let y = g.input(&format!("{}.labels", task.name), &[batch]);
     let m = g.input(&format!("{}.mask", task.name), &[batch]);
-    let loss = g.loss(out, y, m, task.loss, t)?;
+    let loss = g.loss(scored, y, m, task.loss, t)?;
     Ok((out, loss))
 }

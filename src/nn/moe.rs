@@ -36,13 +36,20 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut logits = Vec::new();
     let mut losses = Vec::new();
     for (t, task) in spec.tasks.iter().enumerate() {
+        if spec.product_of(t).is_some() {
+            // A product of other tasks' probabilities: no gate, no head.
+            let (out, loss) = head(&mut g, spec, t, z, batch, &logits)?;
+            logits.push(out);
+            losses.push(loss);
+            continue;
+        }
         let gt = match (shared_gate, spec.arch) {
             (Some(gt), _) => gt,
             (None, Arch::DselectK) => dselect_gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
             (None, _) => gate(&mut g, &format!("gates.{}", task.name), spec, x)?,
         };
         let mixed = g.mix(gt, z)?;
-        let (out, loss) = head(&mut g, spec, t, mixed, batch)?;
+        let (out, loss) = head(&mut g, spec, t, mixed, batch, &logits)?;
         logits.push(out);
         losses.push(loss);
     }

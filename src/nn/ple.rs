@@ -90,7 +90,7 @@ pub(crate) fn build(spec: &ModelSpec, batch: usize) -> Result<MultiTaskModel> {
     let mut logits = Vec::new();
     let mut losses = Vec::new();
     for (t, &rep) in task_in.iter().enumerate() {
-        let (out, loss) = head(&mut g, spec, t, rep, batch)?;
+        let (out, loss) = head(&mut g, spec, t, rep, batch, &logits)?;
         logits.push(out);
         losses.push(loss);
     }

@@ -199,8 +199,18 @@ impl Trainer {
         activation: crate::Activation,
         tasks: &[TaskDef],
     ) -> ModelSpec {
-        let tasks = tasks.iter().map(|t| TaskSpec { name: t.name.clone(), loss: t.loss }).collect();
-        ModelSpec::hard_sharing(inputs, trunk, head, activation, tasks)
+        let specs = tasks.iter().map(|t| TaskSpec { name: t.name.clone(), loss: t.loss }).collect();
+        let mut spec = ModelSpec::hard_sharing(inputs, trunk, head, activation, specs);
+        let index = |n: &String| tasks.iter().position(|t| &t.name == n);
+        spec.products = tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.product_of.as_slice() {
+                [a, b] => Some((i, [index(a)?, index(b)?])),
+                _ => None,
+            })
+            .collect();
+        spec
     }
 
     /// The context.

@@ -73,7 +73,7 @@ fn adamw_decays_by_default_and_adam_does_not() {
 fn the_built_in_datasets_load_and_multidigits_pairs_images_within_a_split() {
     for name in ["energy", "parkinsons", "digits", "mmoe"] {
         match builtin::load(name, [0.8, 0.1, 0.1], 0, 0.5, Some(300)).unwrap() {
-            Source::One(t) => assert!(t.rows.len() >= 300, "{name}: {} rows", t.rows.len()),
+            Source::One(t) => assert!(t.len() >= 300, "{name}: {} rows", t.len()),
             Source::Three(_) => panic!("{name} comes whole"),
         }
     }
@@ -82,11 +82,12 @@ fn the_built_in_datasets_load_and_multidigits_pairs_images_within_a_split() {
     };
     // Each split's left images, as pixel rows: no image of one split appears in another.
     let images = |t: &Table| -> std::collections::BTreeSet<String> {
-        t.rows.iter().map(|r| r[..64].join(",")).chain(t.rows.iter().map(|r| r[64..128].join(","))).collect()
+        let rows: Vec<Vec<&str>> = (0..t.len()).map(|r| t.row(r)).collect();
+        rows.iter().map(|r| r[..64].join(",")).chain(rows.iter().map(|r| r[64..128].join(","))).collect()
     };
     let (a, b, c) = (images(&parts[0]), images(&parts[1]), images(&parts[2]));
     assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c), "an image in two splits");
-    assert!(parts.iter().all(|t| !t.rows.is_empty()));
+    assert!(parts.iter().all(|t| !t.is_empty()));
 }
 
 #[test]
@@ -141,10 +142,10 @@ fn linear_layers_start_as_pytorchs_nn_linear_does() {
 #[test]
 fn the_mmoe_generator_gives_labels_whose_correlation_falls_with_p() {
     let corr = |p: f64| -> f64 {
-        let t = builtin::mmoe(100, 4000, p, 7);
+        let t = builtin::mmoe(100, 4000, p, 7).unwrap();
         let col = |name: &str| -> Vec<f64> {
             let c = t.header.iter().position(|h| h == name).unwrap();
-            t.rows.iter().map(|r| r[c].parse::<f64>().unwrap()).collect()
+            t.column_cells(c).map(|v| v.parse::<f64>().unwrap()).collect()
         };
         let (a, b) = (col("y1"), col("y2"));
         let n = a.len() as f64;

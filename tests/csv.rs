@@ -81,3 +81,20 @@ fn a_missing_target_column_is_named() {
     let e = load("a,y\n1,2\n").unwrap_err();
     assert!(e.contains("column \"c\"") && e.contains("task[1].target"), "{e}");
 }
+
+#[test]
+fn a_file_is_streamed_with_its_bom_and_blank_files_are_empty() {
+    let dir = std::env::temp_dir().join(format!("hydra-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bom.csv");
+    std::fs::write(&p, "\u{feff}\"a\",y,c\r\n\"1.5\",3,0\r\n\r\n4,6,2\r\n").unwrap();
+    let t = Table::read(&p).unwrap();
+    assert_eq!(t.header, vec!["a", "y", "c"]);
+    assert_eq!((t.len(), t.cell(1, 0), t.lines.clone()), (2, "4", vec![2, 4]));
+    std::fs::write(&p, " \n\n").unwrap();
+    let e = Table::read(&p).unwrap_err().to_string();
+    assert!(e.contains("bom.csv") && e.contains("the file is empty"), "{e}");
+    std::fs::write(&p, "ab").unwrap();
+    let e = Table::read(&p).unwrap_err().to_string();
+    assert!(e.contains("header but no rows"), "{e}");
+}

@@ -31,17 +31,16 @@ pub fn load(name: &str, split: [f64; 3], seed: u64, correlation: f64, rows: Opti
         "parkinsons" => Source::One(Table::parse("<built-in parkinsons_updrs.csv>", PARKINSONS)?),
         "digits" => Source::One(Table::parse("<built-in digits.csv>", DIGITS)?),
         "multidigits" => Source::Three(Box::new(multidigits(split, seed, rows.unwrap_or(1))?)),
-        "mmoe" => Source::One(mmoe(100, rows.unwrap_or(4000), correlation, seed)),
-        "recsys" => Source::One(super::recsys::recsys(rows.unwrap_or(20000), seed)),
+        "mmoe" => Source::One(mmoe(100, rows.unwrap_or(4000), correlation, seed)?),
+        "recsys" => Source::One(super::recsys::recsys(rows.unwrap_or(20000), seed)?),
         other => {
             return Err(Error::invalid("data.dataset", format!("{other:?} (built-in datasets: {})", NAMES.join(", "))))
         }
     })
 }
 
-fn table(file: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Table {
-    let lines = (0..rows.len()).map(|i| i + 2).collect();
-    Table { file: file.to_string(), header, rows, lines }
+fn table(file: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
+    Table::from_rows(file, header, rows)
 }
 
 /// MultiDigits: the digit images are split first; within each split image i is paired with
@@ -50,7 +49,7 @@ fn table(file: &str, header: Vec<String>, rows: Vec<Vec<String>>) -> Table {
 pub fn multidigits(split: [f64; 3], seed: u64, pairs_per_image: usize) -> Result<[Table; 3]> {
     let digits = Table::parse("<built-in digits.csv>", DIGITS)?;
     let label = digits.column("label", "multidigits")?;
-    let parts = split_rows(digits.rows.len(), split, seed, None)?;
+    let parts = split_rows(digits.len(), split, seed, None)?;
     let mut header: Vec<String> = (0..128).map(|i| format!("p{i}")).collect();
     header.push("left".into());
     header.push("right".into());
@@ -65,15 +64,15 @@ pub fn multidigits(split: [f64; 3], seed: u64, pairs_per_image: usize) -> Result
                 let b = perm[k];
                 let mut row = Vec::with_capacity(130);
                 for r in 0..8 {
-                    row.extend_from_slice(&digits.rows[a][r * 8..r * 8 + 8]);
-                    row.extend_from_slice(&digits.rows[b][r * 8..r * 8 + 8]);
+                    row.extend((r * 8..r * 8 + 8).map(|c| digits.cell(a, c).to_string()));
+                    row.extend((r * 8..r * 8 + 8).map(|c| digits.cell(b, c).to_string()));
                 }
-                row.push(digits.rows[a][label].clone());
-                row.push(digits.rows[b][label].clone());
+                row.push(digits.cell(a, label).to_string());
+                row.push(digits.cell(b, label).to_string());
                 rows.push(row);
             }
         }
-        out.push(table(&format!("<built-in multidigits {}>", ["train", "val", "test"][s]), header.clone(), rows));
+        out.push(table(&format!("<built-in multidigits {}>", ["train", "val", "test"][s]), header.clone(), rows)?);
     }
     let [a, b, c]: [Table; 3] = out.try_into().map_err(|_| Error::invalid("multidigits", "three splits"))?;
     Ok([a, b, c])
@@ -82,7 +81,7 @@ pub fn multidigits(split: [f64; 3], seed: u64, pairs_per_image: usize) -> Result
 /// The MMoE synthetic tasks: u₁ ⟂ u₂ unit vectors in R^d, w₁ = u₁, w₂ = p·u₁ + √(1−p²)·u₂,
 /// x ~ N(0, I), y_i = w_iᵀx + Σ_{k=1..10} sin(k·w_iᵀx + (k−1)²) + N(0, 0.01²)
 /// (α_k = k, β_k = (k−1)², c = 1 as in Google Research's generator). Columns x0…, y1, y2.
-pub fn mmoe(d: usize, n: usize, p: f64, seed: u64) -> Table {
+pub fn mmoe(d: usize, n: usize, p: f64, seed: u64) -> Result<Table> {
     let mut rng = Rng::new(seed ^ 0x3307);
     let mut u1: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
     let n1 = u1.iter().map(|v| v * v).sum::<f64>().sqrt();

@@ -191,16 +191,16 @@ impl Dataset {
                 return Err(table_err(table, name, "a target column cannot be a categorical feature"));
             }
         }
-        let n = table.rows.len();
+        let n = table.len();
         let is_cat = |c: usize| {
             columns.categorical.contains(&table.header[c])
-                || (!columns.fixed && table.rows.iter().any(|row| !row[c].is_empty() && row[c].parse::<f32>().is_err()))
+                || (!columns.fixed && table.column_cells(c).any(|v| !v.is_empty() && v.parse::<f32>().is_err()))
         };
         let (cat_cols, num_cols): (Vec<usize>, Vec<usize>) = feature_cols.iter().partition(|&&c| is_cat(c));
         let mut feats = crate::error::host_vec(n * num_cols.len(), 0f32, "the features")?;
         for r in 0..n {
             for (k, &c) in num_cols.iter().enumerate() {
-                feats[r * num_cols.len() + k] = match table.rows[r][c].is_empty() && columns.impute {
+                feats[r * num_cols.len() + k] = match table.cell(r, c).is_empty() && columns.impute {
                     true => f32::NAN,
                     false => table.number(r, c)?,
                 };
@@ -208,7 +208,7 @@ impl Dataset {
         }
         let categorical = cat_cols.iter().map(|&c| categories(table, c)).collect();
         let (labels, masks) = read_labels(table, tasks, &target_cols)?;
-        let groups = group_col.map(|g| table.rows.iter().map(|row| row[g].clone()).collect());
+        let groups = group_col.map(|g| table.column_cells(g).map(str::to_string).collect());
         Ok(Dataset {
             feature_names: num_cols.iter().map(|&c| table.header[c].clone()).collect(),
             features: feats,
@@ -296,10 +296,12 @@ fn feature_columns(
 
 /// Column `c` as categories: its distinct values sorted, each row's id (1-based).
 fn categories(table: &Table, c: usize) -> CatColumn {
-    let mut levels: Vec<String> = table.rows.iter().map(|row| row[c].clone()).collect();
-    levels.sort_unstable();
-    levels.dedup();
-    let ids = table.rows.iter().map(|row| levels.binary_search(&row[c]).map_or(0, |k| k as u32 + 1)).collect();
+    let distinct: std::collections::BTreeSet<&str> = table.column_cells(c).collect();
+    let levels: Vec<String> = distinct.into_iter().map(str::to_string).collect();
+    let ids = table
+        .column_cells(c)
+        .map(|v| levels.binary_search_by(|l| l.as_str().cmp(v)).map_or(0, |k| k as u32 + 1))
+        .collect();
     CatColumn { name: table.header[c].clone(), levels, ids }
 }
 
@@ -308,7 +310,7 @@ type PerTask = Vec<Vec<f32>>;
 
 /// Each task's labels and masks from its target column.
 fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Result<(PerTask, PerTask)> {
-    let n = table.rows.len();
+    let n = table.len();
     let mut labels = Vec::new();
     let mut masks = Vec::new();
     for (t, task) in tasks.iter().enumerate() {
@@ -316,7 +318,7 @@ fn read_labels(table: &Table, tasks: &[TaskDef], target_cols: &[usize]) -> Resul
         let mut l = vec![0.0; n];
         let mut m = vec![0.0; n];
         for r in (0..n).filter(|_| c != usize::MAX) {
-            let cell = &table.rows[r][c];
+            let cell = table.cell(r, c);
             if cell.is_empty() {
                 continue;
             }

@@ -135,7 +135,14 @@ impl Encoding {
                 }
             })
             .collect();
-        Ok(Dataset { feature_names: self.feature_names(), features, categorical, ..d.clone() })
+        Ok(Dataset {
+            feature_names: self.feature_names(),
+            features,
+            categorical,
+            labels: d.labels.clone(),
+            masks: d.masks.clone(),
+            groups: d.groups.clone(),
+        })
     }
 }
 

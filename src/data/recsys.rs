@@ -37,7 +37,7 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// `rows` impressions, seeded.
-pub fn recsys(rows: usize, seed: u64) -> Table {
+pub fn recsys(rows: usize, seed: u64) -> crate::error::Result<Table> {
     let mut rng = Rng::new(seed ^ 0x5ec5);
     let users = entities(USERS, &mut rng);
     let items = entities(ITEMS, &mut rng);
@@ -79,6 +79,5 @@ pub fn recsys(rows: usize, seed: u64) -> Table {
             flag(conversion),
         ]);
     }
-    let lines = (0..out.len()).map(|i| i + 2).collect();
-    Table { file: "<built-in recsys>".into(), header, rows: out, lines }
+    Table::from_rows("<built-in recsys>", header, out)
 }

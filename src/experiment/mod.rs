@@ -92,6 +92,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         match source {
             Source::One(t) => {
                 let ds = to_ds(&t)?;
+                drop(t); // the text cells are no longer needed: free them before the splits
                 let [a, b, c] = split_rows(ds.rows(), split, seed, ds.groups.as_deref())?;
                 [ds.subset(&a), ds.subset(&b), ds.subset(&c)]
             }
@@ -102,8 +103,10 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         }
     };
     let encoding = Encoding::fit(&raw[Split::Train], columns.impute);
+    // Each split encoded, then its raw form dropped, one at a time.
+    let encode = |d: Dataset| encoding.apply(&d);
     let [a, b, c] = raw;
-    let raw = [encoding.apply(&a)?, encoding.apply(&b)?, encoding.apply(&c)?];
+    let raw = [encode(a)?, encode(b)?, encode(c)?];
     let scaling = Scaling::fit_with(&raw[Split::Train], &cfg.tasks, cfg.standardize, cfg.standardize_targets);
     let [mut train, mut val, test] = Split::ALL.map(|s| scaling.apply(&raw[s]));
     // A task without a loss of its own keeps its labels for the test metrics only.

@@ -425,6 +425,40 @@ pub fn bench_other_kernels(ctx: &Context, budget_s: f64) -> Result<Vec<BenchReco
     out.push(record(ctx, "mix_grad_gate", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, mix_bytes));
     let d = kernels::mix_grad_x(ctx, &dmix, &gate, &dblocks, false)?;
     out.push(record(ctx, "mix_grad_x", dm(), time_kernels(ctx, &[&d], budget_s, 100)?, mix_bytes));
+    // Embedding lookups: 4096 ids into a table of 1000 rows of 16, and the table's gradient
+    // through the inverse index; a product task's logits over 4096 rows.
+    let (b, v, d) = (4096, 1000, 16);
+    let ids: Vec<u32> = (0..b).map(|_| (rng.next_u64() % v as u64) as u32).collect();
+    let (offsets, order) = crate::cpu::embed_inverse(&ids, v);
+    let idf: Vec<f32> = ids.iter().map(|&i| i as f32).collect();
+    let table = ctx.upload(&rng.vec_f32(v * d, -1.0, 1.0), &[v, d])?;
+    let (gi, go, gr) = (ctx.upload(&idf, &[b])?, ctx.upload(&offsets, &[v + 1])?, ctx.upload(&order, &[b])?);
+    let (emb, demb, dtable) =
+        (ctx.empty(&[b, d])?, ctx.upload(&rng.vec_f32(b * d, -1.0, 1.0), &[b, d])?, ctx.empty(&[v, d])?);
+    let dm = || dims(&[("ids", b), ("rows", v), ("dim", d)]);
+    let dsp = kernels::embed_gather(ctx, &table, &gi, &emb)?;
+    out.push(record(ctx, "embed_gather", dm(), time_kernels(ctx, &[&dsp], budget_s, 100)?, 12.0 * (b * d) as f64));
+    let dsp = kernels::embed_scatter(ctx, &demb, &go, &gr, &dtable, false)?;
+    out.push(record(
+        ctx,
+        "embed_scatter",
+        dm(),
+        time_kernels(ctx, &[&dsp], budget_s, 100)?,
+        8.0 * (b * d + v * d) as f64,
+    ));
+    let (la, lb, ly) = (
+        ctx.upload(&rng.vec_f32(b, -4.0, 4.0), &[b])?,
+        ctx.upload(&rng.vec_f32(b, -4.0, 4.0), &[b])?,
+        ctx.empty(&[b])?,
+    );
+    let dsp = kernels::product_logit(ctx, &la, &lb, &ly)?;
+    out.push(record(
+        ctx,
+        "product_logit",
+        dims(&[("n", b)]),
+        time_kernels(ctx, &[&dsp], budget_s, 100)?,
+        12.0 * b as f64,
+    ));
     let p = 1 << 20;
     let (pt, gt, mt, vt) =
         (ctx.zeros(&[p])?, ctx.upload(&rng.vec_f32(p, -1.0, 1.0), &[p])?, ctx.zeros(&[p])?, ctx.zeros(&[p])?);

@@ -1,52 +1,70 @@
 //! Small dense linear algebra for T×T problems (T is the number of tasks).
 
-/// Solves A x = b (n×n, row-major) by Gaussian elimination with partial pivoting, adding
-/// `ridge`·I when A is (near) singular. None if it stays singular.
+/// Solves `a·x = b` (`a` n×n, row-major) by Gaussian elimination with partial pivoting, on
+/// the system with each row divided by its largest entry, so that the answer does not depend
+/// on the scale of the equations (gradients of norm 1e-8 and 1e8 alike). A pivot below 1e-13
+/// of its row's scale is singular: the solve is retried once with `ridge` times the largest
+/// entry of `a` added to the diagonal (0: no retry), and None if that fails too.
 pub fn solve(a: &[f64], b: &[f64], n: usize, ridge: f64) -> Option<Vec<f64>> {
+    let amax = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if !(amax.is_finite() && amax > 0.0) {
+        return None;
+    }
     for attempt in 0..2 {
+        if attempt == 1 && ridge <= 0.0 {
+            break;
+        }
         let mut m: Vec<f64> = a.to_vec();
+        let mut x = b.to_vec();
         if attempt == 1 {
             for i in 0..n {
-                m[i * n + i] += ridge;
+                m[i * n + i] += ridge * amax;
             }
         }
-        let mut x = b.to_vec();
-        let mut ok = true;
-        for col in 0..n {
-            let piv = (col..n).max_by(|&i, &j| m[i * n + col].abs().total_cmp(&m[j * n + col].abs())).unwrap_or(col);
-            if m[piv * n + col].abs() < 1e-12 {
-                ok = false;
-                break;
-            }
-            if piv != col {
-                for k in 0..n {
-                    m.swap(col * n + k, piv * n + k);
-                }
-                x.swap(col, piv);
-            }
-            for r in col + 1..n {
-                let f = m[r * n + col] / m[col * n + col];
-                for k in col..n {
-                    m[r * n + k] -= f * m[col * n + k];
-                }
-                x[r] -= f * x[col];
+        // Row equilibration.
+        for r in 0..n {
+            let s = (0..n).fold(0.0f64, |acc, k| acc.max(m[r * n + k].abs()));
+            if s > 0.0 {
+                (0..n).for_each(|k| m[r * n + k] /= s);
+                x[r] /= s;
             }
         }
-        if !ok {
-            continue;
-        }
-        for col in (0..n).rev() {
-            let mut s = x[col];
-            for k in col + 1..n {
-                s -= m[col * n + k] * x[k];
-            }
-            x[col] = s / m[col * n + col];
-        }
-        if x.iter().all(|v| v.is_finite()) {
+        if let Some(x) = eliminate(m, x, n) {
             return Some(x);
         }
     }
     None
+}
+
+/// Gaussian elimination with partial pivoting on an equilibrated system.
+fn eliminate(mut m: Vec<f64>, mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| m[i * n + col].abs().total_cmp(&m[j * n + col].abs())).unwrap_or(col);
+        if !(m[piv * n + col].abs() > 1e-13) {
+            return None;
+        }
+        if piv != col {
+            for k in 0..n {
+                m.swap(col * n + k, piv * n + k);
+            }
+            x.swap(col, piv);
+        }
+        for r in col + 1..n {
+            let f = m[r * n + col] / m[col * n + col];
+            for k in col..n {
+                m[r * n + k] -= f * m[col * n + k];
+            }
+            x[r] -= f * x[col];
+        }
+    }
+    for col in (0..n).rev() {
+        let mut s = x[col];
+        for k in col + 1..n {
+            s -= m[col * n + k] * x[k];
+        }
+        x[col] = s / m[col * n + col];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
 /// Eigen-decomposition of a symmetric n×n matrix by cyclic Jacobi rotations: (eigenvalues,

@@ -1,0 +1,132 @@
+//! The gradient methods' solvers at every gradient scale: finite coefficients in bounded time
+//! for gradient norms from 1e-8 to 1e8, with exactly collinear, opposite and zero gradients;
+//! UPGrad leaves no conflict whatever the scales (it once looped forever on two conflicting
+//! gradients of norms 0.1 and 1e-7); the methods that are scale-free give the same
+//! coefficients for the gradients scaled by 1e-6 and 1e6.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hydra::cpu::Rng;
+use hydra::mtl::weighting::*;
+
+/// Runs `f` on a thread and fails if it takes more than 20 s (a solver that never returns).
+fn bounded<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}: no answer within 20 s"))
+}
+
+/// Two gradients at cosine `cos`, of norms `n1` and `n2`.
+fn pair(n1: f64, n2: f64, cos: f64) -> Gram {
+    let sin = (1.0 - cos * cos).sqrt();
+    Gram::of(&[vec![n1, 0.0], vec![n2 * cos, n2 * sin]])
+}
+
+fn conflicts(m: &Gram, c: &[f64]) -> Vec<f64> {
+    // g_i · d / (‖g_i‖ ‖d‖): the cosine of each task's gradient with the update.
+    let md = m.mul(c);
+    let nd = m.quad(c).max(0.0).sqrt();
+    (0..m.t).map(|i| if m.norm(i) * nd > 0.0 { md[i] / (m.norm(i) * nd) } else { 0.0 }).collect()
+}
+
+#[test]
+fn upgrad_returns_without_conflict_for_conflicting_gradients_of_any_scale() {
+    for (n1, n2) in [(0.1, 1e-7), (5e-7, 5e-7), (1.0, 1e-7), (1e8, 1e-8), (1e-8, 1e-8), (1e8, 1e8)] {
+        let m = pair(n1, n2, -0.5);
+        let c = bounded(format!("upgrad {n1} {n2}"), move || upgrad(&m));
+        let m = pair(n1, n2, -0.5);
+        assert!(c.iter().all(|v| v.is_finite()), "{n1} {n2}: {c:?}");
+        let cos = conflicts(&m, &c);
+        assert!(cos.iter().all(|&x| x >= -1e-9), "norms {n1}, {n2}: cosines with the update {cos:?}");
+        assert!(m.quad(&c) > 0.0, "norms {n1}, {n2}: a zero update");
+    }
+}
+
+/// Random gradients of norms drawn log-uniformly in [1e-8, 1e8], and the degenerate cases.
+fn cases(rng: &mut Rng) -> Vec<(String, Gram)> {
+    let mut out = Vec::new();
+    for t in [2usize, 3, 5] {
+        for k in 0..6 {
+            let g: Vec<Vec<f64>> = (0..t)
+                .map(|_| {
+                    let s = 10f64.powf(rng.range(-8.0, 8.0));
+                    (0..6).map(|_| s * rng.normal()).collect()
+                })
+                .collect();
+            out.push((format!("random T={t} #{k}"), Gram::of(&g)));
+        }
+    }
+    let u: Vec<f64> = (0..6).map(|_| rng.normal()).collect();
+    let w: Vec<f64> = (0..6).map(|_| rng.normal()).collect();
+    let scaled = |v: &[f64], s: f64| v.iter().map(|x| x * s).collect::<Vec<f64>>();
+    for s in [1e-8, 1.0, 1e8] {
+        out.push((format!("collinear at {s}"), Gram::of(&[scaled(&u, s), scaled(&u, 3.0 * s), scaled(&w, s)])));
+        out.push((format!("opposite at {s}"), Gram::of(&[scaled(&u, s), scaled(&u, -s), scaled(&w, s)])));
+        out.push((format!("a zero gradient at {s}"), Gram::of(&[scaled(&u, s), vec![0.0; 6], scaled(&w, s)])));
+    }
+    out
+}
+
+#[test]
+fn every_gradient_method_returns_finite_coefficients_at_every_scale() {
+    let mut rng = Rng::new(11);
+    for (name, m) in cases(&mut rng) {
+        let losses = vec![1.0; m.t];
+        let methods: Vec<(&str, fn(&Gram, &[f64]) -> Vec<f64>)> = vec![
+            ("mgda", |m, l| mgda(m, l, MgdaNorm::None)),
+            ("mgda l2", |m, l| mgda(m, l, MgdaNorm::L2)),
+            ("cagrad", |m, _| cagrad(m, 0.4, 0)),
+            ("imtl", |m, _| imtl(m)),
+            ("nash_mtl", |m, _| nash_mtl(m, 20, 0.0)),
+            ("aligned_mtl", |m, _| aligned_mtl(m)),
+            ("upgrad", |m, _| upgrad(m)),
+        ];
+        for (method, f) in methods {
+            let (mm, ll) = (m.clone(), losses.clone());
+            let c = bounded(format!("{method} on {name}"), move || f(&mm, &ll));
+            assert!(c.iter().all(|v| v.is_finite()), "{method} on {name}: {c:?}");
+            if method == "upgrad" {
+                let cos = conflicts(&m, &c);
+                assert!(cos.iter().all(|&x| x >= -1e-9), "upgrad on {name}: cosines {cos:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn scale_free_methods_give_the_same_coefficients_for_scaled_gradients() {
+    let mut rng = Rng::new(5);
+    let g: Vec<Vec<f64>> = (0..3).map(|_| (0..6).map(|_| rng.normal()).collect()).collect();
+    let m = Gram::of(&g);
+    for s in [1e-6, 1e6] {
+        let ms = m.scaled(&[s, s, s]);
+        let same = |what: &str, a: &[f64], b: &[f64]| {
+            for (x, y) in a.iter().zip(b) {
+                assert!(approx::relative_eq!(x, y, max_relative = 1e-6, epsilon = 1e-12), "{what} at {s}: {a:?} vs {b:?}");
+            }
+        };
+        same("upgrad", &upgrad(&m), &upgrad(&ms));
+        same("imtl", &imtl(&m), &imtl(&ms));
+        same("mgda", &mgda(&m, &[1.0; 3], MgdaNorm::None), &mgda(&ms, &[1.0; 3], MgdaNorm::None));
+        // Nash-MTL's α scales as 1/s: (sα)_t (s⁻¹…) — α(sG) = α(G)/s.
+        let a: Vec<f64> = nash_alpha(&m, 20).iter().map(|v| v / s).collect();
+        same("nash_mtl", &a, &nash_alpha(&ms, 20));
+    }
+}
+
+#[test]
+fn nash_mtl_solves_its_equations_on_small_gradients_too() {
+    let mut rng = Rng::new(3);
+    for s in [1e-7, 1.0, 1e7] {
+        let g: Vec<Vec<f64>> = (0..3).map(|_| (0..5).map(|_| s * rng.normal()).collect()).collect();
+        let m = Gram::of(&g);
+        let a = nash_alpha(&m, 20);
+        let ma = m.mul(&a);
+        for t in 0..3 {
+            assert!(approx::relative_eq!(ma[t] * a[t], 1.0, max_relative = 1e-4), "s {s}: (Mα)α = {}", ma[t] * a[t]);
+        }
+    }
+}

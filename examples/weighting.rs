@@ -17,7 +17,7 @@ fn main() -> hydra::Result<()> {
             continue; // loss-based methods give loss weights; GradDrop works elementwise
         }
         let mut w = Weighter::new(method, Target::Params, &[1.0; 3], 0);
-        let c = w.coefficients(&m, &losses, 1e-3);
+        let c = w.coefficients(&m, &losses, 1e-3)?;
         let d = combine(&g, &c);
         let dots: Vec<String> =
             g.iter().map(|gt| format!("{:+.3}", gt.iter().zip(&d).map(|(a, b)| a * b).sum::<f64>())).collect();

@@ -279,7 +279,7 @@ fn run_toy(method: Method, start: [f64; 2]) -> (f64, [f64; 2]) {
         let f = toy(x);
         let g = vec![f[0].d.to_vec(), f[1].d.to_vec()];
         let gram = Gram::of(&g);
-        let c = w.coefficients(&gram, &[f[0].v, f[1].v], 1e-3);
+        let c = w.coefficients(&gram, &[f[0].v, f[1].v], 1e-3).unwrap();
         let d = combine(&g, &c);
         for i in 0..2 {
             m[i] = 0.9 * m[i] + 0.1 * d[i];

@@ -70,12 +70,15 @@ fn cases(rng: &mut Rng) -> Vec<(String, Gram)> {
     out
 }
 
+/// A gradient method on a Gram matrix and the losses.
+type Solver = fn(&Gram, &[f64]) -> Vec<f64>;
+
 #[test]
 fn every_gradient_method_returns_finite_coefficients_at_every_scale() {
     let mut rng = Rng::new(11);
     for (name, m) in cases(&mut rng) {
         let losses = vec![1.0; m.t];
-        let methods: Vec<(&str, fn(&Gram, &[f64]) -> Vec<f64>)> = vec![
+        let methods: Vec<(&str, Solver)> = vec![
             ("mgda", |m, l| mgda(m, l, MgdaNorm::None)),
             ("mgda l2", |m, l| mgda(m, l, MgdaNorm::L2)),
             ("cagrad", |m, _| cagrad(m, 0.4, 0)),
@@ -105,7 +108,10 @@ fn scale_free_methods_give_the_same_coefficients_for_scaled_gradients() {
         let ms = m.scaled(&[s, s, s]);
         let same = |what: &str, a: &[f64], b: &[f64]| {
             for (x, y) in a.iter().zip(b) {
-                assert!(approx::relative_eq!(x, y, max_relative = 1e-6, epsilon = 1e-12), "{what} at {s}: {a:?} vs {b:?}");
+                assert!(
+                    approx::relative_eq!(x, y, max_relative = 1e-6, epsilon = 1e-12),
+                    "{what} at {s}: {a:?} vs {b:?}"
+                );
             }
         };
         same("upgrad", &upgrad(&m), &upgrad(&ms));
@@ -129,4 +135,14 @@ fn nash_mtl_solves_its_equations_on_small_gradients_too() {
             assert!(approx::relative_eq!(ma[t] * a[t], 1.0, max_relative = 1e-4), "s {s}: (Mα)α = {}", ma[t] * a[t]);
         }
     }
+}
+
+#[test]
+fn non_finite_coefficients_are_an_error_never_equal_weighting() {
+    let mut w = Weighter::new(Method::by_name("upgrad").unwrap(), hydra::Target::Params, &[1.0, 1.0], 0);
+    let bad = Gram::new(2, vec![f64::NAN, 0.0, 0.0, 1.0]);
+    let e = w.coefficients(&bad, &[1.0, 1.0], 1e-3).unwrap_err().to_string();
+    assert!(e.contains("weighting upgrad") && e.contains("diverged"), "{e}");
+    let ok = w.coefficients(&pair(1.0, 1e-7, -0.5), &[1.0, 1.0], 1e-3).unwrap();
+    assert!(ok.iter().all(|v| v.is_finite()));
 }

@@ -288,7 +288,7 @@ impl Trainer {
                 self.coefficients = Some(vec![1.0; t]);
             } else {
                 let lr = f64::from(self.settings.optimizer.lr());
-                let c: Vec<f32> = self.weighter.coefficients(&gram, &losses, lr).iter().map(|&v| v as f32).collect();
+                let c: Vec<f32> = self.weighter.coefficients(&gram, &losses, lr)?.iter().map(|&v| v as f32).collect();
                 self.graph.apply_coefficients(&c)?;
                 self.coefficients = Some(c);
             }

@@ -40,7 +40,8 @@ pub fn solve(a: &[f64], b: &[f64], n: usize, ridge: f64) -> Option<Vec<f64>> {
 fn eliminate(mut m: Vec<f64>, mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     for col in 0..n {
         let piv = (col..n).max_by(|&i, &j| m[i * n + col].abs().total_cmp(&m[j * n + col].abs())).unwrap_or(col);
-        if !(m[piv * n + col].abs() > 1e-13) {
+        let p = m[piv * n + col].abs();
+        if p.is_nan() || p <= 1e-13 {
             return None;
         }
         if piv != col {

@@ -191,8 +191,16 @@ impl Weighter {
     }
 
     /// Coefficients c of d = Σ c_t g_t from the Gram matrix and the losses; `lr` is the
-    /// model's learning rate (GradNorm's weights follow it).
-    pub fn coefficients(&mut self, m: &Gram, losses: &[f64], lr: f64) -> Vec<f64> {
+    /// model's learning rate (GradNorm's weights follow it). Non-finite coefficients are an
+    /// error naming the method and what it was given (a non-finite Gram matrix or loss means
+    /// training has diverged), never a silent switch to equal weighting.
+    pub fn coefficients(&mut self, m: &Gram, losses: &[f64], lr: f64) -> Result<Vec<f64>> {
+        if !m.m.iter().chain(losses).all(|v| v.is_finite()) {
+            return Err(Error::invalid(
+                format!("weighting {}", self.method.name()),
+                format!("a non-finite Gram matrix or loss: training diverged (Gram {:?}, losses {losses:?})", m.m),
+            ));
+        }
         let c = match self.method {
             Method::GradNorm { alpha } => {
                 let c = self.gradnorm.w.clone();
@@ -209,12 +217,13 @@ impl Weighter {
             Method::UpGrad => upgrad(m),
             _ => vec![1.0; m.t],
         };
-        // A degenerate Gram matrix (a zero gradient) must not poison the update.
         if c.iter().all(|v| v.is_finite()) {
-            c
-        } else {
-            vec![1.0; m.t]
+            return Ok(c);
         }
+        Err(Error::invalid(
+            format!("weighting {}", self.method.name()),
+            format!("coefficients {c:?} from a finite Gram matrix {:?} and losses {losses:?}", m.m),
+        ))
     }
 
     /// A seed for this step's GradDrop draws.

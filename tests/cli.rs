@@ -526,6 +526,37 @@ fn compare_prints_a_row_per_method_and_the_baselines() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--target"));
 }
 
+/// `compare --seeds 3`: each cell is the mean ± std over three seeds, each with its own split,
+/// initial parameters and baselines; the mean is that of the single-seed runs.
+#[test]
+fn compare_over_seeds_reports_mean_and_spread() {
+    let dir = tmpdir("compare-seeds");
+    tiny_data(&dir);
+    let cell = |row: &str, k: usize| row.split('|').nth(k + 2).unwrap().trim().to_string();
+    let out = hydra(&["compare", "--config", "c.toml", "--methods", "ew", "--seeds", "3"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ew = text.lines().find(|l| l.starts_with("| ew |")).unwrap().to_string();
+    let base = text.lines().find(|l| l.starts_with("| single-task |")).unwrap().to_string();
+    assert!(cell(&ew, 0).contains(" ± ") && cell(&base, 0).contains(" ± "), "{text}");
+    let mean: f64 = cell(&ew, 0).split(" ± ").next().unwrap().parse().unwrap();
+    // The same three seeds one at a time.
+    let mut singles = Vec::new();
+    for seed in 0..3 {
+        let cfg =
+            std::fs::read_to_string(dir.join("c.toml")).unwrap().replace("[train]", &format!("[train]\nseed = {seed}"));
+        std::fs::write(dir.join("s.toml"), cfg).unwrap();
+        let out = hydra(&["compare", "--config", "s.toml", "--methods", "ew"], &dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let row = text.lines().find(|l| l.starts_with("| ew |")).unwrap().to_string();
+        singles.push(cell(&row, 0).parse::<f64>().unwrap());
+    }
+    let want = singles.iter().sum::<f64>() / 3.0;
+    assert!((mean - want).abs() < 1e-4, "mean {mean} of the seeds {singles:?}");
+    assert!(singles.iter().any(|&v| (v - singles[0]).abs() > 1e-6), "the seeds differ: {singles:?}");
+}
+
 /// Transfer on a mixture of experts: a new task gets a new gate and head (named in a note),
 /// `freeze = ["experts"]` keeps every expert's parameters byte for byte, and the new task learns.
 #[test]

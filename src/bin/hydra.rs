@@ -93,6 +93,10 @@ enum Command {
         /// Where gradient methods take gradients: params or representation.
         #[arg(long, default_value = "params")]
         target: String,
+        /// Seeds per method (from the config's on; each draws the split and the initial
+        /// parameters): the table shows mean ± std.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
     },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
@@ -153,7 +157,7 @@ fn main() -> ExitCode {
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
-        Command::Compare { config, methods, target } => compare(config, &methods, &target),
+        Command::Compare { config, methods, target, seeds } => compare(config, &methods, &target, seeds),
         Command::Info => info(),
         Command::Bench { json, only, sizes, budget, tune, scaling } => {
             run_bench(json, only.as_deref(), &sizes, budget, tune, scaling)

@@ -7,10 +7,17 @@ use super::load_or_default;
 use crate::error::Result;
 use crate::experiment;
 use crate::gpu::Context;
+use crate::report::table::SeedRun;
 
 /// Trains the config (default: the built-in energy example) once per method in `methods`
-/// (default: every registered one), gradient methods on `target`, and prints the table.
-pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> Result<()> {
+/// (default: every registered one) and per seed (`seeds` of them from the config's seed on;
+/// each seed draws the split and the initial parameters, and has its own single-task
+/// baselines), gradient methods on `target`, and prints the table (mean ± std over the seeds
+/// when more than one).
+pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds: usize) -> Result<()> {
+    if seeds == 0 {
+        return Err(crate::Error::invalid("--seeds", "at least 1"));
+    }
     let mut cfg = load_or_default(config.as_deref())?;
     cfg.target = match target {
         "params" => crate::mtl::weighting::Target::Params,
@@ -24,31 +31,59 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str) -> Res
     } else {
         methods.to_vec()
     };
-    let prepared = experiment::prepare(&cfg)?;
     let ctx = Context::new()?;
-    let split = prepared.splits.reported();
-    let spec = experiment::model_spec(&cfg, &prepared.splits.train);
+    let first = cfg.train.seed;
     let t0 = std::time::Instant::now();
-    let base =
-        crate::train::single_task_baselines(&ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
-    eprintln!("hydra: single-task baselines in {:.1} s", t0.elapsed().as_secs_f64());
+    // Per seed: its data and its single-task baselines.
+    let mut per_seed = Vec::new();
+    for s in 0..seeds as u64 {
+        cfg.train.seed = first + s;
+        let prepared = experiment::prepare(&cfg)?;
+        let spec = experiment::model_spec(&cfg, &prepared.splits.train);
+        let base = crate::train::single_task_baselines(
+            &ctx,
+            &spec,
+            &cfg.tasks,
+            &cfg.train,
+            &prepared.scaling,
+            &prepared.splits,
+        )?;
+        per_seed.push((cfg.train.seed, prepared, base));
+    }
+    eprintln!("hydra: single-task baselines for {seeds} seed(s) in {:.1} s", t0.elapsed().as_secs_f64());
+    let split = per_seed[0].1.splits.reported();
     let table = crate::report::table::CompareTable::new(&cfg.tasks, split);
     println!("{}", table.head());
-    println!("{}", table.row("single-task", &base, None, None, None));
+    let base_runs: Vec<SeedRun> = per_seed
+        .iter()
+        .map(|(_, _, b)| SeedRun { metrics: b.clone(), delta_m: None, seconds_per_epoch: None, epochs: None })
+        .collect();
+    println!("{}", table.row_over_seeds("single-task", &base_runs));
     for name in &names {
         cfg.weighting = crate::mtl::weighting::Method::by_name(name)?;
-        let start = std::time::Instant::now();
-        let (out, _) = experiment::run(&ctx, &cfg, &prepared, &Default::default(), &mut |_| {}, &mut |_| {})?;
-        let secs = start.elapsed().as_secs_f64();
-        let epochs = out.report.history.len();
-        let per: Vec<crate::mtl::metrics::TaskDelta> = cfg
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(t, task)| crate::mtl::metrics::task_delta(task.kind, &out.report.metrics[t][split], &base[t][split]))
-            .collect();
-        let dm = crate::mtl::metrics::delta_m(&per);
-        println!("{}", table.row(name, &out.report.metrics, dm, Some(secs / epochs.max(1) as f64), Some(epochs)));
+        let mut runs = Vec::new();
+        for (seed, prepared, base) in &per_seed {
+            cfg.train.seed = *seed;
+            let start = std::time::Instant::now();
+            let (out, _) = experiment::run(&ctx, &cfg, prepared, &Default::default(), &mut |_| {}, &mut |_| {})?;
+            let secs = start.elapsed().as_secs_f64();
+            let epochs = out.report.history.len();
+            let per: Vec<crate::mtl::metrics::TaskDelta> = cfg
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(t, task)| {
+                    crate::mtl::metrics::task_delta(task.kind, &out.report.metrics[t][split], &base[t][split])
+                })
+                .collect();
+            runs.push(SeedRun {
+                metrics: out.report.metrics.clone(),
+                delta_m: crate::mtl::metrics::delta_m(&per),
+                seconds_per_epoch: Some(secs / epochs.max(1) as f64),
+                epochs: Some(epochs),
+            });
+        }
+        println!("{}", table.row_over_seeds(name, &runs));
     }
     Ok(())
 }

@@ -95,17 +95,58 @@ impl CompareTable {
         seconds_per_epoch: Option<f64>,
         epochs: Option<usize>,
     ) -> String {
+        let run = SeedRun { metrics: metrics.to_vec(), delta_m, seconds_per_epoch, epochs };
+        self.row_over_seeds(name, std::slice::from_ref(&run))
+    }
+
+    /// One method's row over several seeds: each cell the mean ± the standard deviation (the
+    /// sample's, n − 1) of the seeds' values; with one seed, the value alone.
+    pub fn row_over_seeds(&self, name: &str, runs: &[SeedRun]) -> String {
         let cells: Vec<String> = self
             .columns
             .iter()
-            .map(|(t, m)| format!("{:.4}", metrics[*t][self.split].get(*m).copied().unwrap_or(f64::NAN)))
+            .map(|(t, m)| {
+                let v: Vec<f64> =
+                    runs.iter().map(|r| r.metrics[*t][self.split].get(*m).copied().unwrap_or(f64::NAN)).collect();
+                spread(&v, |x| format!("{x:.4}"))
+            })
             .collect();
+        let dm: Option<Vec<f64>> = runs.iter().map(|r| r.delta_m).collect();
+        let secs: Option<Vec<f64>> = runs.iter().map(|r| r.seconds_per_epoch).collect();
+        let epochs: Option<Vec<f64>> = runs.iter().map(|r| r.epochs.map(|e| e as f64)).collect();
         format!(
             "| {name} | {} | {} | {} | {} |",
             cells.join(" | "),
-            delta_m.map_or("–".into(), |v| format!("{v:+.2}")),
-            seconds_per_epoch.map_or("–".into(), |v| format!("{v:.3}")),
-            epochs.map_or("–".into(), |v| v.to_string())
+            dm.map_or("–".into(), |v| spread(&v, |x| format!("{x:+.2}"))),
+            secs.map_or("–".into(), |v| format!("{:.3}", v.iter().sum::<f64>() / v.len() as f64)),
+            epochs.map_or("–".into(), |v| match v.len() {
+                1 => format!("{}", v[0]),
+                n => format!("{:.1}", v.iter().sum::<f64>() / n as f64),
+            })
         )
     }
+}
+
+/// One seed's results for a row of the comparison.
+#[derive(Clone, Debug)]
+pub struct SeedRun {
+    /// Per task, the metrics on train, val and test.
+    pub metrics: Vec<[Metrics; 3]>,
+    /// Δm% against that seed's single-task baselines.
+    pub delta_m: Option<f64>,
+    /// Seconds per epoch.
+    pub seconds_per_epoch: Option<f64>,
+    /// Epochs run.
+    pub epochs: Option<usize>,
+}
+
+/// `fmt(value)` for one value; `fmt(mean) ± fmt(std)` (sample standard deviation) for more.
+fn spread(v: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    if v.len() == 1 {
+        return fmt(v[0]);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    format!("{} ± {}", fmt(mean), fmt(var.sqrt()).trim_start_matches('+'))
 }

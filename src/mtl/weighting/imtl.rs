@@ -26,6 +26,9 @@ pub fn imtl(m: &Gram) -> Vec<f64> {
     let r: Vec<f64> = (0..k).map(|j| gu(0, 0) - gu(0, j + 1)).collect();
     // α_{2:T} = r (D Uᵀ)⁻¹  ⇔  (D Uᵀ)ᵀ αᵀ = rᵀ
     let at: Vec<f64> = (0..k * k).map(|x| a[(x % k) * k + x / k]).collect();
+    // A singular system (collinear unit gradients) is solved with a ridge of 1e-8 of its scale;
+    // one that is all zeros means every unit gradient is the same, and then every α summing to
+    // one meets IMTL's condition: the uniform one is taken (the method's rule, not a fallback).
     let rest = solve(&at, &r, k, 1e-8).unwrap_or_else(|| vec![1.0 / t as f64; k]);
     let mut alpha = vec![1.0 - rest.iter().sum::<f64>()];
     alpha.extend(rest);

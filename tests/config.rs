@@ -141,7 +141,7 @@ fn every_weighting_method_parses_with_libmtl_defaults() {
 #[test]
 fn a_weighting_parameter_of_another_method_is_refused() {
     let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"pcgrad\"\nalpha = 2.0\n"));
-    assert!(e.contains("weighting.alpha") && e.contains("gradnorm, not of pcgrad"), "{e}");
+    assert!(e.contains("weighting.alpha") && e.contains("gradnorm, fairgrad, not of pcgrad"), "{e}");
     let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"uw\"\ntarget = \"params\"\n"));
     assert!(e.contains("weighting.target"), "{e}");
     let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"mgda\"\nnorm = \"l3\"\n"));

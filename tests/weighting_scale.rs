@@ -86,6 +86,7 @@ fn every_gradient_method_returns_finite_coefficients_at_every_scale() {
             ("nash_mtl", |m, _| nash_mtl(m, 20, 0.0)),
             ("aligned_mtl", |m, _| aligned_mtl(m)),
             ("upgrad", |m, _| upgrad(m)),
+            ("fairgrad", |m, _| fair_weights(m, 2.0, 20)),
         ];
         for (method, f) in methods {
             let (mm, ll) = (m.clone(), losses.clone());
@@ -145,4 +146,43 @@ fn non_finite_coefficients_are_an_error_never_equal_weighting() {
     assert!(e.contains("weighting upgrad") && e.contains("diverged"), "{e}");
     let ok = w.coefficients(&pair(1.0, 1e-7, -0.5), &[1.0, 1.0], 1e-3).unwrap();
     assert!(ok.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn fairgrad_solves_its_alpha_fair_equations_and_is_nash_mtl_at_alpha_one() {
+    let mut rng = Rng::new(21);
+    for t in [2usize, 3, 5] {
+        let g: Vec<Vec<f64>> = (0..t).map(|_| (0..6).map(|_| rng.normal()).collect()).collect();
+        let m = Gram::of(&g);
+        for p in [0.5, 1.0, 2.0, 5.0] {
+            let w = fair_weights(&m, p, 20);
+            let mw = m.mul(&w);
+            for i in 0..t {
+                assert!(w[i] > 0.0);
+                let want = w[i].powf(-1.0 / p);
+                assert!(
+                    approx::relative_eq!(mw[i], want, max_relative = 1e-6),
+                    "T={t} α={p}: (Mw)_{i} {} vs {want}",
+                    mw[i]
+                );
+            }
+            // Scaled gradients: w(sG) = s^{−2α/(α+1)} w(G).
+            let s = 1e-4;
+            let ws = fair_weights(&m.scaled(&vec![s; t]), p, 20);
+            let k = s.powf(-2.0 * p / (p + 1.0));
+            for i in 0..t {
+                assert!(approx::relative_eq!(ws[i], k * w[i], max_relative = 1e-6), "T={t} α={p} scaled");
+            }
+        }
+        let (a, b) = (fair_weights(&m, 1.0, 20), nash_alpha(&m, 20));
+        assert_eq!(a, b, "α = 1 is Nash-MTL's bargaining solution");
+    }
+    // Registered, with α from the config.
+    let c = hydra::config::Config::parse(
+        "c.toml",
+        "[data]\ndataset = \"energy\"\n[[task]]\nname = \"a\"\ntarget = \"heating_load\"\nkind = \"regression\"\n[weighting]\nmethod = \"fairgrad\"\nalpha = 2.0\n",
+        ".".into(),
+    )
+    .unwrap();
+    assert_eq!(c.weighting, Method::FairGrad { alpha: 2.0 });
 }

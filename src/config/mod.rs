@@ -195,7 +195,7 @@ pub struct WeightingSection {
     pub target: Option<String>,
     /// dwa: temperature (2).
     pub temperature: Option<f64>,
-    /// gradnorm: alpha (1.5).
+    /// gradnorm: alpha (1.5); fairgrad: alpha (1.0).
     pub alpha: Option<f64>,
     /// cagrad: c (0.5).
     pub c: Option<f64>,

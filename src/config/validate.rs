@@ -394,6 +394,11 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
                 *alpha = non_negative("alpha", a, "")?;
             }
         }
+        Method::FairGrad { alpha } => {
+            if let Some(a) = w.alpha {
+                *alpha = positive("alpha", a)?;
+            }
+        }
         Method::CaGrad { c, rescale } => {
             if let Some(cv) = w.c {
                 *c = non_negative("c", cv, "")?;

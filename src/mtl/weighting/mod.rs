@@ -24,7 +24,7 @@ pub use gram::{combine, Gram};
 pub use imtl::imtl;
 pub use loss_based::{dwa, gls, graddrop, rlw, uw, GradNormState};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
-pub use nash_mtl::{nash_alpha, nash_mtl};
+pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl};
 pub use pcgrad::pcgrad;
 pub use registry::Runs;
 pub use upgrad::{project_weights, upgrad};
@@ -100,6 +100,11 @@ pub enum Method {
     },
     /// Aligned-MTL.
     AlignedMtl,
+    /// FairGrad.
+    FairGrad {
+        /// The fairness α (1: Nash-MTL's proportional fairness).
+        alpha: f64,
+    },
     /// UPGrad.
     UpGrad,
 }
@@ -215,6 +220,7 @@ impl Weighter {
             Method::NashMtl { iters, max_norm } => nash_mtl(m, iters, max_norm),
             Method::AlignedMtl => aligned_mtl(m),
             Method::UpGrad => upgrad(m),
+            Method::FairGrad { alpha } => fair_weights(m, alpha, 20),
             _ => vec![1.0; m.t],
         };
         if c.iter().all(|v| v.is_finite()) {

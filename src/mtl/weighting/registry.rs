@@ -127,6 +127,14 @@ pub const REGISTRY: &[Entry] = &[
     ),
     grad("aligned_mtl", Method::AlignedMtl, &[], "–", GRAM, "equalises orthogonal gradients"),
     grad("upgrad", Method::UpGrad, &[], "–", GRAM, "Gd ≥ 0: no task is worsened"),
+    grad(
+        "fairgrad",
+        Method::FairGrad { alpha: 1.0 },
+        &["alpha"],
+        "`alpha` (1.0)",
+        GRAM,
+        "(Mw)_t = w_t^{−1/α}; α = 1 is Nash-MTL's",
+    ),
 ];
 
 const fn loss(

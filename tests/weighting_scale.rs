@@ -186,3 +186,35 @@ fn fairgrad_solves_its_alpha_fair_equations_and_is_nash_mtl_at_alpha_one() {
     .unwrap();
     assert_eq!(c.weighting, Method::FairGrad { alpha: 2.0 });
 }
+
+#[test]
+fn the_log_loss_transform_combines_the_gradients_of_log_l() {
+    let mut rng = Rng::new(8);
+    let g: Vec<Vec<f64>> = (0..3).map(|_| (0..5).map(|_| rng.normal()).collect()).collect();
+    let losses = [0.5, 2.0, 8.0];
+    // By hand: the gradients of log L_t are g_t / L_t; MGDA's min-norm point of those, as
+    // coefficients of the g_t.
+    let logs: Vec<Vec<f64>> = g.iter().zip(&losses).map(|(gt, l)| gt.iter().map(|v| v / l).collect()).collect();
+    let on_logs = mgda(&Gram::of(&logs), &losses, MgdaNorm::None);
+    let want: Vec<f64> = on_logs.iter().zip(&losses).map(|(c, l)| c / l).collect();
+    let mut w =
+        Weighter::new(Method::Mgda { norm: MgdaNorm::None }, hydra::Target::Params, &[1.0; 3], 0).with_log_losses(true);
+    let got = w.coefficients(&Gram::of(&g), &losses, 1e-3).unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert!(approx::relative_eq!(a, b, max_relative = 1e-9), "{got:?} vs {want:?}");
+    }
+    let mut plain = Weighter::new(Method::Mgda { norm: MgdaNorm::None }, hydra::Target::Params, &[1.0; 3], 0);
+    assert_ne!(plain.coefficients(&Gram::of(&g), &losses, 1e-3).unwrap(), got, "the transform changes the answer");
+    // Configured for methods on the Gram matrix only.
+    let cfg = |m: &str| {
+        hydra::config::Config::parse(
+            "c.toml",
+            &format!("[data]\ndataset = \"energy\"\n[[task]]\nname = \"a\"\ntarget = \"heating_load\"\nkind = \"regression\"\n[weighting]\nmethod = \"{m}\"\nloss_transform = \"log\"\n"),
+            ".".into(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    assert!(cfg("pcgrad").unwrap().log_losses);
+    let e = cfg("uw").unwrap_err();
+    assert!(e.contains("weighting.loss_transform") && e.contains("uw"), "{e}");
+}

@@ -211,6 +211,8 @@ pub struct WeightingSection {
     pub lr: Option<f32>,
     /// famo: their weight decay (0.001).
     pub weight_decay: Option<f32>,
+    /// Methods on the Gram matrix: "none" (default) or "log", the gradients of log L_t.
+    pub loss_transform: Option<String>,
 }
 
 fn default_method() -> String {
@@ -224,6 +226,7 @@ impl Default for WeightingSection {
             target: None,
             temperature: None,
             alpha: None,
+            loss_transform: None,
             c: None,
             rescale: None,
             norm: None,
@@ -293,6 +296,8 @@ pub struct Config {
     pub weighting: Method,
     /// Where gradient methods take gradients.
     pub target: Target,
+    /// Gradient methods combine the gradients of log L_t (`loss_transform = "log"`).
+    pub log_losses: bool,
     /// Standardise features.
     pub standardize: bool,
     /// Standardise regression targets.
@@ -324,5 +329,6 @@ impl Config {
     pub fn weighter(&self) -> crate::mtl::weighting::Weighter {
         let w: Vec<f64> = self.tasks.iter().map(|t| f64::from(t.weight)).collect();
         crate::mtl::weighting::Weighter::new(self.weighting, self.target, &w, self.train.seed)
+            .with_log_losses(self.log_losses)
     }
 }

@@ -32,6 +32,17 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         model(&raw.model, &e)?;
     let train = train(&raw.train, &e)?;
     let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
+    let log_losses = match raw.weighting.loss_transform.as_deref() {
+        None | Some("none") => false,
+        Some("log") if weighting.runs() == crate::mtl::weighting::Runs::GramThenHost => true,
+        Some("log") => {
+            return Err(e(
+                "weighting.loss_transform",
+                format!("\"log\" is for the methods on the Gram matrix, not {}", weighting.name()),
+            ))
+        }
+        Some(other) => return Err(e("weighting.loss_transform", format!("{other:?} (expected none or log)"))),
+    };
     Ok(Config {
         file: file.to_string(),
         base,
@@ -49,6 +60,7 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         train,
         weighting,
         target,
+        log_losses,
         standardize: raw.data.standardize.unwrap_or(true),
         standardize_targets: raw.data.standardize_targets.unwrap_or(true),
         raw,

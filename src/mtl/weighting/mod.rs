@@ -151,6 +151,10 @@ pub struct Weighter {
     rng: Rng,
     gradnorm: GradNormState,
     history: Vec<Vec<f64>>,
+    /// Gradient methods on the Gram matrix: combine the gradients of log L_t, ∇L_t / L_t
+    /// (DB-MTL's loss transform), instead of those of L_t.
+    #[serde(default)]
+    pub log_losses: bool,
 }
 
 impl Weighter {
@@ -165,7 +169,15 @@ impl Weighter {
             rng: Rng::new(seed ^ 0x3E16),
             gradnorm: GradNormState::new(t),
             history: Vec::new(),
+            log_losses: false,
         }
+    }
+
+    /// The same weighter taking the gradients of the log losses when `log` (`[weighting]
+    /// loss_transform = "log"`, for methods on the Gram matrix).
+    pub fn with_log_losses(mut self, log: bool) -> Weighter {
+        self.log_losses = log;
+        self
     }
 
     /// Loss weights at the start of training.
@@ -206,6 +218,19 @@ impl Weighter {
                 format!("a non-finite Gram matrix or loss: training diverged (Gram {:?}, losses {losses:?})", m.m),
             ));
         }
+        // Under the log transform, g_t/L_t: the Gram matrix scaled by 1/L, and the coefficients
+        // of the scaled gradients divided by L_t to apply to the gradients themselves. A task
+        // whose loss is 0 in this batch (no labels in it) has no gradient: its scale is 1.
+        let inv: Option<Vec<f64>> =
+            self.log_losses.then(|| losses.iter().map(|&l| if l > 0.0 { 1.0 / l } else { 1.0 }).collect());
+        let scaled;
+        let m = match &inv {
+            Some(inv) => {
+                scaled = m.scaled(inv);
+                &scaled
+            }
+            None => m,
+        };
         let c = match self.method {
             Method::GradNorm { alpha } => {
                 let c = self.gradnorm.w.clone();
@@ -222,6 +247,10 @@ impl Weighter {
             Method::UpGrad => upgrad(m),
             Method::FairGrad { alpha } => fair_weights(m, alpha, 20),
             _ => vec![1.0; m.t],
+        };
+        let c: Vec<f64> = match &inv {
+            Some(inv) => c.iter().zip(inv).map(|(a, b)| a * b).collect(),
+            None => c,
         };
         if c.iter().all(|v| v.is_finite()) {
             return Ok(c);

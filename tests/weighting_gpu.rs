@@ -216,6 +216,10 @@ mod training {
             test: scaling.apply(&d.subset(&te)),
         };
         let spec = Trainer::spec_for(6, &[32], &[], Activation::Tanh, &tasks);
+        // Equal weighting's parameters after training: every other method must end elsewhere on
+        // the parameters target (static is equal weighting with these weights of 1, by
+        // definition; equal weighting has no representation target to compare with).
+        let mut ew_params: Option<Vec<Vec<f32>>> = None;
         for entry in registry::REGISTRY {
             let (name, method) = (entry.name, entry.default);
             for target in [Target::Params, Target::Representation] {
@@ -232,6 +236,18 @@ mod training {
                 let w = Weighter::new(method, target, &[1.0, 1.0], 0);
                 let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
                 let rep = t.fit(&splits, &mut |_| {}).unwrap();
+                let params = t.params().unwrap();
+                if name == "ew" {
+                    ew_params = Some(params);
+                } else if name != "static" && target == Target::Params {
+                    let ew = ew_params.as_ref().expect("ew comes first in the registry");
+                    // Not merely other bits (a gradient method computing equal weighting through
+                    // its own path would round differently): parameters elsewhere.
+                    let (a, b) = (ew.concat(), params.concat());
+                    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let moved = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+                    assert!(moved > 1e-3, "{name} trains like equal weighting (parameters within {moved} of its)");
+                }
                 let (first, last) = (&rep.history[0].train_loss, &rep.history.last().unwrap().train_loss);
                 for k in 0..2 {
                     assert!(last[k] < 0.8 * first[k], "{name} ({target:?}) task {k}: {} -> {}", first[k], last[k]);

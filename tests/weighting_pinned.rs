@@ -87,3 +87,51 @@ fn no_method_is_equal_weighting_on_the_conflict() {
         assert!(spread > 0.01, "{name}: {c:?} is equal weighting up to scale");
     }
 }
+
+/// GradVac as LibMTL writes it, on explicit gradients: the reference for the Gram version.
+fn gradvac_on_vectors(g: &[Vec<f64>], targets: &mut [f64], beta: f64, rng: &mut Rng) -> Vec<f64> {
+    let t = g.len();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut total = vec![0.0; g[0].len()];
+    for i in 0..t {
+        let mut pc = g[i].clone();
+        let mut order: Vec<usize> = (0..t).filter(|&j| j != i).collect();
+        hydra::rng::shuffle(&mut order, rng);
+        for j in order {
+            let (np, nj) = (dot(&pc, &pc).sqrt(), dot(&g[j], &g[j]).sqrt());
+            let rho = dot(&pc, &g[j]) / (np * nj);
+            let target = targets[i * t + j];
+            if rho < target {
+                let w = np * (target * (1.0 - rho * rho).sqrt() - rho * (1.0 - target * target).sqrt())
+                    / (nj * (1.0 - target * target).sqrt());
+                pc.iter_mut().zip(&g[j]).for_each(|(p, q)| *p += w * q);
+                targets[i * t + j] = (1.0 - beta) * target + beta * rho;
+            }
+        }
+        total.iter_mut().zip(&pc).for_each(|(s, p)| *s += p);
+    }
+    total
+}
+
+#[test]
+fn gradvac_matches_its_reference_on_explicit_gradients_and_starts_as_pcgrad() {
+    let mut rng = Rng::new(4);
+    for t in [2usize, 3, 4] {
+        let (mut ta, mut tb) = (vec![0.0; t * t], vec![0.0; t * t]);
+        let (mut ra, mut rb) = (Rng::new(9), Rng::new(9));
+        for step in 0..6 {
+            let g: Vec<Vec<f64>> = (0..t).map(|_| (0..5).map(|_| rng.normal()).collect()).collect();
+            let m = Gram::of(&g);
+            if step == 0 {
+                let pc = pcgrad(&m, &mut Rng::new(9)).0;
+                let gv = gradvac(&m, &mut vec![0.0; t * t], 0.5, &mut Rng::new(9));
+                close("first step = pcgrad", &gv, &pc, 1e-12);
+            }
+            let c = gradvac(&m, &mut ta, 0.5, &mut ra);
+            let want = gradvac_on_vectors(&g, &mut tb, 0.5, &mut rb);
+            close(&format!("gradvac T={t} step {step}"), &combine(&g, &c), &want, 1e-10);
+            close(&format!("targets T={t} step {step}"), &ta, &tb, 1e-12);
+        }
+        assert!(ta.iter().any(|&v| v != 0.0), "T={t}: the targets moved");
+    }
+}

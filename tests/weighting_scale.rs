@@ -87,6 +87,7 @@ fn every_gradient_method_returns_finite_coefficients_at_every_scale() {
             ("aligned_mtl", |m, _| aligned_mtl(m)),
             ("upgrad", |m, _| upgrad(m)),
             ("fairgrad", |m, _| fair_weights(m, 2.0, 20)),
+            ("gradvac", |m, _| gradvac(m, &mut vec![-0.5; m.t * m.t], 0.5, &mut Rng::new(1))),
         ];
         for (method, f) in methods {
             let (mm, ll) = (m.clone(), losses.clone());

@@ -211,6 +211,8 @@ pub struct WeightingSection {
     pub lr: Option<f32>,
     /// famo: their weight decay (0.001).
     pub weight_decay: Option<f32>,
+    /// gradvac: the targets' moving-average rate β (0.5).
+    pub beta: Option<f64>,
     /// Methods on the Gram matrix: "none" (default) or "log", the gradients of log L_t.
     pub loss_transform: Option<String>,
 }
@@ -227,6 +229,7 @@ impl Default for WeightingSection {
             temperature: None,
             alpha: None,
             loss_transform: None,
+            beta: None,
             c: None,
             rescale: None,
             norm: None,

@@ -364,7 +364,8 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
     let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
     let entry = method.entry();
     // Each parameter belongs to the methods whose registry entry lists it.
-    let given: [(&str, bool); 9] = [
+    let given: [(&str, bool); 10] = [
+        ("beta", w.beta.is_some()),
         ("temperature", w.temperature.is_some()),
         ("alpha", w.alpha.is_some()),
         ("c", w.c.is_some()),
@@ -404,6 +405,14 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
         Method::GradNorm { alpha } => {
             if let Some(a) = w.alpha {
                 *alpha = non_negative("alpha", a, "")?;
+            }
+        }
+        Method::GradVac { beta } => {
+            if let Some(b) = w.beta {
+                if !(0.0..=1.0).contains(&b) {
+                    return Err(err("beta", format!("{b} (must be in [0, 1])")));
+                }
+                *beta = b;
             }
         }
         Method::FairGrad { alpha } => {

@@ -8,6 +8,7 @@
 
 mod aligned_mtl;
 mod cagrad;
+mod gradvac;
 pub mod gram;
 mod imtl;
 pub mod linalg;
@@ -20,6 +21,7 @@ mod upgrad;
 
 pub use aligned_mtl::aligned_mtl;
 pub use cagrad::cagrad;
+pub use gradvac::gradvac;
 pub use gram::{combine, Gram};
 pub use imtl::imtl;
 pub use loss_based::{dwa, gls, graddrop, rlw, uw, GradNormState};
@@ -100,6 +102,11 @@ pub enum Method {
     },
     /// Aligned-MTL.
     AlignedMtl,
+    /// GradVac.
+    GradVac {
+        /// The targets' moving-average rate β (0.5).
+        beta: f64,
+    },
     /// FairGrad.
     FairGrad {
         /// The fairness α (1: Nash-MTL's proportional fairness).
@@ -155,6 +162,9 @@ pub struct Weighter {
     /// (DB-MTL's loss transform), instead of those of L_t.
     #[serde(default)]
     pub log_losses: bool,
+    /// GradVac's target cosines (T×T), empty until its first step.
+    #[serde(default)]
+    gradvac_targets: Vec<f64>,
 }
 
 impl Weighter {
@@ -170,6 +180,7 @@ impl Weighter {
             gradnorm: GradNormState::new(t),
             history: Vec::new(),
             log_losses: false,
+            gradvac_targets: Vec::new(),
         }
     }
 
@@ -246,6 +257,12 @@ impl Weighter {
             Method::AlignedMtl => aligned_mtl(m),
             Method::UpGrad => upgrad(m),
             Method::FairGrad { alpha } => fair_weights(m, alpha, 20),
+            Method::GradVac { beta } => {
+                if self.gradvac_targets.len() != m.t * m.t {
+                    self.gradvac_targets = vec![0.0; m.t * m.t];
+                }
+                gradvac(m, &mut self.gradvac_targets, beta, &mut self.rng)
+            }
             _ => vec![1.0; m.t],
         };
         let c: Vec<f64> = match &inv {

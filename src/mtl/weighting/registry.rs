@@ -128,6 +128,14 @@ pub const REGISTRY: &[Entry] = &[
     grad("aligned_mtl", Method::AlignedMtl, &[], "–", GRAM, "equalises orthogonal gradients"),
     grad("upgrad", Method::UpGrad, &[], "–", GRAM, "Gd ≥ 0: no task is worsened"),
     grad(
+        "gradvac",
+        Method::GradVac { beta: 0.5 },
+        &["beta"],
+        "`beta` (0.5)",
+        GRAM,
+        "first step is PCGrad's; matches a CPU reference on explicit gradients",
+    ),
+    grad(
         "fairgrad",
         Method::FairGrad { alpha: 1.0 },
         &["alpha"],

@@ -359,3 +359,43 @@ fn submits_readbacks_and_uploads_per_step_for_each_kind_of_method() {
     }
     assert_eq!(seen.len(), 6, "every kind of method measured");
 }
+
+/// FAMO's kernel against its CPU reference over several steps (the state carried on both
+/// sides), for 2, 3 and 5 tasks: the same ξ, Adam moments, kept losses and weights. (With one
+/// task ξ's gradient is zero and Adam would only amplify f32 rounding: its weight is 1, checked
+/// apart.)
+#[test]
+fn famo_matches_its_cpu_reference_step_after_step() {
+    use hydra::cpu::{self, Rng};
+    let ctx = common::ctx();
+    for t in [1usize, 2, 3, 5] {
+        let mut rng = Rng::new(t as u64);
+        let min: Vec<f32> = vec![0.0; t];
+        let one_task = t == 1;
+        let gmin = ctx.upload(&min, &[t]).unwrap();
+        let gstate = ctx.zeros(&[4 * t + 1]).unwrap();
+        let gw = ctx.zeros(&[t]).unwrap();
+        let gl = ctx.zeros(&[t]).unwrap();
+        let mut state = vec![0f64; 4 * t + 1];
+        let mut w = vec![0f64; t];
+        let mut losses: Vec<f32> = rng.vec_f32(t, 0.5, 2.0);
+        for step in 0..8 {
+            // Losses fall, at different speeds per task.
+            losses.iter_mut().enumerate().for_each(|(k, l)| *l *= 0.9 - 0.05 * k as f32 + 0.02 * rng.normal() as f32);
+            ctx.write(&gl, &losses).unwrap();
+            let d = hydra::kernels::famo(&ctx, &gmin, &gl, &gw, &gstate, 0.025, 0.001).unwrap();
+            ctx.run(&[&d]).unwrap();
+            let l64: Vec<f64> = losses.iter().map(|&v| f64::from(v)).collect();
+            cpu::famo(&vec![0.0; t], &l64, &mut w, &mut state, 0.025, 0.001);
+            let got_w = ctx.read(&gw).unwrap();
+            let got_s = ctx.read(&gstate).unwrap();
+            common::assert_close_all(&format!("famo T={t} step {step} weights"), &got_w, &w, 1e-4);
+            if one_task {
+                assert!((got_w[0] - 1.0).abs() < 1e-5, "one task's weight is 1: {got_w:?}");
+                continue;
+            }
+            common::assert_close_all(&format!("famo T={t} step {step} state"), &got_s, &state, 1e-4);
+        }
+        assert!(one_task || state[..t].iter().any(|&x| x != 0.0), "T={t}: ξ moved");
+    }
+}

@@ -86,7 +86,7 @@ pub const REGISTRY: &[Entry] = &[
         "`lr` (0.025), `weight_decay` (0.001)",
         Runs::GpuInStep,
         "GPU, state kept on the GPU",
-        "Σ w = 1",
+        "Σ w = 1; matches its CPU reference step after step",
     ),
     grad("gradnorm", Method::GradNorm { alpha: 1.5 }, &["alpha"], "`alpha` (1.5)", GRAM, "trains"),
     grad("pcgrad", Method::PcGrad, &[], "–", GRAM, "projections orthogonal; agreeing gradients summed"),

@@ -412,3 +412,47 @@ fn divergence_is_error_diverged_for_every_kind_of_method() {
         assert!(matches!(err, hydra::Error::Diverged { .. }), "{name}: {err}");
     }
 }
+
+/// `select_by_delta_m`: the kept epoch is the one whose validation Δm% against the given
+/// baselines is best (LibMTL's choice), recomputed here from the run's own history; with the
+/// validation loss it is the epoch of the lowest summed loss. The two differ on this run.
+#[test]
+fn selecting_by_validation_delta_m_keeps_the_epoch_of_the_best_delta_m() {
+    use hydra::mtl::metrics::{delta_m, task_delta, Metrics};
+    let (d, tasks) = energy();
+    let (splits, scaling) = splits_of(&d, &tasks, 0);
+    let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
+    let settings = TrainSettings {
+        optimizer: Optimizer::adam(3e-2),
+        batch_size: 32,
+        epochs: 30,
+        patience: 0,
+        ..Default::default()
+    };
+    // Baselines so large everywhere but in cooling's MAE that Δm% follows that MAE alone; and
+    // that baseline negative, so that Δm% grows with the MAE: the epoch it keeps is the one of
+    // the worst cooling MAE, which no loss-based choice would keep.
+    let base: Vec<Metrics> = vec![
+        [("rmse".to_string(), 1e6), ("mae".to_string(), 1e6)].into(),
+        [("rmse".to_string(), 1e6), ("mae".to_string(), -1.0)].into(),
+    ];
+    let mut by_dm = Trainer::new(ctx(), &spec, &tasks, settings.clone(), scaling.clone(), None).unwrap();
+    by_dm.select_by_delta_m(base.clone());
+    let rep = by_dm.fit(&splits, &mut |_| {}).unwrap();
+    let dm = |rec: &hydra::train::EvalRecord| {
+        let per: Vec<_> =
+            tasks.iter().enumerate().map(|(t, task)| task_delta(task.kind, &rec.val_metrics[t], &base[t])).collect();
+        delta_m(&per).unwrap()
+    };
+    let best = rep.history.iter().max_by(|a, b| dm(a).total_cmp(&dm(b))).unwrap();
+    assert_eq!(rep.best_epoch, best.epoch, "the kept epoch has the best validation Δm%");
+    let mut by_loss = Trainer::new(ctx(), &spec, &tasks, settings, scaling, None).unwrap();
+    let rep_loss = by_loss.fit(&splits, &mut |_| {}).unwrap();
+    let lowest = rep_loss
+        .history
+        .iter()
+        .min_by(|a, b| a.val_loss.iter().sum::<f64>().total_cmp(&b.val_loss.iter().sum::<f64>()))
+        .unwrap();
+    assert_eq!(rep_loss.best_epoch, lowest.epoch);
+    assert_ne!(rep.best_epoch, rep_loss.best_epoch, "the two criteria pick different epochs here");
+}

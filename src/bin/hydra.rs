@@ -97,6 +97,10 @@ enum Command {
         /// parameters): the table shows mean ± std.
         #[arg(long, default_value_t = 1)]
         seeds: usize,
+        /// Which epoch each run keeps: val_loss (the lowest validation loss) or delta_m (the
+        /// best validation Δm% against the single-task baselines, LibMTL's choice).
+        #[arg(long, default_value = "val_loss")]
+        select: String,
     },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
@@ -151,13 +155,16 @@ fn main() -> ExitCode {
                     _ => None,
                 },
                 baselines,
+                select_delta_m: None,
             };
             let outputs = hydra::commands::TrainOutputs { metrics_json, log, plot, save, save_dtype };
             train(config, opts, outputs, quiet)
         }
         Command::Eval { config, checkpoint, split, json } => eval(&config, &checkpoint, &split, json),
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
-        Command::Compare { config, methods, target, seeds } => compare(config, &methods, &target, seeds),
+        Command::Compare { config, methods, target, seeds, select } => {
+            compare(config, &methods, &target, seeds, &select)
+        }
         Command::Info => info(),
         Command::Bench { json, only, sizes, budget, tune, scaling } => {
             run_bench(json, only.as_deref(), &sizes, budget, tune, scaling)

@@ -14,10 +14,17 @@ use crate::report::table::SeedRun;
 /// each seed draws the split and the initial parameters, and has its own single-task
 /// baselines), gradient methods on `target`, and prints the table (mean ± std over the seeds
 /// when more than one).
-pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds: usize) -> Result<()> {
+/// `select` picks each run's kept epoch: "val_loss" (the lowest validation loss, as `train`)
+/// or "delta_m" (the best validation Δm% against that seed's baselines, LibMTL's choice).
+pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds: usize, select: &str) -> Result<()> {
     if seeds == 0 {
         return Err(crate::Error::invalid("--seeds", "at least 1"));
     }
+    let by_delta_m = match select {
+        "val_loss" => false,
+        "delta_m" => true,
+        other => return Err(crate::Error::invalid("--select", format!("{other:?} (expected val_loss or delta_m)"))),
+    };
     let mut cfg = load_or_default(config.as_deref())?;
     cfg.target = match target {
         "params" => crate::mtl::weighting::Target::Params,
@@ -65,7 +72,11 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds:
         for (seed, prepared, base) in &per_seed {
             cfg.train.seed = *seed;
             let start = std::time::Instant::now();
-            let (out, _) = experiment::run(&ctx, &cfg, prepared, &Default::default(), &mut |_| {}, &mut |_| {})?;
+            let opts = experiment::RunOptions {
+                select_delta_m: by_delta_m.then(|| base.iter().map(|b| b[crate::data::Split::Val].clone()).collect()),
+                ..Default::default()
+            };
+            let (out, _) = experiment::run(&ctx, &cfg, prepared, &opts, &mut |_| {}, &mut |_| {})?;
             let secs = start.elapsed().as_secs_f64();
             let epochs = out.report.history.len();
             let per: Vec<crate::mtl::metrics::TaskDelta> = cfg

@@ -172,6 +172,9 @@ pub struct RunOptions {
     pub checkpoint: Option<(std::path::PathBuf, u64)>,
     /// Also train single-task baselines.
     pub baselines: bool,
+    /// Keep the epoch of the best validation Δm% against these (per task, the single-task
+    /// baselines' validation metrics) instead of the lowest validation loss.
+    pub select_delta_m: Option<Vec<crate::mtl::metrics::Metrics>>,
 }
 
 impl RunOptions {
@@ -200,6 +203,9 @@ pub fn run(
         return Err(Error::invalid("--resume", "give --init or --resume, not both"));
     }
     let mut tr = build_trainer(ctx, cfg, prepared, opts.start(), on_note)?;
+    if let Some(base) = &opts.select_delta_m {
+        tr.select_by_delta_m(base.clone());
+    }
     let report = match &opts.checkpoint {
         None => tr.fit(&prepared.splits, on_eval)?,
         Some((path, every)) => tr.fit_with_checkpoints(&prepared.splits, on_eval, *every, &mut |t| {

@@ -38,6 +38,10 @@ pub struct Trainer {
     weighter: Weighter,
     state: LoopState,
     best_params: Option<Vec<Vec<f32>>>,
+    /// Per task, the single-task baselines' validation metrics: when set, the kept epoch is the
+    /// one of the best validation Δm% against them (LibMTL's choice), not of the lowest
+    /// validation loss.
+    select_delta_m: Option<Vec<Metrics>>,
 }
 
 /// Where the training loop stands: enough to continue a run exactly.
@@ -188,6 +192,7 @@ impl Trainer {
             weighter,
             state: LoopState::default(),
             best_params: None,
+            select_delta_m: None,
         })
     }
 
@@ -417,7 +422,7 @@ impl Trainer {
             let first: Vec<usize> = order.iter().copied().take(b).collect();
             let (rec, epoch_metrics) = self.evaluate_epoch(splits, &first)?;
             on_eval(&rec);
-            if self.keeps(&rec.val_loss, s.patience)? {
+            if self.keeps(&rec, s.patience)? {
                 kept = Some((rec.epoch, epoch_metrics));
             }
             history.push(rec);
@@ -488,14 +493,34 @@ impl Trainer {
         Ok((rec, metrics))
     }
 
-    /// Early stopping on the validation loss: whether this epoch's parameters are the ones to
-    /// keep (always, without a validation split), remembering them; stops after `patience`
-    /// epochs without improvement (0: never).
-    fn keeps(&mut self, val_loss: &[f64], patience: usize) -> Result<bool> {
-        if val_loss.is_empty() {
+    /// Keeps the epoch whose validation Δm% against `baselines` (per task, the single-task
+    /// baselines' validation metrics) is best, instead of the epoch of the lowest validation
+    /// loss; patience counts epochs without a better Δm%.
+    pub fn select_by_delta_m(&mut self, baselines: Vec<Metrics>) {
+        self.select_delta_m = Some(baselines);
+    }
+
+    /// Early stopping on the validation loss (or, with [`Trainer::select_by_delta_m`], on the
+    /// validation Δm%): whether this epoch's parameters are the ones to keep (always, without
+    /// a validation split), remembering them; stops after `patience` epochs without
+    /// improvement (0: never).
+    fn keeps(&mut self, rec: &EvalRecord, patience: usize) -> Result<bool> {
+        if rec.val_loss.is_empty() {
             return Ok(true);
         }
-        let v: f64 = val_loss.iter().sum();
+        // Lower is better: the summed loss, or −Δm% (an undefined Δm% never improves).
+        let v: f64 = match &self.select_delta_m {
+            None => rec.val_loss.iter().sum(),
+            Some(base) => {
+                let per: Vec<crate::mtl::metrics::TaskDelta> = self
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(t, task)| crate::mtl::metrics::task_delta(task.kind, &rec.val_metrics[t], &base[t]))
+                    .collect();
+                crate::mtl::metrics::delta_m(&per).map_or(f64::INFINITY, |d| -d)
+            }
+        };
         if self.state.best_val.is_none_or(|bv| v < bv) {
             self.state.best_val = Some(v);
             self.state.best_epoch = self.state.epoch;

@@ -48,9 +48,9 @@ def min_norm(M):
 
 
 def mgda(G):
-    """LibMTL's MGDA (mgda_gn='none'): the min-norm point α; Hydra returns T·α."""
+    """LibMTL's MGDA (mgda_gn='none'): the min-norm point α, the coefficients of the g_t."""
     M = G @ G.T
-    return len(G) * min_norm(M)
+    return min_norm(M)
 
 
 def cagrad(G, calpha=0.5, rescale=1):
@@ -103,7 +103,7 @@ def aligned_mtl(G):
     """LibMTL's Aligned-MTL: B = sqrt(λ_min) V Σ^(-1/2) Vᵀ, α = column sums of B."""
     M = G @ G.T
     lmbda, V = np.linalg.eigh(M)
-    keep = lmbda > lmbda.max() * len(M) * np.finfo(np.float64).eps * 10
+    keep = lmbda > lmbda.max() * len(M) * np.finfo(np.float32).eps
     lmbda, V = lmbda[keep], V[:, keep]
     B = np.sqrt(lmbda.min()) * V @ np.diag(1 / np.sqrt(lmbda)) @ V.T
     return B.sum(0)

@@ -311,7 +311,7 @@ fn cagrad_and_nash_mtl_reach_the_pareto_set_of_the_toy_problem_from_every_start(
 /// MGDA's gradient normalisations (LibMTL's `mgda_gn`) on two orthogonal gradients of norms 1
 /// and 2 with losses 1 and 4: l2 divides by the norms, loss by the losses, loss+ by both; the
 /// min-norm weights of the normalised gradients have a closed form here, and the
-/// coefficients are T·α_t / s_t.
+/// coefficients are α_t / s_t (LibMTL's).
 #[test]
 fn mgda_normalisations_divide_by_norm_loss_or_both() {
     let g = vec![vec![1.0, 0.0], vec![0.0, 2.0]];
@@ -320,7 +320,7 @@ fn mgda_normalisations_divide_by_norm_loss_or_both() {
     // Orthogonal normalised gradients of norms a and b: α = (b², a²) / (a² + b²).
     let want = |a: f64, b: f64, s: [f64; 2]| {
         let (a2, b2) = (a * a, b * b);
-        [2.0 * b2 / (a2 + b2) / s[0], 2.0 * a2 / (a2 + b2) / s[1]]
+        [b2 / (a2 + b2) / s[0], a2 / (a2 + b2) / s[1]]
     };
     for (norm, s) in [(MgdaNorm::L2, [1.0, 2.0]), (MgdaNorm::Loss, [1.0, 4.0]), (MgdaNorm::LossPlus, [1.0, 8.0])] {
         let c = mgda(&m, &losses, norm);

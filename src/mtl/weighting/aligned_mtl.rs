@@ -10,7 +10,8 @@ pub fn aligned_mtl(m: &Gram) -> Vec<f64> {
     let t = m.t;
     let (vals, vecs) = sym_eigen(&m.m, t);
     let max = vals.iter().copied().fold(0.0, f64::max);
-    let tol = max * t as f64 * f64::EPSILON * 10.0;
+    // LibMTL's cut-off: torch's default (f32) epsilon, the precision of the Gram matrix.
+    let tol = max * t as f64 * f64::from(f32::EPSILON);
     let keep: Vec<usize> = (0..t).filter(|&i| vals[i] > tol).collect();
     if keep.is_empty() {
         return vec![1.0 / t as f64; t];

@@ -111,10 +111,11 @@ pub fn normalizers(m: &Gram, losses: &[f64], norm: MgdaNorm) -> Vec<f64> {
         .collect()
 }
 
-/// Coefficients of d = Σ c_t g_t as LibMTL forms them: T·α_t / s_t.
+/// Coefficients of d = Σ c_t g_t as LibMTL forms them: α_t / s_t, the min-norm point of the
+/// normalised gradients g_t / s_t.
 pub fn mgda(m: &Gram, losses: &[f64], norm: MgdaNorm) -> Vec<f64> {
     let s = normalizers(m, losses, norm);
     let inv: Vec<f64> = s.iter().map(|v| 1.0 / v).collect();
     let a = min_norm(&m.scaled(&inv), 250, 1e-5);
-    (0..m.t).map(|i| m.t as f64 * a[i] / s[i]).collect()
+    (0..m.t).map(|i| a[i] / s[i]).collect()
 }

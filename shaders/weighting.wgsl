@@ -106,6 +106,18 @@ fn uw_grad(@builtin(local_invocation_index) t: u32) {
     if t < p.u.x { out[t] = 0.5 * (1.0 - exp(-a[t]) * b[t]); }
 }
 
+// IMTL-L (Liu et al., ICLR 2021): losses scaled as e^s·L − s. s = a, weights = out.
+@compute @workgroup_size(64)
+fn imtl_weights(@builtin(local_invocation_index) t: u32) {
+    if t < p.u.x { out[t] = exp(a[t]); }
+}
+
+// s = a, losses = b, grad of s = out: ∂(e^s·L − s)/∂s.
+@compute @workgroup_size(64)
+fn imtl_grad(@builtin(local_invocation_index) t: u32) {
+    if t < p.u.x { out[t] = exp(a[t]) * b[t] - 1.0; }
+}
+
 // losses = b, weights = out.
 @compute @workgroup_size(64)
 fn gls_weights(@builtin(local_invocation_index) t: u32) {

@@ -162,6 +162,11 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
     let (ww, wg): (Vec<f64>, Vec<f64>) = (0..3).map(|i| weighting::uw(f64::from(s[i]), f64::from(l[i]))).unzip();
     assert_close("uw weights", &ctx.read(&wt).unwrap(), &ww, &[1e-6; 3]);
     assert_close("uw grad", &ctx.read(&gs).unwrap(), &wg, &[1e-6; 3]);
+    ctx.run(&[&kernels::imtl_weights(&ctx, &st, &wt).unwrap(), &kernels::imtl_grad(&ctx, &st, &lt, &gs).unwrap()])
+        .unwrap();
+    let (iw, ig): (Vec<f64>, Vec<f64>) = (0..3).map(|i| weighting::imtl_l(f64::from(s[i]), f64::from(l[i]))).unzip();
+    assert_close("imtl-l weights", &ctx.read(&wt).unwrap(), &iw, &[1e-5; 3]);
+    assert_close("imtl-l grad", &ctx.read(&gs).unwrap(), &ig, &[1e-5; 3]);
     ctx.run(&[&kernels::gls_weights(&ctx, &lt, &wt).unwrap()]).unwrap();
     assert_close("gls", &ctx.read(&wt).unwrap(), &weighting::gls(&to64(&l)), &[1e-5; 3]);
 
@@ -299,6 +304,46 @@ mod training {
         }
         let weights = &rep.history.last().unwrap().weights;
         assert!(approx::abs_diff_eq!(f64::from(weights[0]), 0.5 * (-f64::from(s[0])).exp(), epsilon = 1e-5));
+    }
+
+    #[test]
+    fn imtl_learns_loss_scales_that_bring_every_scaled_loss_to_one() {
+        // IMTL-L scales each loss as e^s·L − s, whose minimum over s is at e^s·L = 1: on noise
+        // targets of variance 4 and 1/4 the learned s_t settle at −log L_t, while IMTL-G
+        // combines the scaled losses' gradients of the shared trunk.
+        let n = 512;
+        let mut rng = Rng::new(9);
+        let x = rng.vec_f32(n * 2, -1.0, 1.0);
+        let y1: Vec<f32> = (0..n).map(|_| (2.0 * rng.normal()) as f32).collect();
+        let y2: Vec<f32> = (0..n).map(|_| (0.5 * rng.normal()) as f32).collect();
+        let d = Dataset::from_slices(vec!["a".into(), "b".into()], x, vec![y1, y2], vec![vec![1.0; n], vec![1.0; n]])
+            .unwrap();
+        let tasks = vec![TaskDef::regression("big", "big"), TaskDef::regression("small", "small")];
+        let scaling = Scaling { features: Standardizer::identity(2), targets: Standardizer::identity(2) };
+        let splits = Splits { train: d.clone(), val: d.subset(&[]), test: d.subset(&[]) };
+        let spec = Trainer::spec_for(2, &[4], &[], Activation::Tanh, &tasks);
+        let settings = TrainSettings {
+            optimizer: Optimizer::adam(2e-2),
+            batch_size: 128,
+            epochs: 150,
+            patience: 0,
+            ..Default::default()
+        };
+        let w = Weighter::new(Method::Imtl, Target::Params, &[1.0, 1.0], 0);
+        let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling, None, w).unwrap();
+        let names: Vec<String> = t.param_names().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.last().map(String::as_str), Some("weighting.log_scale"));
+        let rep = t.fit(&splits, &mut |_| {}).unwrap();
+        let s = rep.params.last().unwrap();
+        let losses = &rep.history.last().unwrap().train_loss;
+        for k in 0..2 {
+            let want = -losses[k].ln();
+            assert!(
+                approx::abs_diff_eq!(f64::from(s[k]), want, epsilon = 0.15),
+                "task {k}: s = {}, −log L = {want}",
+                s[k]
+            );
+        }
     }
 }
 

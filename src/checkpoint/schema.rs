@@ -39,6 +39,8 @@ pub mod meta {
 /// Uncertainty weighting's learned log-variances, one per task (a model parameter of a `uw`
 /// run, trained by its optimizer).
 pub const UW_LOG_VAR: &str = "weighting.log_var";
+/// IMTL-L's learned log loss scales, one per task (a model parameter of an `imtl` run).
+pub const IMTL_LOG_SCALE: &str = "weighting.log_scale";
 /// A weighting's state kept on the GPU between steps (FAMO's).
 pub const WEIGHTING_STATE: &str = "weighting.state";
 /// Prefixes of tensors that belong to a run's state rather than to the model.

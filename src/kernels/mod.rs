@@ -29,7 +29,10 @@ pub use mixture::{
 pub use optim::{adam, sgd, Clip};
 pub use product::{product_logit, product_logit_grad};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
-pub use weighting::{combine, famo, gls_weights, graddrop, graddrop_uniform, gram, scale_task, uw_grad, uw_weights};
+pub use weighting::{
+    combine, famo, gls_weights, graddrop, graddrop_uniform, gram, imtl_grad, imtl_weights, scale_task, uw_grad,
+    uw_weights,
+};
 
 /// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).
 pub(crate) const WG_1D: u32 = 256;

@@ -115,6 +115,30 @@ pub fn uw_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Resul
         .build(ctx)
 }
 
+/// IMTL-L: the loss weights `w = e^s` (the losses scaled as e^s·L − s).
+pub fn imtl_weights(ctx: &Context, s: &Tensor, w: &Tensor) -> Result<Dispatch> {
+    let t = s.len();
+    check_len("imtl_weights", "w", w, t)?;
+    KernelCall::new(Shader::Weighting, "imtl_weights", &[])
+        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(1, s)
+        .bind_at(3, w)
+        .build(ctx)
+}
+
+/// IMTL-L: `gs = e^s·L − 1`, the gradient of e^s·L − s.
+pub fn imtl_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Result<Dispatch> {
+    let t = s.len();
+    check_len("imtl_grad", "losses", losses, t)?;
+    check_len("imtl_grad", "gs", gs, t)?;
+    KernelCall::new(Shader::Weighting, "imtl_grad", &[])
+        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .bind_at(1, s)
+        .bind_at(2, losses)
+        .bind_at(3, gs)
+        .build(ctx)
+}
+
 /// GLS: `w_t = (Π L)^{1/T} / (T·L_t)`.
 pub fn gls_weights(ctx: &Context, losses: &Tensor, w: &Tensor) -> Result<Dispatch> {
     let t = losses.len();

@@ -131,6 +131,10 @@ impl Trainer {
                 model.graph.param(crate::checkpoint::schema::UW_LOG_VAR, &[t], Init::Constant(0.0));
                 GpuLossWeighting::Uw { log_var: model_params }
             }
+            Method::Imtl => {
+                model.graph.param(crate::checkpoint::schema::IMTL_LOG_SCALE, &[t], Init::Constant(0.0));
+                GpuLossWeighting::ImtlL { log_scale: model_params }
+            }
             Method::Gls => GpuLossWeighting::Gls,
             Method::Famo { lr, weight_decay } => GpuLossWeighting::Famo { lr, weight_decay },
             _ => GpuLossWeighting::Host,

@@ -24,6 +24,11 @@ pub enum GpuLossWeighting {
         /// Index of the `weighting.log_var` parameter.
         log_var: usize,
     },
+    /// IMTL-L's learned loss scales (e^s·L − s), in parameter `log_scale` (by index).
+    ImtlL {
+        /// Index of the `weighting.log_scale` parameter.
+        log_scale: usize,
+    },
     /// Geometric loss strategy.
     Gls,
     /// FAMO with its learning rate and weight decay.
@@ -82,8 +87,14 @@ pub(crate) struct TaskStep {
 pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> Result<TaskStep> {
     let tasks = c.graph.tasks();
     let mem = &c.mem;
-    if let GpuLossWeighting::Uw { log_var } = spec.loss_weighting {
-        c.forward.insert(0, kernels::uw_weights(ctx, &mem.param_views[log_var], &mem.weights)?);
+    match spec.loss_weighting {
+        GpuLossWeighting::Uw { log_var } => {
+            c.forward.insert(0, kernels::uw_weights(ctx, &mem.param_views[log_var], &mem.weights)?)
+        }
+        GpuLossWeighting::ImtlL { log_scale } => {
+            c.forward.insert(0, kernels::imtl_weights(ctx, &mem.param_views[log_scale], &mem.weights)?)
+        }
+        _ => {}
     }
     let mut post = Vec::new();
     let mut keep = Vec::new();
@@ -93,6 +104,9 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         GpuLossWeighting::Host => {}
         GpuLossWeighting::Uw { log_var } => {
             post.push(kernels::uw_grad(ctx, &mem.param_views[log_var], &mem.losses, &mem.grad_views[log_var])?)
+        }
+        GpuLossWeighting::ImtlL { log_scale } => {
+            post.push(kernels::imtl_grad(ctx, &mem.param_views[log_scale], &mem.losses, &mem.grad_views[log_scale])?)
         }
         GpuLossWeighting::Gls => post.push(kernels::gls_weights(ctx, &mem.losses, &mem.weights)?),
         GpuLossWeighting::Famo { lr, weight_decay } => {

@@ -34,6 +34,12 @@ pub fn uw(s: f64, loss: f64) -> (f64, f64) {
     (0.5 * (-s).exp(), 0.5 * (1.0 - (-s).exp() * loss))
 }
 
+/// IMTL-L (Liu et al., ICLR 2021), the CPU reference of the `imtl_weights` and `imtl_grad`
+/// kernels: the loss L scaled as e^s·L − s has weight e^s and ∂/∂s = e^s·L − 1.
+pub fn imtl_l(s: f64, loss: f64) -> (f64, f64) {
+    (s.exp(), s.exp() * loss - 1.0)
+}
+
 /// GLS: L = (Π L_t)^{1/T}; weights ∂L/∂L_t = L / (T·L_t).
 pub fn gls(losses: &[f64]) -> Vec<f64> {
     let t = losses.len() as f64;

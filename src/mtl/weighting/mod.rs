@@ -24,7 +24,7 @@ pub use cagrad::cagrad;
 pub use gradvac::gradvac;
 pub use gram::{combine, Gram};
 pub use imtl::imtl;
-pub use loss_based::{dwa, gls, graddrop, rlw, uw, GradNormState};
+pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, uw, GradNormState};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
 pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl};
 pub use pcgrad::pcgrad;
@@ -91,8 +91,10 @@ pub enum Method {
         /// 1: divide by 1 + c².
         rescale: u8,
     },
-    /// IMTL-G.
+    /// IMTL (IMTL-L's learned loss scales, then IMTL-G on the scaled losses' gradients).
     Imtl,
+    /// IMTL-G alone.
+    ImtlG,
     /// Nash-MTL.
     NashMtl {
         /// Solver iterations (20).
@@ -252,7 +254,7 @@ impl Weighter {
             Method::PcGrad => pcgrad(m, &mut self.rng).0,
             Method::Mgda { norm } => mgda(m, losses, norm),
             Method::CaGrad { c, rescale } => cagrad(m, c, rescale),
-            Method::Imtl => imtl(m),
+            Method::Imtl | Method::ImtlG => imtl(m),
             Method::NashMtl { iters, max_norm } => nash_mtl(m, iters, max_norm),
             Method::AlignedMtl => aligned_mtl(m),
             Method::UpGrad => upgrad(m),

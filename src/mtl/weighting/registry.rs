@@ -116,7 +116,15 @@ pub const REGISTRY: &[Entry] = &[
         GRAM,
         "c = 0 gives the mean; large c gives MGDA's direction",
     ),
-    grad("imtl", Method::Imtl, &[], "–", GRAM, "equal projections on every unit gradient"),
+    grad(
+        "imtl",
+        Method::Imtl,
+        &[],
+        "–",
+        "Gram matrix + host; `weighting.log_scale` learned by the model's optimizer",
+        "IMTL-L: s_t → −log L_t; then IMTL-G",
+    ),
+    grad("imtl_g", Method::ImtlG, &[], "–", GRAM, "equal projections on every unit gradient"),
     grad(
         "nash_mtl",
         Method::NashMtl { iters: 20, max_norm: 1.0 },

@@ -118,6 +118,38 @@ fn imtl_grad(@builtin(local_invocation_index) t: u32) {
     if t < p.u.x { out[t] = exp(a[t]) * b[t] - 1.0; }
 }
 
+// STCH (Lin et al., ICML 2024), as LibMTL: losses = b, weights = out, state = out2: the
+// warm-up epoch's loss sums[T], their count, then the current epoch (written by the host).
+// Before the warm-up epoch's end the weights are those of Σ log L_t, 1/L_t (summing the losses
+// during the last warm-up epoch); after it, with z = the sums' mean (the nadir point) and
+// ℓ_t = log(L_t/z_t + 1e-20), those of μ·T·log Σ exp(ℓ_t/μ): T·softmax(ℓ/μ)_t / (L_t + 1e-20·z_t).
+// u.x = T, u.y = warm-up epochs, f.x = μ.
+@compute @workgroup_size(1)
+fn stch() {
+    let T = p.u.x;
+    let warm = f32(p.u.y);
+    let mu = p.f.x;
+    let epoch = out2[T + 1u];
+    if epoch <= warm {
+        for (var t = 0u; t < T; t++) {
+            out[t] = 1.0 / (b[t] + 1e-20);
+            if epoch == warm { out2[t] += b[t]; }
+        }
+        if epoch == warm { out2[T] += 1.0; }
+        return;
+    }
+    let count = max(out2[T], 1.0);
+    var mx = -3.4e38;
+    for (var t = 0u; t < T; t++) { mx = max(mx, log(b[t] / (out2[t] / count) + 1e-20)); }
+    var s = 0.0;
+    for (var t = 0u; t < T; t++) { s += exp((log(b[t] / (out2[t] / count) + 1e-20) - mx) / mu); }
+    for (var t = 0u; t < T; t++) {
+        let z = out2[t] / count;
+        let e = exp((log(b[t] / z + 1e-20) - mx) / mu) / s;
+        out[t] = f32(T) * e / (b[t] + 1e-20 * z);
+    }
+}
+
 // losses = b, weights = out.
 @compute @workgroup_size(64)
 fn gls_weights(@builtin(local_invocation_index) t: u32) {

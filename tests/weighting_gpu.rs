@@ -444,3 +444,54 @@ fn famo_matches_its_cpu_reference_step_after_step() {
         assert!(one_task || state[..t].iter().any(|&x| x != 0.0), "T={t}: ξ moved");
     }
 }
+
+/// STCH: its weights are the derivatives of its scalarisation (log losses in the warm-up,
+/// then μ·T·log Σ exp(ℓ/μ) around the warm-up epoch's mean losses), by finite differences on
+/// the CPU reference; and the kernel follows that reference through every phase.
+#[test]
+fn stch_weights_are_its_scalarisations_derivatives_and_the_kernel_follows_them() {
+    use hydra::mtl::weighting::stch_weights;
+    let ctx = common::ctx();
+    let (t, warm, mu) = (3usize, 2usize, 0.7f64);
+    let scalar = |l: &[f64], z: &[f64]| {
+        let ell: Vec<f64> = l.iter().zip(z).map(|(a, b)| (a / b + 1e-20).ln()).collect();
+        mu * t as f64 * ell.iter().map(|x| (x / mu).exp()).sum::<f64>().ln()
+    };
+    let mut state = vec![0.0f64; t + 2];
+    let gstate = ctx.zeros(&[t + 2]).unwrap();
+    let (gl, gw) = (ctx.zeros(&[t]).unwrap(), ctx.zeros(&[t]).unwrap());
+    let d = hydra::kernels::stch(&ctx, &gl, &gw, &gstate, warm, mu as f32).unwrap();
+    let mut rng = Rng::new(5);
+    for epoch in 0..5 {
+        state[t + 1] = epoch as f64;
+        let mut gs = ctx.read(&gstate).unwrap();
+        gs[t + 1] = epoch as f32;
+        ctx.write(&gstate, &gs).unwrap();
+        for _ in 0..3 {
+            let l: Vec<f32> = rng.vec_f32(t, 0.2, 2.0);
+            let l64: Vec<f64> = l.iter().map(|&v| f64::from(v)).collect();
+            let before = state.clone();
+            let w = stch_weights(&l64, &mut state, warm, mu);
+            ctx.write(&gl, &l).unwrap();
+            ctx.run(&[&d]).unwrap();
+            common::assert_close_all(&format!("stch epoch {epoch}"), &ctx.read(&gw).unwrap(), &w, 1e-4);
+            common::assert_close_all(&format!("stch state {epoch}"), &ctx.read(&gstate).unwrap(), &state, 1e-4);
+            if epoch <= warm {
+                for k in 0..t {
+                    assert!((w[k] - 1.0 / l64[k]).abs() < 1e-9, "warm-up: the weights of Σ log L");
+                }
+            } else {
+                let count = before[t].max(1.0);
+                let z: Vec<f64> = (0..t).map(|k| before[k] / count).collect();
+                for k in 0..t {
+                    let (mut up, mut dn) = (l64.clone(), l64.clone());
+                    up[k] += 1e-6;
+                    dn[k] -= 1e-6;
+                    let fd = (scalar(&up, &z) - scalar(&dn, &z)) / 2e-6;
+                    assert!((fd - w[k]).abs() < 1e-5 * (1.0 + fd.abs()), "epoch {epoch} task {k}: {fd} vs {}", w[k]);
+                }
+            }
+        }
+    }
+    assert_eq!(state[t], 3.0, "the warm-up epoch's three steps were summed");
+}

@@ -213,6 +213,10 @@ pub struct WeightingSection {
     pub weight_decay: Option<f32>,
     /// gradvac: the targets' moving-average rate β (0.5).
     pub beta: Option<f64>,
+    /// stch: smoothing μ (1.0).
+    pub mu: Option<f32>,
+    /// stch: epochs of log losses before it (4).
+    pub warmup_epochs: Option<usize>,
     /// Methods on the Gram matrix: "none" (default) or "log", the gradients of log L_t.
     pub loss_transform: Option<String>,
 }
@@ -230,6 +234,8 @@ impl Default for WeightingSection {
             alpha: None,
             loss_transform: None,
             beta: None,
+            mu: None,
+            warmup_epochs: None,
             c: None,
             rescale: None,
             norm: None,

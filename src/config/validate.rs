@@ -364,8 +364,10 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
     let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
     let entry = method.entry();
     // Each parameter belongs to the methods whose registry entry lists it.
-    let given: [(&str, bool); 10] = [
+    let given: [(&str, bool); 12] = [
         ("beta", w.beta.is_some()),
+        ("mu", w.mu.is_some()),
+        ("warmup_epochs", w.warmup_epochs.is_some()),
         ("temperature", w.temperature.is_some()),
         ("alpha", w.alpha.is_some()),
         ("c", w.c.is_some()),
@@ -405,6 +407,14 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
         Method::GradNorm { alpha } => {
             if let Some(a) = w.alpha {
                 *alpha = non_negative("alpha", a, "")?;
+            }
+        }
+        Method::Stch { mu, warmup_epochs } => {
+            if let Some(m) = w.mu {
+                *mu = positive("mu", f64::from(m))? as f32;
+            }
+            if let Some(e) = w.warmup_epochs {
+                *warmup_epochs = e;
             }
         }
         Method::GradVac { beta } => {

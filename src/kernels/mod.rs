@@ -30,7 +30,7 @@ pub use optim::{adam, sgd, Clip};
 pub use product::{product_logit, product_logit_grad};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{
-    combine, famo, gls_weights, graddrop, graddrop_uniform, gram, imtl_grad, imtl_weights, scale_task, uw_grad,
+    combine, famo, gls_weights, graddrop, graddrop_uniform, gram, imtl_grad, imtl_weights, scale_task, stch, uw_grad,
     uw_weights,
 };
 

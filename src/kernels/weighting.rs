@@ -139,6 +139,20 @@ pub fn imtl_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Res
         .build(ctx)
 }
 
+/// STCH: the loss weights from this step's losses and `state` (the warm-up epoch's loss sums,
+/// their count, the current epoch), after `warmup` epochs of log losses, with smoothing `mu`.
+pub fn stch(ctx: &Context, losses: &Tensor, w: &Tensor, state: &Tensor, warmup: usize, mu: f32) -> Result<Dispatch> {
+    let t = losses.len();
+    check_len("stch", "w", w, t)?;
+    check_len("stch", "state", state, t + 2)?;
+    KernelCall::new(Shader::Weighting, "stch", &[])
+        .params([t as u32, warmup as u32, 0, 0], [mu, 0.0, 0.0, 0.0])
+        .bind_at(2, losses)
+        .bind_at(3, w)
+        .bind_at(4, state)
+        .build(ctx)
+}
+
 /// GLS: `w_t = (Π L)^{1/T} / (T·L_t)`.
 pub fn gls_weights(ctx: &Context, losses: &Tensor, w: &Tensor) -> Result<Dispatch> {
     let t = losses.len();

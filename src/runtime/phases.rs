@@ -122,6 +122,14 @@ impl GpuGraph {
         }
     }
 
+    /// Writes one value of the GPU-side state of the weighting (STCH's epoch).
+    pub fn write_weighting_state_at(&self, index: usize, v: f32) -> Result<()> {
+        match self.program.task.as_ref().and_then(|t| t.weighting_state.as_ref()) {
+            Some(t) => self.ctx.write(&t.view(index, &[1])?, &[v]),
+            None => Err(Error::invalid("weighting state", "this weighting keeps no GPU state")),
+        }
+    }
+
     /// Restores the GPU-side state of the weighting.
     pub fn write_weighting_state(&self, v: &[f32]) -> Result<()> {
         match self.program.task.as_ref().and_then(|t| t.weighting_state.as_ref()) {

@@ -136,6 +136,7 @@ impl Trainer {
                 GpuLossWeighting::ImtlL { log_scale: model_params }
             }
             Method::Gls => GpuLossWeighting::Gls,
+            Method::Stch { mu, warmup_epochs } => GpuLossWeighting::Stch { mu, warmup: warmup_epochs },
             Method::Famo { lr, weight_decay } => GpuLossWeighting::Famo { lr, weight_decay },
             _ => GpuLossWeighting::Host,
         };
@@ -401,6 +402,10 @@ impl Trainer {
         let mut history = Vec::new();
         let mut kept: Option<(usize, [Vec<Metrics>; 3])> = None;
         while self.state.step < total_steps && !self.state.stopped {
+            if let (Method::Stch { .. }, 0) = (self.weighter.method, self.state.pos) {
+                // STCH's kernel reads the epoch: which phase it is in.
+                self.graph.write_weighting_state_at(self.tasks.len() + 1, self.state.epoch as f32)?;
+            }
             if s.shuffle && self.state.pos == 0 {
                 let mut rng = Rng::from_state(self.state.rng);
                 shuffle(&mut self.state.order, &mut rng);

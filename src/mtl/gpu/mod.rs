@@ -31,6 +31,13 @@ pub enum GpuLossWeighting {
     },
     /// Geometric loss strategy.
     Gls,
+    /// Smooth Tchebycheff scalarisation with its smoothing and warm-up epochs.
+    Stch {
+        /// μ.
+        mu: f32,
+        /// Warm-up epochs.
+        warmup: usize,
+    },
     /// FAMO with its learning rate and weight decay.
     Famo {
         /// Learning rate of the task logits.
@@ -44,7 +51,7 @@ impl GpuLossWeighting {
     /// Whether the weighting needs this step's losses, so the loss kernels scale their
     /// gradients by one and the weighting scales them after.
     pub fn after_loss(self) -> bool {
-        matches!(self, GpuLossWeighting::Gls | GpuLossWeighting::Famo { .. })
+        matches!(self, GpuLossWeighting::Gls | GpuLossWeighting::Famo { .. } | GpuLossWeighting::Stch { .. })
     }
 }
 
@@ -109,6 +116,11 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             post.push(kernels::imtl_grad(ctx, &mem.param_views[log_scale], &mem.losses, &mem.grad_views[log_scale])?)
         }
         GpuLossWeighting::Gls => post.push(kernels::gls_weights(ctx, &mem.losses, &mem.weights)?),
+        GpuLossWeighting::Stch { mu, warmup } => {
+            let state = ctx.zeros(&[t1 + 2])?;
+            post.push(kernels::stch(ctx, &mem.losses, &mem.weights, &state, warmup, mu)?);
+            weighting_state = Some(state);
+        }
         GpuLossWeighting::Famo { lr, weight_decay } => {
             let min_losses = ctx.zeros(&[t1])?;
             let state = ctx.zeros(&[4 * t1 + 1])?;

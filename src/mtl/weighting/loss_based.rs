@@ -107,3 +107,28 @@ pub fn graddrop(g: &[Vec<f64>], u: &[f64]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// STCH (Lin et al., ICML 2024) as LibMTL runs it, the CPU reference of the `stch` kernel:
+/// the loss weights for this step's `losses`, `state` holding the warm-up epoch's loss sums
+/// (T), their count and the current epoch. Epochs up to `warmup` weigh as Σ log L_t (1/L_t),
+/// the last of them summing the losses; later ones as μ·T·log Σ_t exp(ℓ_t/μ) with
+/// ℓ_t = log(L_t/z_t + 1e-20), z the warm-up epoch's mean losses (the nadir point).
+pub fn stch_weights(losses: &[f64], state: &mut [f64], warmup: usize, mu: f64) -> Vec<f64> {
+    let t = losses.len();
+    let epoch = state[t + 1];
+    let warm = warmup as f64;
+    if epoch <= warm {
+        if epoch == warm {
+            (0..t).for_each(|k| state[k] += losses[k]);
+            state[t] += 1.0;
+        }
+        return losses.iter().map(|l| 1.0 / (l + 1e-20)).collect();
+    }
+    let count = state[t].max(1.0);
+    let z: Vec<f64> = (0..t).map(|k| state[k] / count).collect();
+    let ell: Vec<f64> = (0..t).map(|k| (losses[k] / z[k] + 1e-20).ln()).collect();
+    let mx = ell.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = ell.iter().map(|l| ((l - mx) / mu).exp()).collect();
+    let s: f64 = e.iter().sum();
+    (0..t).map(|k| t as f64 * e[k] / s / (losses[k] + 1e-20 * z[k])).collect()
+}

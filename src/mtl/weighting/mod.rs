@@ -24,7 +24,7 @@ pub use cagrad::cagrad;
 pub use gradvac::gradvac;
 pub use gram::{combine, Gram};
 pub use imtl::imtl;
-pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, uw, GradNormState};
+pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, stch_weights, uw, GradNormState};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
 pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl};
 pub use pcgrad::pcgrad;
@@ -63,6 +63,13 @@ pub enum Method {
     Rlw,
     /// Geometric loss strategy.
     Gls,
+    /// Smooth Tchebycheff scalarisation.
+    Stch {
+        /// Smoothing μ (1.0).
+        mu: f32,
+        /// Epochs of log losses before it (4).
+        warmup_epochs: usize,
+    },
     /// Fast adaptive multitask optimisation.
     Famo {
         /// Learning rate of the task logits (0.025).

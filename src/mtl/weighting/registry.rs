@@ -88,6 +88,15 @@ pub const REGISTRY: &[Entry] = &[
         "GPU, state kept on the GPU",
         "Σ w = 1; matches its CPU reference step after step",
     ),
+    loss(
+        "stch",
+        Method::Stch { mu: 1.0, warmup_epochs: 4 },
+        &["mu", "warmup_epochs"],
+        "`mu` (1.0), `warmup_epochs` (4)",
+        Runs::GpuInStep,
+        "GPU, from the step's losses; the nadir point kept on the GPU",
+        "= ∂(μT log Σ exp(ℓ/μ))/∂L_t; matches its CPU reference",
+    ),
     grad("gradnorm", Method::GradNorm { alpha: 1.5 }, &["alpha"], "`alpha` (1.5)", GRAM, "trains"),
     grad("pcgrad", Method::PcGrad, &[], "–", GRAM, "projections orthogonal; agreeing gradients summed"),
     Entry {

@@ -192,99 +192,97 @@ impl Lowering<'_, '_> {
                 self.written[dst.0] = true;
             }
             Step::Add { from, dst, expr } => {
-                let (out, acc) = self.dest(dst, i)?;
-                let d = match expr {
-                    Expr::Matmul { a, b, trans_a } => {
-                        let spec = MatmulSpec { trans_a, accumulate: acc, ..Default::default() };
-                        let grad = if acc || self.slot_of(dst, i).is_some() {
-                            None
-                        } else {
-                            self.inp.fusion.epilogue(dst, &[i])
-                        };
-                        self.act_applied[dst.0] = grad.is_some();
-                        let (a, b) = (self.read(a)?, self.read(b)?);
-                        matmul_upgradable(ctx, &a, &b, None, &out, &spec, grad, self.upgrades)?
-                    }
-                    Expr::Grouped { a, b, trans_a, groups } => {
-                        let (a, b) = (self.read(a)?, self.read(b)?);
-                        let ((rows, gn), (_, bc)) = (a.dims2(), b.dims2());
-                        let n = gn / groups;
-                        let (s, layout) = if trans_a {
-                            (MatmulShape { m: n, n: bc / groups, k: rows }, GroupedLayout::GRAD_WEIGHT)
-                        } else {
-                            (MatmulShape { m: rows, n: bc, k: n }, GroupedLayout::GRAD_INPUT)
-                        };
-                        let ident = Activation::Identity;
-                        kernels::grouped_matmul(ctx, &a, &b, None, &out, s, groups, layout, ident, acc)?
-                    }
-                    Expr::Part { .. } => {
-                        // The pack's gradient is a view of its members' (compile::memory): already
-                        // in place.
-                        self.mark(dst, from.0);
-                        return Ok(());
-                    }
-                    Expr::EmbedGrad { dy, offsets, order } => {
-                        let (dy, offsets, order) = (self.read(dy)?, self.read(offsets)?, self.read(order)?);
-                        kernels::embed_scatter(ctx, &dy, &offsets, &order, &out, acc)?
-                    }
-                    Expr::ProductLogitGrad { dy, a, b, at_b } => {
-                        let (dy, a, b) = (self.read(dy)?, self.read(a)?, self.read(b)?);
-                        kernels::product_logit_grad(ctx, &a, &b, &dy, at_b, &out, acc)?
-                    }
-                    Expr::ColSum(x) => kernels::col_sum(ctx, &self.read(x)?, &out, acc)?,
-                    Expr::ActGrad { act, dy, x } => {
-                        kernels::act_backward(ctx, act, &self.read(dy)?, &self.read(x)?, false, &out, acc)?
-                    }
-                    Expr::Copy(x) if acc => kernels::axpy(ctx, 1.0, &self.read(x)?, &out)?,
-                    Expr::Copy(x) => kernels::act_forward(ctx, Activation::Identity, &self.read(x)?, &out)?,
-                    Expr::Mul(x, y) => kernels::mul(ctx, &self.read(x)?, &self.read(y)?, &out, acc)?,
-                    Expr::SoftmaxGrad { y, dy } => {
-                        kernels::softmax_rows_backward(ctx, &self.read(y)?, &self.read(dy)?, &out, acc)?
-                    }
-                    Expr::Columns { src, start, width } => {
-                        let src = self.read(src)?;
-                        if acc {
-                            // Into a fresh buffer, then added: copy_columns overwrites.
-                            let part = ctx.empty(out.shape())?;
-                            self.out.push(kernels::copy_columns(ctx, &src, start, &part, 0, width, None)?);
-                            kernels::axpy(ctx, 1.0, &part, &out)?
-                        } else {
-                            kernels::copy_columns(ctx, &src, start, &out, 0, width, None)?
-                        }
-                    }
-                    Expr::Place { src, start, width } => {
-                        // The slice's gradient in its columns, zero elsewhere: into a zeroed
-                        // buffer, added when the gradient already holds a contribution.
-                        let dst = if acc { ctx.empty(out.shape())? } else { out.clone() };
-                        self.out.push(kernels::fill(ctx, &dst, 0.0)?);
-                        let placed = kernels::copy_columns(ctx, &self.read(src)?, 0, &dst, start, width, None)?;
-                        if acc {
-                            self.out.push(placed);
-                            kernels::axpy(ctx, 1.0, &dst, &out)?
-                        } else {
-                            placed
-                        }
-                    }
-                    Expr::StitchBlocks { dy, alpha } => {
-                        kernels::stitch(ctx, &self.read(dy)?, &self.read(alpha)?, &out, true, acc)?
-                    }
-                    Expr::StitchAlpha { dy, x } => {
-                        kernels::stitch_grad_alpha(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?
-                    }
-                    Expr::EncodeGrad { dy, s, experts } => {
-                        kernels::encode_grad(ctx, &self.read(dy)?, &self.read(s)?, experts, &out, acc)?
-                    }
-                    Expr::MixGate { dy, x } => kernels::mix_grad_gate(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
-                    Expr::MixBlocks { dy, gate } => {
-                        kernels::mix_grad_x(ctx, &self.read(dy)?, &self.read(gate)?, &out, acc)?
-                    }
-                    Expr::LossGrad { .. } => unreachable!("matched above"),
-                };
-                self.out.push(d);
+                if let Some(d) = self.contribution(i, dst, expr)? {
+                    self.out.push(d);
+                }
                 self.mark(dst, from.0);
             }
         }
         Ok(())
+    }
+
+    /// The dispatch of one step's contribution of node `i` to its operand `dst`'s gradient
+    /// (None where there is nothing to compute: a pack's gradient is its members').
+    fn contribution(&mut self, i: usize, dst: NodeId, expr: Expr) -> Result<Option<Dispatch>> {
+        let ctx = self.ctx;
+        let (out, acc) = self.dest(dst, i)?;
+        let d = match expr {
+            Expr::Matmul { a, b, trans_a } => {
+                let spec = MatmulSpec { trans_a, accumulate: acc, ..Default::default() };
+                let grad =
+                    if acc || self.slot_of(dst, i).is_some() { None } else { self.inp.fusion.epilogue(dst, &[i]) };
+                self.act_applied[dst.0] = grad.is_some();
+                let (a, b) = (self.read(a)?, self.read(b)?);
+                matmul_upgradable(ctx, &a, &b, None, &out, &spec, grad, self.upgrades)?
+            }
+            Expr::Grouped { a, b, trans_a, groups } => {
+                let (a, b) = (self.read(a)?, self.read(b)?);
+                let ((rows, gn), (_, bc)) = (a.dims2(), b.dims2());
+                let n = gn / groups;
+                let (s, layout) = if trans_a {
+                    (MatmulShape { m: n, n: bc / groups, k: rows }, GroupedLayout::GRAD_WEIGHT)
+                } else {
+                    (MatmulShape { m: rows, n: bc, k: n }, GroupedLayout::GRAD_INPUT)
+                };
+                let ident = Activation::Identity;
+                kernels::grouped_matmul(ctx, &a, &b, None, &out, s, groups, layout, ident, acc)?
+            }
+            // The pack's gradient is a view of its members' (compile::memory): already in place.
+            Expr::Part { .. } => return Ok(None),
+            Expr::EmbedGrad { dy, offsets, order } => {
+                let (dy, offsets, order) = (self.read(dy)?, self.read(offsets)?, self.read(order)?);
+                kernels::embed_scatter(ctx, &dy, &offsets, &order, &out, acc)?
+            }
+            Expr::ProductLogitGrad { dy, a, b, at_b } => {
+                let (dy, a, b) = (self.read(dy)?, self.read(a)?, self.read(b)?);
+                kernels::product_logit_grad(ctx, &a, &b, &dy, at_b, &out, acc)?
+            }
+            Expr::ColSum(x) => kernels::col_sum(ctx, &self.read(x)?, &out, acc)?,
+            Expr::ActGrad { act, dy, x } => {
+                kernels::act_backward(ctx, act, &self.read(dy)?, &self.read(x)?, false, &out, acc)?
+            }
+            Expr::Copy(x) if acc => kernels::axpy(ctx, 1.0, &self.read(x)?, &out)?,
+            Expr::Copy(x) => kernels::act_forward(ctx, Activation::Identity, &self.read(x)?, &out)?,
+            Expr::Mul(x, y) => kernels::mul(ctx, &self.read(x)?, &self.read(y)?, &out, acc)?,
+            Expr::SoftmaxGrad { y, dy } => {
+                kernels::softmax_rows_backward(ctx, &self.read(y)?, &self.read(dy)?, &out, acc)?
+            }
+            Expr::Columns { src, start, width } => {
+                let src = self.read(src)?;
+                if acc {
+                    // Into a fresh buffer, then added: copy_columns overwrites.
+                    let part = ctx.empty(out.shape())?;
+                    self.out.push(kernels::copy_columns(ctx, &src, start, &part, 0, width, None)?);
+                    kernels::axpy(ctx, 1.0, &part, &out)?
+                } else {
+                    kernels::copy_columns(ctx, &src, start, &out, 0, width, None)?
+                }
+            }
+            Expr::Place { src, start, width } => {
+                // The slice's gradient in its columns, zero elsewhere: into a zeroed
+                // buffer, added when the gradient already holds a contribution.
+                let dst = if acc { ctx.empty(out.shape())? } else { out.clone() };
+                self.out.push(kernels::fill(ctx, &dst, 0.0)?);
+                let placed = kernels::copy_columns(ctx, &self.read(src)?, 0, &dst, start, width, None)?;
+                if acc {
+                    self.out.push(placed);
+                    kernels::axpy(ctx, 1.0, &dst, &out)?
+                } else {
+                    placed
+                }
+            }
+            Expr::StitchBlocks { dy, alpha } => {
+                kernels::stitch(ctx, &self.read(dy)?, &self.read(alpha)?, &out, true, acc)?
+            }
+            Expr::StitchAlpha { dy, x } => kernels::stitch_grad_alpha(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
+            Expr::EncodeGrad { dy, s, experts } => {
+                kernels::encode_grad(ctx, &self.read(dy)?, &self.read(s)?, experts, &out, acc)?
+            }
+            Expr::MixGate { dy, x } => kernels::mix_grad_gate(ctx, &self.read(dy)?, &self.read(x)?, &out, acc)?,
+            Expr::MixBlocks { dy, gate } => kernels::mix_grad_x(ctx, &self.read(dy)?, &self.read(gate)?, &out, acc)?,
+            Expr::LossGrad { .. } => unreachable!("matched above"),
+        };
+        Ok(Some(d))
     }
 
     /// A group of fused heads: their output gradients side by side, one product for all their

@@ -359,36 +359,9 @@ fn train(t: &TrainSection, e: &Check) -> Result<TrainSettings> {
     Ok(settings)
 }
 
-fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {
+/// The method's parameters that `w` gives, checked, over the registry's defaults.
+fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Result<(), (String, String)> {
     let err = |k: &str, m: String| (format!("weighting.{k}"), m);
-    let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
-    let entry = method.entry();
-    // Each parameter belongs to the methods whose registry entry lists it.
-    let given: [(&str, bool); 12] = [
-        ("beta", w.beta.is_some()),
-        ("mu", w.mu.is_some()),
-        ("warmup_epochs", w.warmup_epochs.is_some()),
-        ("temperature", w.temperature.is_some()),
-        ("alpha", w.alpha.is_some()),
-        ("c", w.c.is_some()),
-        ("rescale", w.rescale.is_some()),
-        ("norm", w.norm.is_some()),
-        ("iters", w.iters.is_some()),
-        ("max_norm", w.max_norm.is_some()),
-        ("lr", w.lr.is_some()),
-        ("weight_decay", w.weight_decay.is_some()),
-    ];
-    for (key, is_given) in given {
-        if is_given && !entry.params.contains(&key) {
-            let owners: Vec<&str> =
-                registry::REGISTRY.iter().filter(|e| e.params.contains(&key)).map(|e| e.name).collect();
-            return Err(err(key, format!("is a parameter of {}, not of {}", owners.join(", "), entry.name)));
-        }
-    }
-    if w.target.is_some() && entry.targets.is_empty() {
-        return Err(err("target", format!("is a parameter of a gradient method, not of {}", entry.name)));
-    }
-    // Defaults are the registry's; only what the config gives replaces them.
     let positive =
         |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) };
     let non_negative = |k: &str, v: f64, note: &str| {
@@ -398,7 +371,7 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
             Err(err(k, format!("{v} (must be >= 0{note})")))
         }
     };
-    match &mut method {
+    match method {
         Method::Dwa { temperature } => {
             if let Some(t) = w.temperature {
                 *temperature = positive("temperature", t)?;
@@ -473,6 +446,40 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
         }
         _ => {}
     }
+    Ok(())
+}
+
+fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {
+    let err = |k: &str, m: String| (format!("weighting.{k}"), m);
+    let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
+    let entry = method.entry();
+    // Each parameter belongs to the methods whose registry entry lists it.
+    let given: [(&str, bool); 12] = [
+        ("beta", w.beta.is_some()),
+        ("mu", w.mu.is_some()),
+        ("warmup_epochs", w.warmup_epochs.is_some()),
+        ("temperature", w.temperature.is_some()),
+        ("alpha", w.alpha.is_some()),
+        ("c", w.c.is_some()),
+        ("rescale", w.rescale.is_some()),
+        ("norm", w.norm.is_some()),
+        ("iters", w.iters.is_some()),
+        ("max_norm", w.max_norm.is_some()),
+        ("lr", w.lr.is_some()),
+        ("weight_decay", w.weight_decay.is_some()),
+    ];
+    for (key, is_given) in given {
+        if is_given && !entry.params.contains(&key) {
+            let owners: Vec<&str> =
+                registry::REGISTRY.iter().filter(|e| e.params.contains(&key)).map(|e| e.name).collect();
+            return Err(err(key, format!("is a parameter of {}, not of {}", owners.join(", "), entry.name)));
+        }
+    }
+    if w.target.is_some() && entry.targets.is_empty() {
+        return Err(err("target", format!("is a parameter of a gradient method, not of {}", entry.name)));
+    }
+    // Defaults are the registry's; only what the config gives replaces them.
+    method_params(&mut method, w)?;
     let target = match w.target.as_deref().unwrap_or("params") {
         "params" => Target::Params,
         "representation" => Target::Representation,

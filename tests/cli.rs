@@ -690,3 +690,20 @@ fn embeddings_can_be_frozen() {
     assert_ne!(tables[0].1, tables[1].1, "the trunk trains");
     assert_ne!(tables[1].0, tables[2].0, "unfrozen tables train");
 }
+
+/// ESMM with baselines: the product task's baseline is a binary task with its own head, and a
+/// task without a loss of its own has none (its Δ% undefined and said so), not a crash.
+#[test]
+fn esmm_runs_with_single_task_baselines() {
+    let dir = tmpdir("esmm-baselines");
+    let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recsys_esmm.toml"))
+        .unwrap()
+        .replace("rows = 20000", "rows = 1500")
+        .replace("epochs = 40", "epochs = 2");
+    std::fs::write(dir.join("c.toml"), cfg).unwrap();
+    let out = hydra(&["train", "--config", "c.toml", "--baselines"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("ctcvr") && text.contains("Δm%"), "{text}");
+    assert!(text.contains("Δ% of conversion leaves out auc"), "{text}");
+}

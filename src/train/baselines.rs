@@ -12,7 +12,10 @@ use crate::nn::ModelSpec;
 use super::{Scaling, Splits, TrainSettings, Trainer};
 
 /// Trains one single-task model per task (same architecture and settings, one head) and
-/// returns each task's metrics on `[train, val, test]`.
+/// returns each task's metrics on `[train, val, test]`. A product task alone is a binary task
+/// with a head of its own; a task without a loss of its own (`own_loss = false`) has no
+/// training labels to train alone on, so it has no baseline (empty metrics: its Δ% is
+/// undefined, and named so).
 pub fn single_task_baselines(
     ctx: &Arc<Context>,
     spec: &ModelSpec,
@@ -23,9 +26,14 @@ pub fn single_task_baselines(
 ) -> Result<Vec<[Metrics; 3]>> {
     let mut out = Vec::new();
     for (t, task) in tasks.iter().enumerate() {
+        if !task.own_loss {
+            out.push([Metrics::new(), Metrics::new(), Metrics::new()]);
+            continue;
+        }
         let one = [task.clone()];
         let mut s1 = spec.clone();
         s1.tasks = vec![spec.tasks[t].clone()];
+        s1.products = vec![];
         let sc = Scaling {
             features: scaling.features.clone(),
             targets: Standardizer { mean: vec![scaling.targets.mean[t]], std: vec![scaling.targets.std[t]] },

@@ -267,10 +267,10 @@ mod training {
         }
     }
 
-    #[test]
-    fn uw_on_the_gpu_learns_log_variances_equal_to_log_losses() {
-        // Noise targets of variance 4 and 1/4 that the features cannot explain: each task's loss
-        // stays near its variance, and UW's s_t must settle at log L_t.
+    /// Two regression tasks on noise targets of variance 4 and 1/4 that the features cannot
+    /// explain (each task's loss stays near its variance), unscaled, all rows for training, and
+    /// settings that run long enough for a loss weighting's parameters to settle.
+    fn noise_targets() -> (Vec<TaskDef>, Scaling, Splits, TrainSettings) {
         let n = 512;
         let mut rng = Rng::new(9);
         let x = rng.vec_f32(n * 2, -1.0, 1.0);
@@ -281,7 +281,6 @@ mod training {
         let tasks = vec![TaskDef::regression("big", "big"), TaskDef::regression("small", "small")];
         let scaling = Scaling { features: Standardizer::identity(2), targets: Standardizer::identity(2) };
         let splits = Splits { train: d.clone(), val: d.subset(&[]), test: d.subset(&[]) };
-        let spec = Trainer::spec_for(2, &[], &[], Activation::Identity, &tasks);
         let settings = TrainSettings {
             optimizer: Optimizer::adam(2e-2),
             batch_size: 128,
@@ -289,6 +288,15 @@ mod training {
             patience: 0,
             ..Default::default()
         };
+        (tasks, scaling, splits, settings)
+    }
+
+    #[test]
+    fn uw_on_the_gpu_learns_log_variances_equal_to_log_losses() {
+        // Noise targets of variance 4 and 1/4 that the features cannot explain: each task's loss
+        // stays near its variance, and UW's s_t must settle at log L_t.
+        let (tasks, scaling, splits, settings) = noise_targets();
+        let spec = Trainer::spec_for(2, &[], &[], Activation::Identity, &tasks);
         let w = Weighter::new(Method::Uw, Target::Params, &[1.0, 1.0], 0);
         let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling, None, w).unwrap();
         let rep = t.fit(&splits, &mut |_| {}).unwrap();
@@ -311,24 +319,8 @@ mod training {
         // IMTL-L scales each loss as e^s·L − s, whose minimum over s is at e^s·L = 1: on noise
         // targets of variance 4 and 1/4 the learned s_t settle at −log L_t, while IMTL-G
         // combines the scaled losses' gradients of the shared trunk.
-        let n = 512;
-        let mut rng = Rng::new(9);
-        let x = rng.vec_f32(n * 2, -1.0, 1.0);
-        let y1: Vec<f32> = (0..n).map(|_| (2.0 * rng.normal()) as f32).collect();
-        let y2: Vec<f32> = (0..n).map(|_| (0.5 * rng.normal()) as f32).collect();
-        let d = Dataset::from_slices(vec!["a".into(), "b".into()], x, vec![y1, y2], vec![vec![1.0; n], vec![1.0; n]])
-            .unwrap();
-        let tasks = vec![TaskDef::regression("big", "big"), TaskDef::regression("small", "small")];
-        let scaling = Scaling { features: Standardizer::identity(2), targets: Standardizer::identity(2) };
-        let splits = Splits { train: d.clone(), val: d.subset(&[]), test: d.subset(&[]) };
+        let (tasks, scaling, splits, settings) = noise_targets();
         let spec = Trainer::spec_for(2, &[4], &[], Activation::Tanh, &tasks);
-        let settings = TrainSettings {
-            optimizer: Optimizer::adam(2e-2),
-            batch_size: 128,
-            epochs: 150,
-            patience: 0,
-            ..Default::default()
-        };
         let w = Weighter::new(Method::Imtl, Target::Params, &[1.0, 1.0], 0);
         let mut t = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling, None, w).unwrap();
         let names: Vec<String> = t.param_names().into_iter().map(|(n, _)| n).collect();

@@ -148,6 +148,73 @@ def pcgrad2(G):
     return c.sum(0)
 
 
+def nash_libmtl(G, max_norm=1.0):
+    """LibMTL's Nash_MTL: alpha on GTG / ||GTG||_F, loss sum(alpha * L) backward (heads
+    weighted by alpha), the shared gradient clipped to max_norm. Returns (shared coefficients,
+    heads' weights)."""
+    M = G @ G.T
+    alpha = power_fair(M / np.linalg.norm(M), 1.0)
+    norm = np.linalg.norm(alpha @ G)
+    return alpha * min(1.0, max_norm / norm), alpha
+
+
+# Three steps of explicit gradients and losses for the methods that keep state across steps.
+STEPS = [
+    (G_CONFLICT, np.array([0.8, 1.3, 0.5])),
+    (0.5 * G_CONFLICT + 0.1 * np.roll(G_CONFLICT, 1, axis=1), np.array([0.6, 1.1, 0.45])),
+    (np.array([[0.3, -0.2, 0.4, 0.0], [-0.5, 0.6, 0.1, 0.2], [0.1, 0.1, 0.7, -0.3]]), np.array([0.5, 0.9, 0.4])),
+]
+
+
+def db_mtl(beta=0.9, beta_sigma=0.0):
+    """LibMTL's DB_MTL.backward on STEPS: the shared gradient after each step, and the heads'
+    weights (those of log(L + 1e-8))."""
+    buf = np.zeros_like(STEPS[0][0])
+    out = []
+    for step, (G, L) in enumerate(STEPS, start=1):
+        g = G / (L + 1e-8)[:, None]
+        buf = g + (beta / step**beta_sigma) * (buf - g)
+        u = np.linalg.norm(buf, axis=1)
+        alpha = u.max() / (u + 1e-8)
+        out.append((alpha @ buf, 1.0 / (L + 1e-8)))
+    return out
+
+
+def moco(beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0):
+    """LibMTL's MoCo.backward on STEPS: the shared gradient and lambda after each step."""
+    T = STEPS[0][0].shape[0]
+    y = np.zeros_like(STEPS[0][0])
+    lam = np.ones(T) / T
+    out = []
+    for step, (G, L) in enumerate(STEPS, start=1):
+        g = G / (np.linalg.norm(G, axis=1) + 1e-8)[:, None] * L[:, None]
+        y = y - (beta / step**beta_sigma) * (y - g)
+        z = lam - (gamma / step**gamma_sigma) * (y @ y.T + rho * np.eye(T)) @ lam
+        lam = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        out.append((y.T @ lam, lam))
+    return out
+
+
+def excess_mtl(step_size=1e-2):
+    """LibMTL's ExcessMTL.backward on STEPS: the loss weights after each step (they weight
+    the shared gradient and the heads)."""
+    T = STEPS[0][0].shape[0]
+    acc = np.zeros_like(STEPS[0][0])
+    weight = np.ones(T)
+    w0 = None
+    out = []
+    for G, _ in STEPS:
+        acc += G**2
+        w = np.array([G[i] * (1 / np.sqrt(acc[i] + 1e-7)) @ G[i] for i in range(T)])
+        if w0 is None:
+            w0 = w
+        else:
+            weight = weight * np.exp(w / w0 * step_size)
+            weight = weight / weight.sum() * T
+        out.append(weight)
+    return out
+
+
 def rust(name, v):
     return f"const {name}: [f64; {len(v)}] = [{', '.join(repr(float(x)) for x in v)}];"
 
@@ -164,3 +231,15 @@ for tag, G in [("CONFLICT", G_CONFLICT), ("AGREE", G_AGREE)]:
 print(rust("AGREE_PCGRAD", pcgrad2(G_AGREE)))
 G2 = G_CONFLICT[:2]
 print(rust("CONFLICT2_PCGRAD", pcgrad2(G2)))
+for tag, G in [("CONFLICT", G_CONFLICT), ("AGREE", G_AGREE), ("SMALL", 1e-3 * G_CONFLICT)]:
+    shared, heads = nash_libmtl(G)
+    print(rust(f"{tag}_NASH_LIBMTL_SHARED", shared))
+    print(rust(f"{tag}_NASH_LIBMTL_HEADS", heads))
+for k, (d, heads) in enumerate(db_mtl()):
+    print(rust(f"DB_MTL_D{k + 1}", d))
+    print(rust(f"DB_MTL_HEADS{k + 1}", heads))
+for k, (d, lam) in enumerate(moco()):
+    print(rust(f"MOCO_D{k + 1}", d))
+    print(rust(f"MOCO_LAMBDA{k + 1}", lam))
+for k, w in enumerate(excess_mtl()):
+    print(rust(f"EXCESS_W{k + 1}", w))

@@ -1,9 +1,14 @@
 // Task weighting and gradient combination on the GPU.
-//   gram         m[i*T+j] = <G_i, G_j> for the T rows of G (row stride p.u.z); one workgroup per pair i <= j
+//   gram         m[i*T+j] = <G_i, G_j> for the T rows of G (row stride p.u.z); one workgroup per pair i <= j;
+//                with p.u.w > 0, the top-left block of a matrix with rows p.u.w long
 //   combine      out[k] = sum_t c[t] * G[t*stride + k]
 //   graddrop     out[k] = sum_t G_tk * keep_tk, keep by sign purity P_k = (1 + sum G / sum |G|) / 2 against a
 //                hashed uniform u_k (seed p.u.w): positive gradients kept when u_k < P_k, negative ones otherwise
 //   scale_task   x[k] *= w[p.u.y] for k < n   (a task's logit gradient by its weight)
+//   mix_rows     Y_t = m[t] * Y_t + m[T+t] * G_t for the T rows G_t of a [2T, stride] buffer and the T rows
+//                Y_t after them (DB-MTL's and MoCo's moving averages of each task's gradient)
+//   excess_rows  A_t += G_t^2 elementwise (A_t: the rows after G's, as in mix_rows), then
+//                w[t] = sum_k G_tk^2 / sqrt(A_tk + 1e-7)   (ExcessMTL's AdaGrad-scaled excess risk); one workgroup per task
 //   uw_weights   w[t] = exp(-s[t]) / 2                           (Kendall et al., LibMTL UW)
 //   uw_grad      gs[t] = (1 - exp(-s[t]) * L[t]) / 2             (d/ds of (e^-s L + s) / 2)
 //   gls_weights  w[t] = (prod L)^(1/T) / (T * L[t])              (d/dL_t of the geometric mean)
@@ -43,9 +48,11 @@ fn gram(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     var s = 0.0;
     for (var e = t; e < P; e += WG) { s += a[i * S + e] * a[j * S + e]; }
     let v = workgroup_sum(t, s);
+    // Row length of m: T, or p.u.w when m is a larger matrix whose top-left block this fills.
+    let ld = select(T, p.u.w, p.u.w > 0u);
     if t == 0u {
-        out[i * T + j] = v;
-        out[j * T + i] = v;
+        out[i * ld + j] = v;
+        out[j * ld + i] = v;
     }
 }
 
@@ -85,6 +92,35 @@ fn graddrop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         if (keep_positive && g > 0.0) || (!keep_positive && g < 0.0) { r += g; }
     }
     out[k] = r;
+}
+
+// m = a, rows = out (u: T, P, stride).
+@compute @workgroup_size(WG)
+fn mix_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    let T = p.u.x;
+    if k >= p.u.y { return; }
+    for (var t = 0u; t < T; t++) {
+        let y = (T + t) * p.u.z + k;
+        out[y] = a[t] * out[y] + a[T + t] * out[t * p.u.z + k];
+    }
+}
+
+// rows = out (u: T, P, stride), w = out2.
+@compute @workgroup_size(WG)
+fn excess_rows(@builtin(local_invocation_index) i: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let T = p.u.x;
+    let t = wid.x;
+    var s = 0.0;
+    for (var e = i; e < p.u.y; e += WG) {
+        let g = out[t * p.u.z + e];
+        let at = (T + t) * p.u.z + e;
+        let acc = out[at] + g * g;
+        out[at] = acc;
+        s += g * g / sqrt(acc + 1e-7);
+    }
+    let v = workgroup_sum(i, s);
+    if i == 0u { out2[t] = v; }
 }
 
 // w = a, x = out.

@@ -260,7 +260,7 @@ fn a_run_restored_from_a_mid_epoch_snapshot_ends_bit_identical() {
         patience: 2,
         ..Default::default()
     };
-    for name in ["ew", "pcgrad", "mgda", "famo", "dwa", "uw", "rlw"] {
+    for name in ["ew", "pcgrad", "mgda", "famo", "dwa", "uw", "rlw", "db_mtl", "moco", "excess_mtl", "nash_mtl"] {
         let make = || {
             let w = Weighter::new(Method::by_name(name).unwrap(), Target::Params, &[1.0, 1.0], 7);
             Trainer::with_weighting(ctx(), &spec, &tasks, settings.clone(), scaling.clone(), None, w).unwrap()

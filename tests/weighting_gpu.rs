@@ -3,52 +3,15 @@
 
 mod common;
 
+use common::three_tasks::{cpu_task_grads, model, model_of};
 use common::{assert_close, ctx, to64};
-use hydra::autograd::cpu as gcpu;
 use hydra::cpu::Rng;
 use hydra::kernels;
-use hydra::mtl::gpu::{GpuLossWeighting, TaskGradSpec};
+use hydra::mtl::gpu::{GpuLossWeighting, SlotState, TaskGradSpec};
 use hydra::mtl::weighting::{self, Gram, Target};
-use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
+
 use hydra::GpuGraph;
-use hydra::{Activation, LossKind, Optimizer};
-
-/// Heads with a hidden layer of 3 on a trunk of 17-9, or, `linear_heads`, linear heads on a
-/// trunk of 17-64 (which the GPU runs as one product: their weights fit its alignment).
-fn model_of(batch: usize, linear_heads: bool) -> (MultiTaskModel, Vec<Vec<f32>>) {
-    let (trunk, head): (&[usize], &[usize]) = if linear_heads { (&[17, 64], &[]) } else { (&[17, 9], &[3]) };
-    let tasks = vec![
-        TaskSpec { name: "a".into(), loss: LossKind::Mse },
-        TaskSpec { name: "b".into(), loss: LossKind::Bce },
-        TaskSpec { name: "c".into(), loss: LossKind::CrossEntropy { classes: 4 } },
-    ];
-    let spec = ModelSpec::hard_sharing(5, trunk, head, Activation::Tanh, tasks);
-    let m = MultiTaskModel::build(&spec, batch).unwrap();
-    let mut rng = Rng::new(8);
-    let mut inputs = vec![rng.vec_f32(batch * 5, -1.0, 1.0)];
-    inputs.push(rng.vec_f32(batch, -1.0, 1.0));
-    inputs.push(vec![1.0; batch]);
-    inputs.push((0..batch).map(|_| rng.below(2) as f32).collect());
-    inputs.push(vec![1.0; batch]);
-    inputs.push((0..batch).map(|_| rng.below(4) as f32).collect());
-    inputs.push((0..batch).map(|i| if i % 4 == 1 { 0.0 } else { 1.0 }).collect());
-    (m, inputs)
-}
-
-fn model(batch: usize) -> (MultiTaskModel, Vec<Vec<f32>>) {
-    model_of(batch, false)
-}
-
-/// The CPU's per-task gradient of the shared parameters (flattened in graph order) and at z.
-fn cpu_task_grads(m: &MultiTaskModel, init: &[Vec<f32>], inputs: &[Vec<f32>], t: usize) -> (Vec<f64>, Vec<f64>) {
-    let p64: Vec<Vec<f64>> = init.iter().map(|p| to64(p)).collect();
-    let i64: Vec<Vec<f64>> = inputs.iter().map(|v| to64(v)).collect();
-    let mut w = vec![0.0; 3];
-    w[t] = 1.0;
-    let run = gcpu::run(&m.graph, &p64, &i64, &w, true).unwrap();
-    let pg = run.param_grads(&m.graph);
-    (pg[..m.trunk_params].concat(), run.grads[m.z.0].clone())
-}
+use hydra::Optimizer;
 
 #[test]
 fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
@@ -67,6 +30,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
             target,
             loss_weighting: GpuLossWeighting::Host,
             max_grad_norm: None,
+            state: SlotState::None,
         };
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
         assert_eq!(gg.fused_head_groups(), usize::from(linear_heads), "linear heads run as one product");
@@ -115,6 +79,7 @@ fn applied_coefficients_update_like_the_cpu_combination() {
         target: Target::Params,
         loss_weighting: GpuLossWeighting::Host,
         max_grad_norm: None,
+        state: SlotState::None,
     };
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(1.0)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

@@ -219,3 +219,37 @@ fn the_log_loss_transform_combines_the_gradients_of_log_l() {
     let e = cfg("uw").unwrap_err();
     assert!(e.contains("weighting.loss_transform") && e.contains("uw"), "{e}");
 }
+
+#[test]
+fn the_methods_with_state_return_finite_plans_at_every_scale() {
+    let mut rng = Rng::new(13);
+    for (name, m) in cases(&mut rng) {
+        let t = m.t;
+        // The joint Gram matrix of [g; y] with y = g/2 (a later step's averages).
+        let joint = Gram::new(
+            2 * t,
+            (0..4 * t * t)
+                .map(|k| {
+                    let (i, j) = (k / (2 * t), k % (2 * t));
+                    let f = if i < t { 1.0 } else { 0.5 } * if j < t { 1.0 } else { 0.5 };
+                    f * m.at(i % t, j % t)
+                })
+                .collect(),
+        );
+        let losses = vec![1.0; t];
+        for method in ["db_mtl", "moco", "excess_mtl"] {
+            let mut w = Weighter::new(Method::by_name(method).unwrap(), Target::Params, &losses, 0);
+            let stats: Vec<f64> = (0..t).map(|i| m.at(i, i).sqrt()).collect();
+            for step in 0..3 {
+                let plan = if method == "excess_mtl" {
+                    w.plan(&m, &losses, 1e-3, Some(&stats))
+                } else {
+                    w.plan(&joint, &losses, 1e-3, None)
+                };
+                let plan = plan.unwrap_or_else(|e| panic!("{method} on {name}, step {step}: {e}"));
+                let all = plan.coef.iter().chain(plan.mix.iter().flatten()).chain(plan.heads.iter().flatten());
+                assert!(all.clone().all(|v| v.is_finite()), "{method} on {name}, step {step}: {plan:?}");
+            }
+        }
+    }
+}

@@ -211,8 +211,19 @@ pub struct WeightingSection {
     pub lr: Option<f32>,
     /// famo: their weight decay (0.001).
     pub weight_decay: Option<f32>,
-    /// gradvac: the targets' moving-average rate β (0.5).
+    /// gradvac: the targets' moving-average rate β (0.5); db_mtl (0.9) and moco (0.5): the
+    /// gradients' moving-average rate.
     pub beta: Option<f64>,
+    /// db_mtl (0) and moco (0.5): the decay σ of β, β/step^σ.
+    pub beta_sigma: Option<f64>,
+    /// moco: the rate γ of λ (0.1).
+    pub gamma: Option<f64>,
+    /// moco: the decay σ of γ (0.5).
+    pub gamma_sigma: Option<f64>,
+    /// moco: ℓ2 regularisation ρ of λ's update (0).
+    pub rho: Option<f64>,
+    /// excess_mtl: LibMTL's robust_step_size (0.01).
+    pub step_size: Option<f64>,
     /// stch: smoothing μ (1.0).
     pub mu: Option<f32>,
     /// stch: epochs of log losses before it (4).
@@ -234,6 +245,11 @@ impl Default for WeightingSection {
             alpha: None,
             loss_transform: None,
             beta: None,
+            beta_sigma: None,
+            gamma: None,
+            gamma_sigma: None,
+            rho: None,
+            step_size: None,
             mu: None,
             warmup_epochs: None,
             c: None,

@@ -34,11 +34,20 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
     let (weighting, target) = weighting(&raw.weighting).map_err(|(k, m)| e(&k, m))?;
     let log_losses = match raw.weighting.loss_transform.as_deref() {
         None | Some("none") => false,
-        Some("log") if weighting.runs() == crate::mtl::weighting::Runs::GramThenHost => true,
+        Some("log")
+            if weighting.runs() == crate::mtl::weighting::Runs::GramThenHost
+                && weighting.slot_state() == crate::mtl::gpu::SlotState::None =>
+        {
+            true
+        }
         Some("log") => {
             return Err(e(
                 "weighting.loss_transform",
-                format!("\"log\" is for the methods on the Gram matrix, not {}", weighting.name()),
+                format!(
+                    "\"log\" is for the methods on the T×T Gram matrix (db_mtl takes the log losses' gradients \
+                     by itself), not {}",
+                    weighting.name()
+                ),
             ))
         }
         Some(other) => return Err(e("weighting.loss_transform", format!("{other:?} (expected none or log)"))),
@@ -371,6 +380,13 @@ fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Resu
             Err(err(k, format!("{v} (must be >= 0{note})")))
         }
     };
+    let unit = |k: &str, v: f64| {
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(err(k, format!("{v} (must be in [0, 1])")))
+        }
+    };
     match method {
         Method::Dwa { temperature } => {
             if let Some(t) = w.temperature {
@@ -392,10 +408,35 @@ fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Resu
         }
         Method::GradVac { beta } => {
             if let Some(b) = w.beta {
-                if !(0.0..=1.0).contains(&b) {
-                    return Err(err("beta", format!("{b} (must be in [0, 1])")));
+                *beta = unit("beta", b)?;
+            }
+        }
+        Method::DbMtl { beta, beta_sigma } => {
+            if let Some(b) = w.beta {
+                *beta = unit("beta", b)?;
+            }
+            if let Some(s) = w.beta_sigma {
+                *beta_sigma = non_negative("beta_sigma", s, "")?;
+            }
+        }
+        Method::MoCo { beta, beta_sigma, gamma, gamma_sigma, rho } => {
+            if let Some(b) = w.beta {
+                *beta = unit("beta", b)?;
+            }
+            for (key, given, field) in [
+                ("beta_sigma", w.beta_sigma, beta_sigma),
+                ("gamma", w.gamma, gamma),
+                ("gamma_sigma", w.gamma_sigma, gamma_sigma),
+                ("rho", w.rho, rho),
+            ] {
+                if let Some(v) = given {
+                    *field = non_negative(key, v, "")?;
                 }
-                *beta = b;
+            }
+        }
+        Method::ExcessMtl { step_size } => {
+            if let Some(s) = w.step_size {
+                *step_size = non_negative("step_size", s, "")?;
             }
         }
         Method::FairGrad { alpha } => {
@@ -454,8 +495,13 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
     let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
     let entry = method.entry();
     // Each parameter belongs to the methods whose registry entry lists it.
-    let given: [(&str, bool); 12] = [
+    let given: [(&str, bool); 17] = [
         ("beta", w.beta.is_some()),
+        ("beta_sigma", w.beta_sigma.is_some()),
+        ("gamma", w.gamma.is_some()),
+        ("gamma_sigma", w.gamma_sigma.is_some()),
+        ("rho", w.rho.is_some()),
+        ("step_size", w.step_size.is_some()),
         ("mu", w.mu.is_some()),
         ("warmup_epochs", w.warmup_epochs.is_some()),
         ("temperature", w.temperature.is_some()),
@@ -485,5 +531,15 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
         "representation" => Target::Representation,
         other => return Err(err("target", format!("{other:?} (expected params or representation)"))),
     };
+    if !entry.targets.is_empty() && !entry.targets.contains(&target) {
+        return Err(err(
+            "target",
+            format!(
+                "{} keeps per-task state of the shared parameters' gradients, so it takes target = \"params\" \
+                 (LibMTL refuses representation gradients for it too)",
+                entry.name
+            ),
+        ));
+    }
     Ok((method, target))
 }

@@ -8,7 +8,10 @@ use crate::ir::{Activation, LossKind, MatmulShape};
 pub use crate::rng::Rng;
 
 mod models;
-pub use models::{embed_gather, embed_inverse, embed_scatter, famo, grouped_matmul, product_logit, product_logit_grad};
+pub use models::{
+    embed_gather, embed_inverse, embed_scatter, excess_rows, famo, grouped_matmul, mix_rows, product_logit,
+    product_logit_grad,
+};
 
 /// A float type the reference runs in (f32 or f64).
 pub trait Real:

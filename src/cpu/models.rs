@@ -168,3 +168,29 @@ pub fn famo<T: Real>(min_losses: &[T], losses: &[T], w: &mut [T], state: &mut [T
     }
     state[4 * t] = step + one;
 }
+
+/// The reference of the `mix_rows` kernel: in `rows` (the T gradients G_t, `stride` apart,
+/// then the T moving averages Y_t), `Y_t = m[t]·Y_t + m[T+t]·G_t` over the first `p` values.
+pub fn mix_rows<T: Real>(rows: &mut [T], m: &[T], t: usize, p: usize, stride: usize) {
+    for task in 0..t {
+        for k in 0..p {
+            let y = (t + task) * stride + k;
+            rows[y] = m[task] * rows[y] + m[t + task] * rows[task * stride + k];
+        }
+    }
+}
+
+/// The reference of the `excess_rows` kernel: in `rows` (the T gradients G_t, then their
+/// running sums of squares A_t), `A_t += G_t²`; returns `w_t = Σ_k G_tk² / √(A_tk + 1e-7)`.
+pub fn excess_rows<T: Real>(rows: &mut [T], t: usize, p: usize, stride: usize) -> Vec<T> {
+    (0..t)
+        .map(|task| {
+            (0..p).fold(T::of(0.0), |s, k| {
+                let g = rows[task * stride + k];
+                let a = (t + task) * stride + k;
+                rows[a] += g * g;
+                s + g * g / (rows[a] + T::of(1e-7)).sqrt()
+            })
+        })
+        .collect()
+}

@@ -491,6 +491,38 @@ impl Graph {
         out
     }
 
+    /// For each parameter, the one task whose loss reads it (a head's, a task's gate), or None
+    /// when no loss or several do (shared layers, ESMM's factor heads).
+    pub fn param_owners(&self) -> Vec<Option<usize>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Owner {
+            Nobody,
+            One(usize),
+            Many,
+        }
+        let mut owner = vec![Owner::Nobody; self.nodes.len()];
+        for i in (0..self.nodes.len()).rev() {
+            if let Op::Loss { task, .. } = self.nodes[i].op {
+                owner[i] = Owner::One(task);
+            }
+            let mine = owner[i];
+            for o in self.operands(NodeId(i)) {
+                owner[o.0] = match (owner[o.0], mine) {
+                    (x, Owner::Nobody) | (Owner::Nobody, x) => x,
+                    (Owner::One(a), Owner::One(b)) if a == b => Owner::One(a),
+                    _ => Owner::Many,
+                };
+            }
+        }
+        self.params
+            .iter()
+            .map(|p| match owner[p.node.0] {
+                Owner::One(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Which nodes need a gradient: parameters, and anything computed from one.
     pub fn needs_grad(&self) -> Vec<bool> {
         let mut need = vec![false; self.nodes.len()];

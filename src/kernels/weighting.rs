@@ -13,10 +13,26 @@ fn rows_check(op: &'static str, g: &Tensor, t: usize, p: usize, stride: usize) -
 
 /// `m = G·Gᵀ` for the T rows of G (length p, stride `stride`): the Gram matrix `[T, T]`.
 pub fn gram(ctx: &Context, g: &Tensor, t: usize, p: usize, stride: usize, m: &Tensor) -> Result<Dispatch> {
+    gram_block(ctx, g, t, p, stride, m, t)
+}
+
+/// [`gram`] into the top-left T×T block of `m`, a `[ld, ld]` matrix (ld ≥ T).
+pub fn gram_block(
+    ctx: &Context,
+    g: &Tensor,
+    t: usize,
+    p: usize,
+    stride: usize,
+    m: &Tensor,
+    ld: usize,
+) -> Result<Dispatch> {
     rows_check("gram", g, t, p, stride)?;
-    check_len("gram", "m", m, t * t)?;
+    if ld < t {
+        return Err(Error::shape("gram", format!("a {t}×{t} block in a {ld}×{ld} matrix")));
+    }
+    check_len("gram", "m", m, ld * ld)?;
     KernelCall::new(Shader::Weighting, "gram", &[])
-        .params([t as u32, p as u32, stride as u32, 0], [0.0; 4])
+        .params([t as u32, p as u32, stride as u32, ld as u32], [0.0; 4])
         .bind_at(1, g)
         .bind_at(3, m)
         .groups((t * (t + 1) / 2) as u32, 1, 1)
@@ -43,6 +59,33 @@ pub fn combine(
         .bind_at(2, c)
         .bind_at(3, out)
         .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
+/// DB-MTL's and MoCo's moving averages: in `rows` (`[2T, stride]`: this step's gradients G_t,
+/// then the averages Y_t), `Y_t = m[t]·Y_t + m[T+t]·G_t` over the first p values of each row.
+pub fn mix_rows(ctx: &Context, rows: &Tensor, m: &Tensor, t: usize, p: usize, stride: usize) -> Result<Dispatch> {
+    rows_check("mix_rows", rows, 2 * t, p, stride)?;
+    check_len("mix_rows", "m", m, 2 * t)?;
+    let gr = grid_1d(p, ctx.adapter().max_workgroups_per_dimension);
+    KernelCall::new(Shader::Weighting, "mix_rows", &[])
+        .params([t as u32, p as u32, stride as u32, 0], [0.0; 4])
+        .bind_at(1, m)
+        .bind_at(3, rows)
+        .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
+/// ExcessMTL's statistic: in `rows` (`[2T, stride]`: the gradients G_t, then their running
+/// sums of squares A_t), `A_t += G_t²`, then `w[t] = Σ_k G_tk² / √(A_tk + 1e-7)`.
+pub fn excess_rows(ctx: &Context, rows: &Tensor, w: &Tensor, t: usize, p: usize, stride: usize) -> Result<Dispatch> {
+    rows_check("excess_rows", rows, 2 * t, p, stride)?;
+    check_len("excess_rows", "w", w, t)?;
+    KernelCall::new(Shader::Weighting, "excess_rows", &[])
+        .params([t as u32, p as u32, stride as u32, 0], [0.0; 4])
+        .bind_at(3, rows)
+        .bind_at(4, w)
+        .groups(t as u32, 1, 1)
         .build(ctx)
 }
 

@@ -4,6 +4,7 @@
 //! readback; nothing is allocated after compilation.
 
 mod phases;
+pub use phases::GramReadback;
 mod program;
 mod state;
 mod upgrader;

@@ -8,6 +8,18 @@ use crate::gpu::Dispatch;
 use crate::mtl::gpu::slots::Slots;
 use crate::mtl::gpu::{TaskGradSpec, TaskStep};
 
+/// What phase one of a gradient method's step leaves for the host.
+#[derive(Clone, Debug)]
+pub struct GramReadback {
+    /// The Gram matrix `[R×R]`, R the slots' rows: T, or 2T with moving averages (the
+    /// gradients, then the averages).
+    pub gram: Vec<f32>,
+    /// The task losses.
+    pub losses: Vec<f32>,
+    /// For a method that keeps sums of squares (ExcessMTL), each task's statistic.
+    pub stats: Option<Vec<f32>>,
+}
+
 impl GpuGraph {
     fn task_grads(&self) -> Result<(&TaskStep, &Slots)> {
         let tg = self
@@ -35,6 +47,9 @@ impl GpuGraph {
                 d.push(&sl.copy_out[t]);
             }
         }
+        if let Some((excess, _)) = &sl.excess {
+            d.push(excess);
+        }
         d.push(&sl.gram_target);
         self.ctx.run(&d)
     }
@@ -49,22 +64,63 @@ impl GpuGraph {
     }
 
     /// The Gram matrix `[T×T]` and the task losses, in one readback.
+    /// (With moving averages, the block of the gradients themselves.)
     pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (_, sl) = self.task_grads()?;
+        let (tg, sl) = self.task_grads()?;
         let mut v = self.ctx.read_many(&[&sl.gram, &self.mem.losses])?;
         let l = v.pop().unwrap_or_default();
         let m = v.pop().unwrap_or_default();
-        Ok((m, l))
+        let (t, r) = (tg.tasks, sl.rows);
+        Ok(((0..t * t).map(|k| m[(k / t) * r + k % t]).collect(), l))
+    }
+
+    /// What phase one leaves for the host, in one readback: see [`GramReadback`].
+    pub fn read_gram_and_stats(&self) -> Result<GramReadback> {
+        let (_, sl) = self.task_grads()?;
+        let mut bufs = vec![&sl.gram, &self.mem.losses];
+        if let Some((_, w)) = &sl.excess {
+            bufs.push(w);
+        }
+        let mut v = self.ctx.read_many(&bufs)?.into_iter();
+        let gram = v.next().unwrap_or_default();
+        let losses = v.next().unwrap_or_default();
+        Ok(GramReadback { gram, losses, stats: v.next() })
+    }
+
+    /// The rows the Gram matrix and the coefficients cover: T, or 2T with moving averages.
+    pub fn gram_rows(&self) -> Result<usize> {
+        Ok(self.task_grads()?.1.rows)
     }
 
     /// Phase two: d = Σ_t c_t g_t into the shared gradient (then, for the representation
     /// target, the trunk's backward) and the optimizer update. One upload, one submit.
     pub fn apply_coefficients(&mut self, c: &[f32]) -> Result<()> {
-        let coef = self.task_grads()?.1.coef.clone();
-        self.ctx.write(&coef, c)?;
+        self.apply_plan(c, None, None)
+    }
+
+    /// Phase two in full: the combination with coefficients `c` over the Gram matrix's rows;
+    /// with moving averages, their update by `mix` (2T: Y_t ← mix[t]·Y_t + mix[T+t]·G_t, after
+    /// the combination read them); with `heads`, each head parameter's gradient times its
+    /// task's weight; then as [`GpuGraph::apply_coefficients`]. One upload per buffer given,
+    /// one submit.
+    pub fn apply_plan(&mut self, c: &[f32], mix: Option<&[f32]>, heads: Option<&[f32]>) -> Result<()> {
+        let (tg, sl) = self.task_grads()?;
+        match (&sl.mix, mix) {
+            (Some(_), Some(_)) | (None, None) => {}
+            (Some(_), None) => return Err(Error::invalid("apply_plan", "the moving averages need their update")),
+            (None, Some(_)) => return Err(Error::invalid("apply_plan", "this graph keeps no moving averages")),
+        }
+        tg.plan.write(&self.ctx, c, mix, heads)?;
         self.next_update()?;
-        let (_, sl) = self.task_grads()?;
-        self.finish(&sl.combine_coef)
+        let (tg, sl) = self.task_grads()?;
+        let mut d = vec![&sl.combine_coef];
+        if let Some(m) = &sl.mix {
+            d.push(m);
+        }
+        if heads.is_some() {
+            d.extend(&tg.head_scale);
+        }
+        self.finish(d)
     }
 
     /// Phase two with GradDrop: the sign-purity drop of the per-task gradients, with this
@@ -78,14 +134,13 @@ impl GpuGraph {
         sl.graddrop.set_params(&self.ctx, [tg.tasks as u32, p as u32, stride as u32, seed], [0.0; 4]);
         self.next_update()?;
         let (_, sl) = self.task_grads()?;
-        self.finish(&sl.graddrop)
+        self.finish(vec![&sl.graddrop])
     }
 
-    /// `combine`, then the trunk's backward where the gradients were taken at the
-    /// representation, then the update: one submit.
-    fn finish(&self, combine: &Dispatch) -> Result<()> {
+    /// `combine` (and what goes with it), then the trunk's backward where the gradients were
+    /// taken at the representation, then the update: one submit.
+    fn finish<'a>(&'a self, mut d: Vec<&'a Dispatch>) -> Result<()> {
         let (_, sl) = self.task_grads()?;
-        let mut d = vec![combine];
         if sl.gp.is_none() {
             d.extend(self.dispatches(&[Segment::SharedBackward]));
         }

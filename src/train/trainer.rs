@@ -176,6 +176,7 @@ impl Trainer {
             target: weighter.target,
             loss_weighting,
             max_grad_norm: settings.max_grad_norm,
+            state: weighter.method.slot_state(),
         };
         let mut graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
         if !settings.freeze.is_empty() {
@@ -283,9 +284,10 @@ impl Trainer {
     fn train_step(&mut self) -> Result<()> {
         if self.weighter.method.uses_gradients() {
             self.graph.gram_phase()?;
-            let (m, l) = self.graph.read_gram()?;
+            let read = self.graph.read_gram_and_stats()?;
+            let (m, l, stats) = (read.gram, read.losses, read.stats);
             let t = self.tasks.len();
-            let gram = Gram::new(t, m.iter().map(|&v| f64::from(v)).collect());
+            let gram = Gram::new(self.graph.gram_rows()?, m.iter().map(|&v| f64::from(v)).collect());
             let losses: Vec<f64> = l.iter().map(|&v| f64::from(v)).collect();
             // The step's losses came back with the Gram matrix: a non-finite one stops the run
             // before the update, as the guard would after it.
@@ -298,9 +300,12 @@ impl Trainer {
                 self.coefficients = Some(vec![1.0; t]);
             } else {
                 let lr = f64::from(self.settings.optimizer.lr());
-                let c: Vec<f32> = self.weighter.coefficients(&gram, &losses, lr)?.iter().map(|&v| v as f32).collect();
-                self.graph.apply_coefficients(&c)?;
-                self.coefficients = Some(c);
+                let stats: Option<Vec<f64>> = stats.map(|s| s.iter().map(|&v| f64::from(v)).collect());
+                let plan = self.weighter.plan(&gram, &losses, lr, stats.as_deref())?;
+                let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+                let (mix, heads) = (plan.mix.as_deref().map(f32s), plan.heads.as_deref().map(f32s));
+                self.graph.apply_plan(&f32s(&plan.coef), mix.as_deref(), heads.as_deref())?;
+                self.coefficients = Some(f32s(&plan.weights));
             }
             return Ok(());
         }

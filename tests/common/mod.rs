@@ -5,6 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use hydra::Context;
 
+pub mod three_tasks;
+
 /// The test context. No adapter is a test failure with the install hint, never a skip.
 pub fn ctx() -> Arc<Context> {
     static CTX: OnceLock<Arc<Context>> = OnceLock::new();

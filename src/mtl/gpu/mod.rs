@@ -55,6 +55,20 @@ impl GpuLossWeighting {
     }
 }
 
+/// Per-task state a gradient method keeps on the GPU beside the per-task gradients of the
+/// shared parameters (T more rows of the slots; params target only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SlotState {
+    /// None.
+    #[default]
+    None,
+    /// A moving average of each task's gradient (DB-MTL, MoCo): the Gram matrix covers the
+    /// gradients and the averages, 2T rows.
+    Momentum,
+    /// The running sum of each task's squared gradient, elementwise (ExcessMTL).
+    SquaredSum,
+}
+
 /// Per-task gradients at the shared representation `z`: each task's head writes its own
 /// slot, so they can be weighted, combined or inspected (Gram matrix) before the trunk.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +83,8 @@ pub struct TaskGradSpec {
     pub loss_weighting: GpuLossWeighting,
     /// Clip the norm of all gradients to this before each update (torch's clip_grad_norm_).
     pub max_grad_norm: Option<f32>,
+    /// Per-task state kept beside the slots.
+    pub state: SlotState,
 }
 
 /// The multi-task segments of a step.
@@ -83,8 +99,14 @@ pub(crate) struct TaskStep {
     pub(crate) trunk_bw: Vec<Dispatch>,
     /// None when nothing shared learns (an empty trunk): no per-task slots then.
     pub(crate) slots: Option<Slots>,
-    /// State a weighting keeps on the GPU between steps (FAMO's logits, Adam moments, losses).
+    /// State a weighting keeps on the GPU between steps (FAMO's logits, Adam moments, losses;
+    /// DB-MTL's and MoCo's moving averages; ExcessMTL's sums of squares).
     pub(crate) weighting_state: Option<Tensor>,
+    /// Each head parameter's gradient times its task's weight in `head_weights` (the methods
+    /// that weight the heads, and the log transform), one dispatch per parameter.
+    pub(crate) head_scale: Vec<Dispatch>,
+    /// What phase two uploads: coefficients, the averages' update, the heads' weights.
+    pub(crate) plan: slots::PlanBuffer,
     _keep: Vec<Tensor>,
 }
 
@@ -138,6 +160,9 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             }
         }
     }
+    let rows = if spec.state == SlotState::Momentum { 2 * t1 } else { t1 };
+    let plan = slots::PlanBuffer::new(ctx, rows, t1, mem.align)?;
+    let head_scale = head_scaling(ctx, c, spec.shared_params, &plan.heads)?;
     let mut backward = std::mem::take(&mut c.backward);
     let Some(split) = c.split.take() else {
         // No shared parameters: only the loss weighting's own dispatches.
@@ -149,6 +174,8 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             trunk_bw: Vec::new(),
             slots: None,
             weighting_state,
+            head_scale,
+            plan,
             _keep: keep,
         };
         return Ok(step);
@@ -170,6 +197,8 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
     };
     let (slots, ones) = slots::program(
         ctx,
+        spec.state,
+        &plan,
         split.flat,
         &split.views,
         (split.len, split.stride),
@@ -179,5 +208,31 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         mem.align,
     )?;
     keep.push(ones);
-    Ok(TaskStep { spec, tasks, post, head_bw: backward, trunk_bw, slots: Some(slots), weighting_state, _keep: keep })
+    if let Some(rows) = &slots.state_rows {
+        weighting_state = Some(rows.clone());
+    }
+    Ok(TaskStep {
+        spec,
+        tasks,
+        post,
+        head_bw: backward,
+        trunk_bw,
+        slots: Some(slots),
+        weighting_state,
+        head_scale,
+        plan,
+        _keep: keep,
+    })
+}
+
+/// The dispatches that scale each head parameter's gradient (a parameter only one task's loss
+/// reads, past the shared ones) by its task's weight in `weights`.
+fn head_scaling(ctx: &Context, c: &Compiled, shared: usize, weights: &Tensor) -> Result<Vec<Dispatch>> {
+    let mut d = Vec::new();
+    for (p, owner) in c.graph.param_owners().into_iter().enumerate().skip(shared) {
+        if let (Some(task), Some(g)) = (owner, c.mem.grad_views.get(p)) {
+            d.push(kernels::scale_task(ctx, g, weights, task)?);
+        }
+    }
+    Ok(d)
 }

@@ -2,7 +2,8 @@
 //! them: Gram matrix, sum, weighted combination, GradDrop, and for the params target the
 //! copies around one trunk backward per task.
 
-use crate::error::Result;
+use super::SlotState;
+use crate::error::{Error, Result};
 use crate::gpu::{Context, Dispatch, Tensor};
 use crate::ir::Activation;
 use crate::kernels;
@@ -26,17 +27,80 @@ pub(crate) struct Slots {
     pub(crate) gram_repr: Dispatch,
     pub(crate) gram_target: Dispatch,
     pub(crate) gram: Tensor,
+    /// The rows the Gram matrix and the weighted combination cover: T, or 2T with moving
+    /// averages (this step's gradients, then the averages).
+    pub(crate) rows: usize,
+    /// Moving averages: their update (its 2T coefficients are in the plan buffer).
+    pub(crate) mix: Option<Dispatch>,
+    /// Running sums of squares: their update with each task's statistic, and the statistics.
+    pub(crate) excess: Option<(Dispatch, Tensor)>,
+    /// The state rows kept between steps (after the T gradient rows), for checkpoints.
+    pub(crate) state_rows: Option<Tensor>,
+}
+
+/// The one buffer phase two uploads: the coefficients over the slots' rows, the moving
+/// averages' update (2T) and the heads' weights (T), each at an offset the adapter can bind.
+pub(crate) struct PlanBuffer {
+    all: Tensor,
     pub(crate) coef: Tensor,
+    pub(crate) mix: Tensor,
+    pub(crate) heads: Tensor,
+    rows: usize,
+    t: usize,
+    at_mix: usize,
+    at_heads: usize,
+}
+
+impl PlanBuffer {
+    /// Coefficients over `rows` rows for `t` tasks; every value starts at 1.
+    pub(crate) fn new(ctx: &Context, rows: usize, t: usize, align: usize) -> Result<PlanBuffer> {
+        let at_mix = rows.div_ceil(align) * align;
+        let at_heads = at_mix + (2 * t).div_ceil(align) * align;
+        let all = ctx.upload(&vec![1.0; at_heads + t], &[at_heads + t])?;
+        Ok(PlanBuffer {
+            coef: all.view(0, &[rows])?,
+            mix: all.view(at_mix, &[2 * t])?,
+            heads: all.view(at_heads, &[t])?,
+            all,
+            rows,
+            t,
+            at_mix,
+            at_heads,
+        })
+    }
+
+    /// Writes a step's plan in one upload: the coefficients, the averages' update where given,
+    /// the heads' weights where given.
+    pub(crate) fn write(&self, ctx: &Context, c: &[f32], mix: Option<&[f32]>, heads: Option<&[f32]>) -> Result<()> {
+        let wrong = |what: &str, n: usize, want: usize| Error::shape("plan", format!("{n} {what} for {want}"));
+        if c.len() != self.rows {
+            return Err(wrong("coefficients", c.len(), self.rows));
+        }
+        let mut v = vec![1.0; self.at_heads + self.t];
+        v[..self.rows].copy_from_slice(c);
+        for (src, at, want) in [(mix, self.at_mix, 2 * self.t), (heads, self.at_heads, self.t)] {
+            if let Some(x) = src {
+                if x.len() != want {
+                    return Err(wrong("values", x.len(), want));
+                }
+                v[at..at + want].copy_from_slice(x);
+            }
+        }
+        ctx.write(&self.all, &v)
+    }
 }
 
 /// Builds the slots' dispatches: the Gram matrix of the per-task gradients at the shared
 /// representation `gz` (`[T, stride_z]`, each row `len_z` long), their sum and weighted
 /// combination into `gz_grad`, GradDrop; and, for the params target (`trunk_len`: the flat
 /// length of the shared parameters), the per-task copies in and out of one trunk backward
-/// each. Returns the slots and a buffer of ones the sum reads (to keep alive).
+/// each, with the state rows `state` asks for after the gradient rows. Returns the slots and a
+/// buffer of ones the sum reads (to keep alive).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn program(
     ctx: &Context,
+    state: SlotState,
+    plan: &PlanBuffer,
     gz: Tensor,
     gz_views: &[Tensor],
     (len_z, stride_z): (usize, usize),
@@ -46,11 +110,21 @@ pub(crate) fn program(
     align: usize,
 ) -> Result<(Slots, Tensor)> {
     let t = gz_views.len();
-    let gram = ctx.zeros(&[t * t])?;
-    let coef = ctx.upload(&vec![1.0; t], &[t])?;
+    if state != SlotState::None && trunk_len.is_none() {
+        return Err(Error::invalid(
+            "weighting target",
+            "a method that keeps per-task state (moving averages, sums of squares) takes the params target",
+        ));
+    }
+    let rows = if state == SlotState::Momentum { 2 * t } else { t };
+    let gram = ctx.zeros(&[rows * rows])?;
+    if plan.rows != rows {
+        return Err(Error::shape("slots", format!("a plan over {} rows for {rows}", plan.rows)));
+    }
+    let coef = plan.coef.clone();
     let ones_t = ctx.upload(&vec![1.0; t], &[t])?;
     let combine_sum = kernels::combine(ctx, &gz, &ones_t, t, len_z, stride_z, gz_grad)?;
-    let gram_repr = kernels::gram(ctx, &gz, t, len_z, stride_z, &gram)?;
+    let gram_repr = kernels::gram_block(ctx, &gz, t, len_z, stride_z, &gram, rows)?;
     let (gp, len_p, stride_p, copy_in, copy_out, combine_coef, graddrop, gram_target) = match trunk_len {
         None => (
             None,
@@ -64,7 +138,8 @@ pub(crate) fn program(
         ),
         Some(len_p) => {
             let stride_p = len_p.div_ceil(align) * align;
-            let gp = ctx.zeros(&[t * stride_p])?;
+            let kept = if state == SlotState::None { t } else { 2 * t };
+            let gp = ctx.zeros(&[kept * stride_p])?;
             let trunk_grads = grads.view(0, &[len_p])?;
             let mut copy_in = Vec::new();
             let mut copy_out = Vec::new();
@@ -73,11 +148,23 @@ pub(crate) fn program(
                 let row = gp.view(k * stride_p, &[len_p])?;
                 copy_out.push(kernels::act_forward(ctx, Activation::Identity, &trunk_grads, &row)?);
             }
-            let cc = kernels::combine(ctx, &gp, &coef, t, len_p, stride_p, &trunk_grads)?;
+            let cc = kernels::combine(ctx, &gp, &coef, rows, len_p, stride_p, &trunk_grads)?;
             let gd = kernels::graddrop(ctx, &gp, t, len_p, stride_p, 0, &trunk_grads)?;
-            let gm = kernels::gram(ctx, &gp, t, len_p, stride_p, &gram)?;
+            let gm = kernels::gram(ctx, &gp, rows, len_p, stride_p, &gram)?;
             (Some(gp), len_p, stride_p, copy_in, copy_out, cc, gd, gm)
         }
+    };
+    let (mix, excess, state_rows) = match (&gp, state) {
+        (Some(rows_buf), SlotState::Momentum) => {
+            let d = kernels::mix_rows(ctx, rows_buf, &plan.mix, t, len_p, stride_p)?;
+            (Some(d), None, Some(rows_buf.view(t * stride_p, &[t * stride_p])?))
+        }
+        (Some(rows_buf), SlotState::SquaredSum) => {
+            let w = ctx.zeros(&[t])?;
+            let d = kernels::excess_rows(ctx, rows_buf, &w, t, len_p, stride_p)?;
+            (None, Some((d, w)), Some(rows_buf.view(t * stride_p, &[t * stride_p])?))
+        }
+        _ => (None, None, None),
     };
     let slots = Slots {
         gz,
@@ -94,7 +181,10 @@ pub(crate) fn program(
         gram_repr,
         gram_target,
         gram,
-        coef,
+        rows,
+        mix,
+        excess,
+        state_rows,
     };
     Ok((slots, ones_t))
 }

@@ -8,12 +8,14 @@
 
 mod aligned_mtl;
 mod cagrad;
+mod excess_mtl;
 mod gradvac;
 pub mod gram;
 mod imtl;
 pub mod linalg;
 mod loss_based;
 mod mgda;
+mod momentum;
 mod nash_mtl;
 mod pcgrad;
 pub mod registry;
@@ -21,17 +23,20 @@ mod upgrad;
 
 pub use aligned_mtl::aligned_mtl;
 pub use cagrad::cagrad;
+pub use excess_mtl::{excess_mtl, ExcessState};
 pub use gradvac::gradvac;
 pub use gram::{combine, Gram};
 pub use imtl::imtl;
 pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, stch_weights, uw, GradNormState};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
-pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl};
+pub use momentum::{db_mtl, moco, updated_gram, MocoParams, MomentumStep};
+pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl, nash_mtl_step};
 pub use pcgrad::pcgrad;
 pub use registry::Runs;
 pub use upgrad::{project_weights, upgrad};
 
 use crate::error::{Error, Result};
+use crate::mtl::gpu::SlotState;
 use crate::rng::Rng;
 
 /// Where gradient methods take the per-task gradients (LibMTL's `rep_grad`).
@@ -123,6 +128,48 @@ pub enum Method {
     },
     /// UPGrad.
     UpGrad,
+    /// DB-MTL: moving averages of the log losses' gradients, brought to one norm.
+    DbMtl {
+        /// The averages' rate β (0.9).
+        beta: f64,
+        /// Its decay σ: β/step^σ (0).
+        beta_sigma: f64,
+    },
+    /// MoCo: moving averages of loss-scaled unit gradients, weighted by a softmax-tracked λ.
+    #[serde(rename = "moco")]
+    MoCo {
+        /// Rate of the averages β (0.5).
+        beta: f64,
+        /// Its decay σ_β (0.5).
+        beta_sigma: f64,
+        /// Rate of λ γ (0.1).
+        gamma: f64,
+        /// Its decay σ_γ (0.5).
+        gamma_sigma: f64,
+        /// ℓ2 regularisation ρ of λ's update (0).
+        rho: f64,
+    },
+    /// ExcessMTL: loss weights moved by each task's excess-risk estimate.
+    ExcessMtl {
+        /// LibMTL's `robust_step_size` (0.01).
+        step_size: f64,
+    },
+}
+
+/// What the second submit of a gradient method's step applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Coefficients of d over the Gram matrix's rows: the T gradients, then (moving averages)
+    /// the T averages before this step's update.
+    pub coef: Vec<f64>,
+    /// The moving averages' update y_t ← a_t·y_t + b_t·g_t as [a; b] (2T).
+    pub mix: Option<Vec<f64>>,
+    /// The heads' loss weights, for the methods that weight the heads (LibMTL's Nash-MTL,
+    /// FairGrad, ExcessMTL, DB-MTL's log losses) and under the log transform.
+    pub heads: Option<Vec<f64>>,
+    /// The task weights to report: the coefficients, or with moving averages each task's
+    /// weight on its average (DB-MTL's α, MoCo's λ).
+    pub weights: Vec<f64>,
 }
 
 impl Method {
@@ -152,6 +199,15 @@ impl Method {
     pub fn uses_gradients(&self) -> bool {
         self.runs().uses_gradients()
     }
+
+    /// The per-task state the method keeps on the GPU beside the gradients.
+    pub fn slot_state(&self) -> SlotState {
+        match self {
+            Method::DbMtl { .. } | Method::MoCo { .. } => SlotState::Momentum,
+            Method::ExcessMtl { .. } => SlotState::SquaredSum,
+            _ => SlotState::None,
+        }
+    }
 }
 
 /// A weighting method with its state across steps (serialisable, so a resumed run continues
@@ -174,6 +230,15 @@ pub struct Weighter {
     /// GradVac's target cosines (T×T), empty until its first step.
     #[serde(default)]
     gradvac_targets: Vec<f64>,
+    /// Steps taken (DB-MTL's and MoCo's rate decay).
+    #[serde(default)]
+    steps: u64,
+    /// MoCo's λ, empty until its first step.
+    #[serde(default)]
+    moco_lambda: Vec<f64>,
+    /// ExcessMTL's weights and first statistics.
+    #[serde(default)]
+    excess: Option<ExcessState>,
 }
 
 impl Weighter {
@@ -190,6 +255,9 @@ impl Weighter {
             history: Vec::new(),
             log_losses: false,
             gradvac_targets: Vec::new(),
+            steps: 0,
+            moco_lambda: Vec::new(),
+            excess: None,
         }
     }
 
@@ -227,17 +295,70 @@ impl Weighter {
         }
     }
 
-    /// Coefficients c of d = Σ c_t g_t from the Gram matrix and the losses; `lr` is the
-    /// model's learning rate (GradNorm's weights follow it). Non-finite coefficients are an
-    /// error naming the method and what it was given (a non-finite Gram matrix or loss means
-    /// training has diverged), never a silent switch to equal weighting.
+    /// Coefficients c of d = Σ c_t g_t from the Gram matrix and the losses, for the methods on
+    /// the T×T Gram matrix (see [`Weighter::plan`] for the whole of a step).
     pub fn coefficients(&mut self, m: &Gram, losses: &[f64], lr: f64) -> Result<Vec<f64>> {
-        if !m.m.iter().chain(losses).all(|v| v.is_finite()) {
+        Ok(self.plan(m, losses, lr, None)?.coef)
+    }
+
+    /// A gradient method's step from what phase one read back: the Gram matrix (T×T, or the
+    /// 2T×2T joint one of the gradients and their moving averages), the losses, and for
+    /// ExcessMTL each task's statistic; `lr` is the model's learning rate (GradNorm's weights
+    /// follow it). Non-finite coefficients are an error naming the method and what it was given
+    /// (a non-finite Gram matrix or loss means training has diverged), never a silent switch to
+    /// equal weighting.
+    pub fn plan(&mut self, m: &Gram, losses: &[f64], lr: f64, stats: Option<&[f64]>) -> Result<Plan> {
+        let stats_finite = stats.is_none_or(|s| s.iter().all(|v| v.is_finite()));
+        if !m.m.iter().chain(losses).all(|v| v.is_finite()) || !stats_finite {
             return Err(Error::invalid(
                 format!("weighting {}", self.method.name()),
                 format!("a non-finite Gram matrix or loss: training diverged (Gram {:?}, losses {losses:?})", m.m),
             ));
         }
+        let plan = match self.method {
+            Method::DbMtl { .. } | Method::MoCo { .. } | Method::ExcessMtl { .. } => self.stateful(m, losses, stats)?,
+            _ => self.on_gram(m, losses, lr),
+        };
+        let all = plan.coef.iter().chain(plan.mix.iter().flatten()).chain(plan.heads.iter().flatten());
+        if all.clone().all(|v| v.is_finite()) {
+            return Ok(plan);
+        }
+        Err(Error::invalid(
+            format!("weighting {}", self.method.name()),
+            format!("coefficients {:?} from a finite Gram matrix {:?} and losses {losses:?}", plan.coef, m.m),
+        ))
+    }
+
+    /// The methods that keep per-task state on the GPU.
+    fn stateful(&mut self, m: &Gram, losses: &[f64], stats: Option<&[f64]>) -> Result<Plan> {
+        let t = losses.len();
+        self.steps += 1;
+        let step = match self.method {
+            Method::DbMtl { beta, beta_sigma } => db_mtl(m, losses, self.steps, beta, beta_sigma),
+            Method::MoCo { beta, beta_sigma, gamma, gamma_sigma, rho } => {
+                if self.moco_lambda.len() != t {
+                    self.moco_lambda = vec![1.0 / t as f64; t];
+                }
+                let p = MocoParams { beta, beta_sigma, gamma, gamma_sigma, rho };
+                moco(m, losses, self.steps, &mut self.moco_lambda, p)
+            }
+            Method::ExcessMtl { step_size } => {
+                let w = stats.ok_or_else(|| {
+                    Error::invalid("weighting excess_mtl", "needs each task's statistic from the GPU (none was read)")
+                })?;
+                let state = self.excess.get_or_insert_with(|| ExcessState::new(t));
+                let c = excess_mtl(state, w, step_size);
+                return Ok(Plan { coef: c.clone(), mix: None, heads: Some(c.clone()), weights: c });
+            }
+            _ => unreachable!("stateful() is only called for DB-MTL, MoCo and ExcessMTL"),
+        };
+        let mix = step.a.iter().chain(&step.b).copied().collect();
+        let heads = step.heads.iter().any(|&h| h != 1.0).then_some(step.heads);
+        Ok(Plan { coef: step.coef, mix: Some(mix), heads, weights: step.weights })
+    }
+
+    /// The methods on the T×T Gram matrix, with the log transform where it is asked for.
+    fn on_gram(&mut self, m: &Gram, losses: &[f64], lr: f64) -> Plan {
         // Under the log transform, g_t/L_t: the Gram matrix scaled by 1/L, and the coefficients
         // of the scaled gradients divided by L_t to apply to the gradients themselves. A task
         // whose loss is 0 in this batch (no labels in it) has no gradient: its scale is 1.
@@ -251,6 +372,7 @@ impl Weighter {
             }
             None => m,
         };
+        let mut heads = None;
         let c = match self.method {
             Method::GradNorm { alpha } => {
                 let c = self.gradnorm.w.clone();
@@ -262,10 +384,18 @@ impl Weighter {
             Method::Mgda { norm } => mgda(m, losses, norm),
             Method::CaGrad { c, rescale } => cagrad(m, c, rescale),
             Method::Imtl | Method::ImtlG => imtl(m),
-            Method::NashMtl { iters, max_norm } => nash_mtl(m, iters, max_norm),
+            Method::NashMtl { iters, max_norm } => {
+                let (c, h) = nash_mtl_step(m, iters, max_norm);
+                heads = Some(h);
+                c
+            }
             Method::AlignedMtl => aligned_mtl(m),
             Method::UpGrad => upgrad(m),
-            Method::FairGrad { alpha } => fair_weights(m, alpha, 20),
+            Method::FairGrad { alpha } => {
+                let w = fair_weights(m, alpha, 20);
+                heads = Some(w.clone());
+                w
+            }
             Method::GradVac { beta } => {
                 if self.gradvac_targets.len() != m.t * m.t {
                     self.gradvac_targets = vec![0.0; m.t * m.t];
@@ -274,17 +404,15 @@ impl Weighter {
             }
             _ => vec![1.0; m.t],
         };
-        let c: Vec<f64> = match &inv {
-            Some(inv) => c.iter().zip(inv).map(|(a, b)| a * b).collect(),
-            None => c,
-        };
-        if c.iter().all(|v| v.is_finite()) {
-            return Ok(c);
+        match inv {
+            Some(inv) => {
+                let scale = |v: Vec<f64>| v.iter().zip(&inv).map(|(a, b)| a * b).collect::<Vec<f64>>();
+                let heads = scale(heads.unwrap_or_else(|| vec![1.0; m.t]));
+                let coef = scale(c);
+                Plan { weights: coef.clone(), coef, mix: None, heads: Some(heads) }
+            }
+            None => Plan { weights: c.clone(), coef: c, mix: None, heads },
         }
-        Err(Error::invalid(
-            format!("weighting {}", self.method.name()),
-            format!("coefficients {c:?} from a finite Gram matrix {:?} and losses {losses:?}", m.m),
-        ))
     }
 
     /// A seed for this step's GradDrop draws.

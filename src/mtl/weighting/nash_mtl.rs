@@ -2,8 +2,8 @@
 //! bargaining solution; and FairGrad (Ban & Ji, ICML 2024), its α-fair generalisation
 //! (Mw)_t = w_t^{−1/α}, solved the same way. It is the unique minimiser of the strictly convex
 //! φ(α) = ½ αᵀMα − Σ log α_t (∇φ = Mα − 1/α), found here by damped Newton steps that keep
-//! α > 0 (the reference code reaches the same point by CCCP with cvxpy). ‖d‖² = T, so the
-//! update is clipped to `max_norm` as the reference implementations do.
+//! α > 0 (the reference code reaches the same point by CCCP with cvxpy). As LibMTL, Nash-MTL
+//! solves it on M/‖M‖_F and clips the update to `max_norm`.
 
 use super::gram::Gram;
 use super::linalg::solve;
@@ -59,10 +59,23 @@ pub fn fair_weights(m: &Gram, p: f64, iters: usize) -> Vec<f64> {
     a
 }
 
-/// Coefficients of d = Σ c_t g_t, clipped so that ‖d‖ ≤ max_norm (0: no clipping).
+/// Coefficients of d = Σ c_t g_t as LibMTL's `Nash_MTL` computes them: α solved on the Gram
+/// matrix divided by its Frobenius norm s (so α = √s times [`nash_alpha`]'s), d = Σ α_t g_t
+/// clipped so that ‖d‖ ≤ max_norm (0: no clipping). See [`nash_mtl_step`] for the heads.
 pub fn nash_mtl(m: &Gram, iters: usize, max_norm: f64) -> Vec<f64> {
-    let a = nash_alpha(m, iters);
+    nash_mtl_step(m, iters, max_norm).0
+}
+
+/// Nash-MTL's shared coefficients and its heads' loss weights: LibMTL backpropagates Σ α_t L_t
+/// (heads weighted by α), then clips the shared parameters' gradient only.
+pub fn nash_mtl_step(m: &Gram, iters: usize, max_norm: f64) -> (Vec<f64>, Vec<f64>) {
+    let s = m.m.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let a = if s > 0.0 && s.is_finite() {
+        nash_alpha(&Gram::new(m.t, m.m.iter().map(|v| v / s).collect()), iters)
+    } else {
+        nash_alpha(m, iters)
+    };
     let norm = m.quad(&a).max(0.0).sqrt();
     let f = if max_norm > 0.0 && norm > max_norm { max_norm / norm } else { 1.0 };
-    a.iter().map(|v| v * f).collect()
+    (a.iter().map(|v| v * f).collect(), a)
 }

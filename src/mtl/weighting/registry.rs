@@ -53,6 +53,7 @@ pub struct Entry {
 }
 
 const BOTH: &[Target] = &[Target::Params, Target::Representation];
+const PARAMS: &[Target] = &[Target::Params];
 const GRAM: &str = "Gram matrix + host";
 
 /// Every method, in the order the documentation and `hydra compare` list them.
@@ -160,6 +161,36 @@ pub const REGISTRY: &[Entry] = &[
         GRAM,
         "(Mw)_t = w_t^{−1/α}; α = 1 is Nash-MTL's",
     ),
+    Entry {
+        name: "db_mtl",
+        default: Method::DbMtl { beta: 0.9, beta_sigma: 0.0 },
+        params: &["beta", "beta_sigma"],
+        params_doc: "`beta` (0.9), `beta_sigma` (0)",
+        runs: Runs::GramThenHost,
+        computed: "joint Gram matrix of gradients and their moving averages (kept on the GPU) + host",
+        targets: PARAMS,
+        invariant: "matches LibMTL's formulas on explicit gradients step after step",
+    },
+    Entry {
+        name: "moco",
+        default: Method::MoCo { beta: 0.5, beta_sigma: 0.5, gamma: 0.1, gamma_sigma: 0.5, rho: 0.0 },
+        params: &["beta", "beta_sigma", "gamma", "gamma_sigma", "rho"],
+        params_doc: "`beta` (0.5), `beta_sigma` (0.5), `gamma` (0.1), `gamma_sigma` (0.5), `rho` (0)",
+        runs: Runs::GramThenHost,
+        computed: "joint Gram matrix of gradients and their moving averages (kept on the GPU) + host",
+        targets: PARAMS,
+        invariant: "matches LibMTL's formulas on explicit gradients step after step; λ sums to 1",
+    },
+    Entry {
+        name: "excess_mtl",
+        default: Method::ExcessMtl { step_size: 0.01 },
+        params: &["step_size"],
+        params_doc: "`step_size` (0.01)",
+        runs: Runs::GramThenHost,
+        computed: "GPU (sums of squared gradients, per-task statistic) + host",
+        targets: PARAMS,
+        invariant: "matches LibMTL's formulas on explicit gradients step after step; Σ w = T",
+    },
 ];
 
 const fn loss(

@@ -2,8 +2,11 @@
 //   gram         m[i*T+j] = <G_i, G_j> for the T rows of G (row stride p.u.z); one workgroup per pair i <= j;
 //                with p.u.w > 0, the top-left block of a matrix with rows p.u.w long
 //   combine      out[k] = sum_t c[t] * G[t*stride + k]
-//   graddrop     out[k] = sum_t G_tk * keep_tk, keep by sign purity P_k = (1 + sum G / sum |G|) / 2 against a
-//                hashed uniform u_k (seed p.u.w): positive gradients kept when u_k < P_k, negative ones otherwise
+//   graddrop     GradDrop as LibMTL (Chen et al., NeurIPS 2020) on the representation's gradients G_t ([B, D]):
+//                per column d, s_td = sum_b G_t[b,d] * sign(x[b,d]) (x the representation), purity
+//                P_d = (1 + sum_t s_td / (sum_t |s_td| + 1e-7)) / 2 against a hashed uniform u_d (seed p.u.w);
+//                task t's column kept when (P_d > u_d and s_td > 0) or (P_d < u_d and s_td < 0);
+//                out[b,d] = sum_t G_t[b,d] * (leak + (1 - leak) * kept_td)
 //   scale_task   x[k] *= w[p.u.y] for k < n   (a task's logit gradient by its weight)
 //   mix_rows     Y_t = m[t] * Y_t + m[T+t] * G_t for the T rows G_t of a [2T, stride] buffer and the T rows
 //                Y_t after them (DB-MTL's and MoCo's moving averages of each task's gradient)
@@ -73,25 +76,32 @@ fn hash_uniform(k: u32, seed: u32) -> f32 {
     return f32(h >> 8u) / 16777216.0;
 }
 
+// G = a (u: T, B*D, stride, seed), x = b, out = out; f.x: leak, f.y: D (its bits).
 @compute @workgroup_size(WG)
 fn graddrop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let k = gid.x + gid.y * nwg.x * WG;
-    if k >= p.u.y { return; }
+    let d = gid.x + gid.y * nwg.x * WG;
+    let D = bitcast<u32>(p.f.y);
+    if d >= D { return; }
+    let T = p.u.x;
+    let B = p.u.y / D;
     var sum = 0.0;
     var abs_sum = 0.0;
-    for (var t = 0u; t < p.u.x; t++) {
-        let g = a[t * p.u.z + k];
-        sum += g;
-        abs_sum += abs(g);
+    for (var t = 0u; t < T; t++) {
+        var s = 0.0;
+        for (var r = 0u; r < B; r++) { s += a[t * p.u.z + r * D + d] * sign(b[r * D + d]); }
+        sum += s;
+        abs_sum += abs(s);
     }
-    let purity = 0.5 * (1.0 + sum / max(abs_sum, 1e-20));
-    let keep_positive = hash_uniform(k, p.u.w) < purity;
-    var r = 0.0;
-    for (var t = 0u; t < p.u.x; t++) {
-        let g = a[t * p.u.z + k];
-        if (keep_positive && g > 0.0) || (!keep_positive && g < 0.0) { r += g; }
+    let purity = 0.5 * (1.0 + sum / (abs_sum + 1e-7));
+    let u = hash_uniform(d, p.u.w);
+    for (var r = 0u; r < B; r++) { out[r * D + d] = 0.0; }
+    for (var t = 0u; t < T; t++) {
+        var s = 0.0;
+        for (var r = 0u; r < B; r++) { s += a[t * p.u.z + r * D + d] * sign(b[r * D + d]); }
+        let kept = (purity > u && s > 0.0) || (purity < u && s < 0.0);
+        let m = p.f.x + (1.0 - p.f.x) * select(0.0, 1.0, kept);
+        for (var r = 0u; r < B; r++) { out[r * D + d] += a[t * p.u.z + r * D + d] * m; }
     }
-    out[k] = r;
 }
 
 // m = a, rows = out (u: T, P, stride).

@@ -124,8 +124,15 @@ fn every_weighting_method_parses_with_libmtl_defaults() {
         let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"{name}\"\n")).unwrap();
         assert_eq!(c.weighting.name(), name);
         assert_eq!(c.weighting, registry::by_name(name).unwrap().default);
-        assert_eq!(c.target, Target::Params);
+        // The default target is the first the method takes: the parameters, as LibMTL, except
+        // for GradDrop, which takes the representation only.
+        let want = if name == "graddrop" { Target::Representation } else { Target::Params };
+        assert_eq!(c.target, want, "{name}");
     }
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"graddrop\"\ntarget = \"params\"\n"));
+    assert!(e.contains("weighting.target") && e.contains("representation"), "{e}");
+    let e = err(&format!("{GOOD}\n[weighting]\nmethod = \"moco\"\ntarget = \"representation\"\n"));
+    assert!(e.contains("weighting.target") && e.contains("params"), "{e}");
     let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"cagrad\"\n")).unwrap();
     assert_eq!(c.weighting, Method::CaGrad { c: 0.5, rescale: 1 });
     let c = parse(&format!("{GOOD}\n[weighting]\nmethod = \"mgda\"\nnorm = \"loss+\"\ntarget = \"representation\"\n"))

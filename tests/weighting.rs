@@ -182,14 +182,29 @@ fn aligned_mtl_equalises_orthogonal_gradients() {
 
 #[test]
 fn graddrop_keeps_signs_by_purity() {
+    // One row of three columns with a positive representation: the signed sums are the
+    // gradients themselves.
     let g = vec![vec![1.0, -1.0, 2.0], vec![3.0, -2.0, -1.0]];
-    // Coordinates 0 and 1 are pure (P = 1 and 0): everything is kept whatever u is.
-    let d = graddrop(&g, &[0.99, 0.01, 0.5]);
+    let x = [1.0; 3];
+    // Columns 0 and 1 are pure (P ≈ 1 and ≈ 0): everything is kept whatever u is.
+    let d = graddrop(&g, &x, 3, &[0.99, 0.01, 0.5], 0.0);
     assert_eq!(d[0], 4.0);
     assert_eq!(d[1], -3.0);
-    // Coordinate 2: P = (1 + 1/3)/2 = 2/3: u = 0.5 keeps the positive part.
+    // Column 2: P = (1 + 1/3)/2 = 2/3: u = 0.5 keeps the positive part, u = 0.9 the negative.
     assert_eq!(d[2], 2.0);
-    assert_eq!(graddrop(&g, &[0.0, 0.0, 0.9])[2], -1.0);
+    assert_eq!(graddrop(&g, &x, 3, &[0.0, 0.0, 0.9], 0.0)[2], -1.0);
+}
+
+#[test]
+fn graddrop_decides_per_column_from_batch_sums_signed_by_the_representation() {
+    // Two rows of one column; the representation is negative in the second row, so task 0's
+    // signed sum is 1 − 1 = 0 and task 1's is 1 + 3 = 4: P ≈ 1, task 0 is dropped in both
+    // rows though its gradient is positive in both (a per-element purity would keep it).
+    let g = vec![vec![1.0, 1.0], vec![1.0, -3.0]];
+    let x = [0.5, -2.0];
+    assert_eq!(graddrop(&g, &x, 1, &[0.5], 0.0), vec![1.0, -3.0]);
+    // LibMTL's leak keeps that share of a dropped gradient.
+    assert_eq!(graddrop(&g, &x, 1, &[0.5], 0.25), vec![1.25, -2.75]);
 }
 
 #[test]

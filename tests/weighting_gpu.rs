@@ -102,17 +102,24 @@ fn applied_coefficients_update_like_the_cpu_combination() {
 fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
     let ctx = ctx();
     let mut rng = Rng::new(12);
-    // GradDrop over 3 rows of 257 with stride 264.
-    let (t, p, stride) = (3, 257, 264);
-    let g = rng.vec_f32(t * stride, -1.0, 1.0);
-    let gt = ctx.upload(&g, &[t * stride]).unwrap();
-    let out = ctx.zeros(&[p]).unwrap();
-    let seed = 77;
-    ctx.run(&[&kernels::graddrop(&ctx, &gt, t, p, stride, seed, &out).unwrap()]).unwrap();
-    let rows: Vec<Vec<f64>> = (0..t).map(|r| to64(&g[r * stride..r * stride + p])).collect();
-    let u: Vec<f64> = (0..p as u32).map(|k| kernels::graddrop_uniform(k, seed)).collect();
-    let want = weighting::graddrop(&rows, &u);
-    assert_close("graddrop", &ctx.read(&out).unwrap(), &want, &vec![1e-6; p]);
+    // GradDrop over 3 tasks' gradients at a representation of [B, d], rows with padding.
+    for (b, d) in [(1, 1), (3, 17), (17, 3), (5, 65), (2, 257)] {
+        let (t, p) = (3, b * d);
+        let stride = p + 7;
+        let g = rng.vec_f32(t * stride, -1.0, 1.0);
+        let mut x = rng.vec_f32(p, -1.0, 1.0);
+        x[0] = 0.0; // sign(0) = 0
+        let (gt, xt, out) =
+            (ctx.upload(&g, &[t * stride]).unwrap(), ctx.upload(&x, &[p]).unwrap(), ctx.zeros(&[p]).unwrap());
+        for (seed, leak) in [(77, 0.0), (5, 0.3)] {
+            let k = kernels::graddrop(&ctx, &gt, &xt, t, (p, d), stride, (seed, leak), &out).unwrap();
+            ctx.run(&[&k]).unwrap();
+            let rows: Vec<Vec<f64>> = (0..t).map(|r| to64(&g[r * stride..r * stride + p])).collect();
+            let u: Vec<f64> = (0..d as u32).map(|k| kernels::graddrop_uniform(k, seed)).collect();
+            let want = weighting::graddrop(&rows, &to64(&x), d, &u, f64::from(leak));
+            assert_close(&format!("graddrop [{b}, {d}] leak {leak}"), &ctx.read(&out).unwrap(), &want, &vec![1e-5; p]);
+        }
+    }
 
     // UW and GLS.
     let s = [0.3f32, -1.2, 2.0];
@@ -186,16 +193,15 @@ mod training {
             test: scaling.apply(&d.subset(&te)),
         };
         let spec = Trainer::spec_for(6, &[32], &[], Activation::Tanh, &tasks);
-        // Equal weighting's parameters after training: every other method must end elsewhere on
-        // the parameters target (static is equal weighting with these weights of 1, by
-        // definition; equal weighting has no representation target to compare with).
+        // Equal weighting's parameters after training: every other method must end elsewhere, on
+        // every target it takes (static is equal weighting with these weights of 1, by
+        // definition; equal weighting's result does not depend on a target).
         let mut ew_params: Option<Vec<Vec<f32>>> = None;
         for entry in registry::REGISTRY {
             let (name, method) = (entry.name, entry.default);
-            for target in [Target::Params, Target::Representation] {
-                if target == Target::Representation && !entry.targets.contains(&target) {
-                    continue;
-                }
+            // Each target the method takes (a loss weighting: the one).
+            let targets = if entry.targets.is_empty() { vec![Target::Params] } else { entry.targets.to_vec() };
+            for target in targets {
                 let settings = TrainSettings {
                     optimizer: Optimizer::adam(1e-2),
                     batch_size: 40,
@@ -209,7 +215,7 @@ mod training {
                 let params = t.params().unwrap();
                 if name == "ew" {
                     ew_params = Some(params);
-                } else if name != "static" && target == Target::Params {
+                } else if name != "static" {
                     let ew = ew_params.as_ref().expect("ew comes first in the registry");
                     // Not merely other bits (a gradient method computing equal weighting through
                     // its own path would round differently): parameters elsewhere.
@@ -329,7 +335,8 @@ fn submits_readbacks_and_uploads_per_step_for_each_kind_of_method() {
         let count = |steps: usize| {
             let own = hydra::Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
             let settings = TrainSettings { batch_size: 8, steps: Some(steps), shuffle: false, ..Default::default() };
-            let w = Weighter::new(entry.default, Target::Params, &[1.0, 1.0], 0);
+            let target = entry.targets.first().copied().unwrap_or(Target::Params);
+            let w = Weighter::new(entry.default, target, &[1.0, 1.0], 0);
             let mut tr =
                 Trainer::with_weighting(own.clone(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
             let before = own.counters();

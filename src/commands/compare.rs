@@ -26,7 +26,7 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds:
         other => return Err(crate::Error::invalid("--select", format!("{other:?} (expected val_loss or delta_m)"))),
     };
     let mut cfg = load_or_default(config.as_deref())?;
-    cfg.target = match target {
+    let asked = match target {
         "params" => crate::mtl::weighting::Target::Params,
         "representation" => crate::mtl::weighting::Target::Representation,
         other => {
@@ -68,6 +68,15 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds:
     println!("{}", table.row_over_seeds("single-task", &base_runs));
     for name in &names {
         cfg.weighting = crate::mtl::weighting::Method::by_name(name)?;
+        // A method that takes one target only (GradDrop: the representation; the methods with
+        // per-task state: the parameters) runs on it, and its row says so.
+        let takes = cfg.weighting.entry().targets;
+        cfg.target = if takes.is_empty() || takes.contains(&asked) { asked } else { takes[0] };
+        let label = if cfg.target == asked || takes.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} ({})", if cfg.target == crate::mtl::weighting::Target::Params { "params" } else { "repr." })
+        };
         let mut runs = Vec::new();
         for (seed, prepared, base) in &per_seed {
             cfg.train.seed = *seed;
@@ -94,7 +103,7 @@ pub fn compare(config: Option<PathBuf>, methods: &[String], target: &str, seeds:
                 epochs: Some(epochs),
             });
         }
-        println!("{}", table.row_over_seeds(name, &runs));
+        println!("{}", table.row_over_seeds(&label, &runs));
     }
     Ok(())
 }

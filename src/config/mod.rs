@@ -224,6 +224,8 @@ pub struct WeightingSection {
     pub rho: Option<f64>,
     /// excess_mtl: LibMTL's robust_step_size (0.01).
     pub step_size: Option<f64>,
+    /// graddrop: the share of a dropped gradient kept (0).
+    pub leak: Option<f64>,
     /// stch: smoothing μ (1.0).
     pub mu: Option<f32>,
     /// stch: epochs of log losses before it (4).
@@ -250,6 +252,7 @@ impl Default for WeightingSection {
             gamma_sigma: None,
             rho: None,
             step_size: None,
+            leak: None,
             mu: None,
             warmup_epochs: None,
             c: None,

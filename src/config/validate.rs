@@ -434,6 +434,11 @@ fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Resu
                 }
             }
         }
+        Method::GradDrop { leak } => {
+            if let Some(l) = w.leak {
+                *leak = unit("leak", l)?;
+            }
+        }
         Method::ExcessMtl { step_size } => {
             if let Some(s) = w.step_size {
                 *step_size = non_negative("step_size", s, "")?;
@@ -495,7 +500,8 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
     let mut method = Method::by_name(&w.method).map_err(|e| err("method", e.to_string()))?;
     let entry = method.entry();
     // Each parameter belongs to the methods whose registry entry lists it.
-    let given: [(&str, bool); 17] = [
+    let given: [(&str, bool); 18] = [
+        ("leak", w.leak.is_some()),
         ("beta", w.beta.is_some()),
         ("beta_sigma", w.beta_sigma.is_some()),
         ("gamma", w.gamma.is_some()),
@@ -526,7 +532,11 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
     }
     // Defaults are the registry's; only what the config gives replaces them.
     method_params(&mut method, w)?;
-    let target = match w.target.as_deref().unwrap_or("params") {
+    let default_target = match entry.targets.first() {
+        Some(Target::Representation) => "representation",
+        _ => "params",
+    };
+    let target = match w.target.as_deref().unwrap_or(default_target) {
         "params" => Target::Params,
         "representation" => Target::Representation,
         other => return Err(err("target", format!("{other:?} (expected params or representation)"))),
@@ -535,9 +545,12 @@ fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (Str
         return Err(err(
             "target",
             format!(
-                "{} keeps per-task state of the shared parameters' gradients, so it takes target = \"params\" \
-                 (LibMTL refuses representation gradients for it too)",
-                entry.name
+                "{} takes target = {:?} only, as LibMTL",
+                entry.name,
+                match entry.targets[0] {
+                    Target::Params => "params",
+                    Target::Representation => "representation",
+                }
             ),
         ));
     }

@@ -89,29 +89,48 @@ pub fn excess_rows(ctx: &Context, rows: &Tensor, w: &Tensor, t: usize, p: usize,
         .build(ctx)
 }
 
-/// GradDrop of the rows of G into `out`; the draws come from `seed` (set per step with
-/// [`Dispatch::set_params`]).
+/// GradDrop (LibMTL's) of the per-task gradients at the representation, the rows of G
+/// (`[B, d]` each, stride `stride`), given the representation's values `x` (`[B, d]`), into
+/// `out`; the draws come from `seed`, with `leak`: set per step with [`graddrop_params`].
+#[allow(clippy::too_many_arguments)]
 pub fn graddrop(
     ctx: &Context,
     g: &Tensor,
+    x: &Tensor,
     t: usize,
-    p: usize,
+    (p, d): (usize, usize),
     stride: usize,
-    seed: u32,
+    (seed, leak): (u32, f32),
     out: &Tensor,
 ) -> Result<Dispatch> {
     rows_check("graddrop", g, t, p, stride)?;
+    check_len("graddrop", "x", x, p)?;
     check_len("graddrop", "out", out, p)?;
-    let gr = grid_1d(p, ctx.adapter().max_workgroups_per_dimension);
+    if d == 0 || p % d != 0 {
+        return Err(Error::shape("graddrop", format!("{p} values are not rows of {d}")));
+    }
+    let gr = grid_1d(d, ctx.adapter().max_workgroups_per_dimension);
+    let (u, f) = graddrop_params(t, (p, d), stride, (seed, leak));
     KernelCall::new(Shader::Weighting, "graddrop", &[])
-        .params([t as u32, p as u32, stride as u32, seed], [0.0; 4])
+        .params(u, f)
         .bind_at(1, g)
+        .bind_at(2, x)
         .bind_at(3, out)
         .groups(gr[0], gr[1], gr[2])
         .build(ctx)
 }
 
-/// The CPU twin of graddrop.wgsl's per-coordinate uniform draw.
+/// The `graddrop` kernel's parameters for a step's seed and leak.
+pub fn graddrop_params(
+    t: usize,
+    (p, d): (usize, usize),
+    stride: usize,
+    (seed, leak): (u32, f32),
+) -> ([u32; 4], [f32; 4]) {
+    ([t as u32, p as u32, stride as u32, seed], [leak, f32::from_bits(d as u32), 0.0, 0.0])
+}
+
+/// The CPU twin of graddrop.wgsl's per-column uniform draw.
 pub fn graddrop_uniform(k: u32, seed: u32) -> f64 {
     let mut h = k.wrapping_mul(747_796_405).wrapping_add(seed.wrapping_mul(2_891_336_453)).wrapping_add(1);
     h = ((h >> ((h >> 28) + 4)) ^ h).wrapping_mul(277_803_737);

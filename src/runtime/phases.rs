@@ -123,18 +123,23 @@ impl GpuGraph {
         self.finish(d)
     }
 
-    /// Phase two with GradDrop: the sign-purity drop of the per-task gradients, with this
-    /// step's `seed`, then as [`GpuGraph::apply_coefficients`].
-    pub fn apply_graddrop(&mut self, seed: u32) -> Result<()> {
+    /// Phase two with GradDrop (representation target): the sign-purity drop of the per-task
+    /// gradients at the representation, with this step's `seed` and `leak`, then as
+    /// [`GpuGraph::apply_coefficients`].
+    pub fn apply_graddrop(&mut self, seed: u32, leak: f32) -> Result<()> {
         let (tg, sl) = self.task_grads()?;
-        let (p, stride) = match sl.gp {
-            Some(_) => (sl.len_p, sl.stride_p),
-            None => (sl.len_z, sl.stride_z),
-        };
-        sl.graddrop.set_params(&self.ctx, [tg.tasks as u32, p as u32, stride as u32, seed], [0.0; 4]);
+        let gd = sl.graddrop.as_ref().ok_or_else(|| {
+            Error::invalid("graddrop", "takes the representation target (LibMTL refuses parameter gradients)")
+        })?;
+        let d = self.graph().shape(tg.spec.z).last().copied().unwrap_or(1);
+        let (u, f) = crate::kernels::graddrop_params(tg.tasks, (sl.len_z, d), sl.stride_z, (seed, leak));
+        gd.set_params(&self.ctx, u, f);
         self.next_update()?;
         let (_, sl) = self.task_grads()?;
-        self.finish(vec![&sl.graddrop])
+        match &sl.graddrop {
+            Some(gd) => self.finish(vec![gd]),
+            None => Err(Error::invalid("graddrop", "takes the representation target")),
+        }
     }
 
     /// `combine` (and what goes with it), then the trunk's backward where the gradients were

@@ -164,6 +164,13 @@ impl Trainer {
                 ),
             ));
         }
+        let targets = weighter.method.entry().targets;
+        if weighter.method.uses_gradients() && !targets.contains(&weighter.target) {
+            return Err(Error::invalid(
+                "weighting.target",
+                format!("{} takes {:?} only (as LibMTL), not {:?}", weighter.method.name(), targets, weighter.target),
+            ));
+        }
         if model.trunk_params == 0 && weighter.method.uses_gradients() {
             return Err(Error::invalid(
                 "weighting.method",
@@ -294,9 +301,9 @@ impl Trainer {
             if let Some((i, &v)) = losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 self.fail_if_diverged(Some((self.graph.steps() + 1, i, v as f32)))?;
             }
-            if self.weighter.method == Method::GradDrop {
+            if let Method::GradDrop { leak } = self.weighter.method {
                 let seed = self.weighter.next_seed();
-                self.graph.apply_graddrop(seed)?;
+                self.graph.apply_graddrop(seed, leak as f32)?;
                 self.coefficients = Some(vec![1.0; t]);
             } else {
                 let lr = f64::from(self.settings.optimizer.lr());

@@ -195,18 +195,16 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             (0..shared).map(|p| mem.store.offsets[p] + mem.store.len_of(p)).max()
         }
     };
-    let (slots, ones) = slots::program(
-        ctx,
-        spec.state,
-        &plan,
-        split.flat,
-        &split.views,
-        (split.len, split.stride),
-        &z_grad,
-        trunk_len,
-        &mem.store.grads,
-        mem.align,
-    )?;
+    let z = slots::Representation {
+        slots: split.flat,
+        views: &split.views,
+        len: split.len,
+        stride: split.stride,
+        grad: &z_grad,
+        value: mem.value(spec.z)?,
+        cols: c.graph.shape(spec.z).last().copied().unwrap_or(1),
+    };
+    let (slots, ones) = slots::program(ctx, (spec.state, &plan), z, trunk_len, &mem.store.grads, mem.align)?;
     keep.push(ones);
     if let Some(rows) = &slots.state_rows {
         weighting_state = Some(rows.clone());

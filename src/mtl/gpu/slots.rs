@@ -20,7 +20,8 @@ pub(crate) struct Slots {
     pub(crate) stride_p: usize,
     pub(crate) combine_sum: Dispatch,
     pub(crate) combine_coef: Dispatch,
-    pub(crate) graddrop: Dispatch,
+    /// GradDrop, on the representation target only (LibMTL refuses parameter gradients).
+    pub(crate) graddrop: Option<Dispatch>,
     /// Params target: per task, copy its z-gradient in, and copy the trunk gradient out.
     pub(crate) copy_in: Vec<Dispatch>,
     pub(crate) copy_out: Vec<Dispatch>,
@@ -90,25 +91,37 @@ impl PlanBuffer {
     }
 }
 
+/// The shared representation z as the slots see it.
+pub(crate) struct Representation<'a> {
+    /// The per-task gradients at z, `[T, stride]`.
+    pub(crate) slots: Tensor,
+    /// Each task's row.
+    pub(crate) views: &'a [Tensor],
+    /// z's size and the rows' stride.
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
+    /// z's gradient (what the trunk's backward reads).
+    pub(crate) grad: &'a Tensor,
+    /// z's values and its width (GradDrop's signs).
+    pub(crate) value: &'a Tensor,
+    pub(crate) cols: usize,
+}
+
 /// Builds the slots' dispatches: the Gram matrix of the per-task gradients at the shared
 /// representation `gz` (`[T, stride_z]`, each row `len_z` long), their sum and weighted
 /// combination into `gz_grad`, GradDrop; and, for the params target (`trunk_len`: the flat
 /// length of the shared parameters), the per-task copies in and out of one trunk backward
 /// each, with the state rows `state` asks for after the gradient rows. Returns the slots and a
 /// buffer of ones the sum reads (to keep alive).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn program(
     ctx: &Context,
-    state: SlotState,
-    plan: &PlanBuffer,
-    gz: Tensor,
-    gz_views: &[Tensor],
-    (len_z, stride_z): (usize, usize),
-    gz_grad: &Tensor,
+    (state, plan): (SlotState, &PlanBuffer),
+    z: Representation<'_>,
     trunk_len: Option<usize>,
     grads: &Tensor,
     align: usize,
 ) -> Result<(Slots, Tensor)> {
+    let Representation { slots: gz, views: gz_views, len: len_z, stride: stride_z, grad: gz_grad, value, cols } = z;
     let t = gz_views.len();
     if state != SlotState::None && trunk_len.is_none() {
         return Err(Error::invalid(
@@ -133,7 +146,7 @@ pub(crate) fn program(
             Vec::new(),
             Vec::new(),
             kernels::combine(ctx, &gz, &coef, t, len_z, stride_z, gz_grad)?,
-            kernels::graddrop(ctx, &gz, t, len_z, stride_z, 0, gz_grad)?,
+            Some(kernels::graddrop(ctx, &gz, value, t, (len_z, cols), stride_z, (0, 0.0), gz_grad)?),
             kernels::gram(ctx, &gz, t, len_z, stride_z, &gram)?,
         ),
         Some(len_p) => {
@@ -149,9 +162,8 @@ pub(crate) fn program(
                 copy_out.push(kernels::act_forward(ctx, Activation::Identity, &trunk_grads, &row)?);
             }
             let cc = kernels::combine(ctx, &gp, &coef, rows, len_p, stride_p, &trunk_grads)?;
-            let gd = kernels::graddrop(ctx, &gp, t, len_p, stride_p, 0, &trunk_grads)?;
             let gm = kernels::gram(ctx, &gp, rows, len_p, stride_p, &gram)?;
-            (Some(gp), len_p, stride_p, copy_in, copy_out, cc, gd, gm)
+            (Some(gp), len_p, stride_p, copy_in, copy_out, cc, None, gm)
         }
     };
     let (mix, excess, state_rows) = match (&gp, state) {

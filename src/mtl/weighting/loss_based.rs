@@ -92,20 +92,36 @@ impl GradNormState {
     }
 }
 
-/// GradDrop (Chen et al., NeurIPS 2020), the CPU reference of the `graddrop` kernel: per
-/// coordinate, purity P = ½(1 + Σg/Σ|g|); with u the coordinate's uniform draw, keep the
-/// positive components when u < P, the negative ones otherwise, and sum what is kept.
-pub fn graddrop(g: &[Vec<f64>], u: &[f64]) -> Vec<f64> {
-    let p = g.first().map_or(0, Vec::len);
-    (0..p)
-        .map(|k| {
-            let sum: f64 = g.iter().map(|r| r[k]).sum();
-            let abs: f64 = g.iter().map(|r| r[k].abs()).sum();
-            let purity = 0.5 * (1.0 + sum / abs.max(1e-20));
-            let pos = u[k] < purity;
-            g.iter().map(|r| r[k]).filter(|&x| (pos && x > 0.0) || (!pos && x < 0.0)).sum()
-        })
-        .collect()
+/// GradDrop (Chen et al., NeurIPS 2020) as LibMTL implements it, the CPU reference of the
+/// `graddrop` kernel: `g` the per-task gradients at the representation (`[B, d]` each), `x`
+/// the representation's values. Per column, the signed batch sums s_t = Σ_b g_t·sign(x), the
+/// purity P = ½(1 + Σ_t s_t / (Σ_t |s_t| + 1e-7)); with u the column's uniform draw, task t's
+/// column is kept when P > u and s_t > 0 or P < u and s_t < 0, and the result is
+/// Σ_t g_t·(leak + (1 − leak)·kept_t).
+pub fn graddrop(g: &[Vec<f64>], x: &[f64], d: usize, u: &[f64], leak: f64) -> Vec<f64> {
+    let n = x.len();
+    let sign = |v: f64| {
+        if v > 0.0 {
+            1.0
+        } else if v < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    let mut out = vec![0.0; n];
+    for (c, &uc) in u.iter().enumerate().take(d) {
+        let s: Vec<f64> = g.iter().map(|r| (c..n).step_by(d).map(|k| r[k] * sign(x[k])).sum()).collect();
+        let purity = 0.5 * (1.0 + s.iter().sum::<f64>() / (s.iter().map(|v| v.abs()).sum::<f64>() + 1e-7));
+        for (r, st) in g.iter().zip(&s) {
+            let kept = (purity > uc && *st > 0.0) || (purity < uc && *st < 0.0);
+            let m = leak + (1.0 - leak) * if kept { 1.0 } else { 0.0 };
+            for k in (c..n).step_by(d) {
+                out[k] += r[k] * m;
+            }
+        }
+    }
+    out
 }
 
 /// STCH (Lin et al., ICML 2024) as LibMTL runs it, the CPU reference of the `stch` kernel:

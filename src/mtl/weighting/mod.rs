@@ -89,8 +89,12 @@ pub enum Method {
     },
     /// PCGrad.
     PcGrad,
-    /// GradDrop.
-    GradDrop,
+    /// GradDrop (representation target only, as LibMTL).
+    GradDrop {
+        /// The share of a dropped gradient kept (LibMTL's `leak`, 0).
+        #[serde(default)]
+        leak: f64,
+    },
     /// MGDA.
     Mgda {
         /// Gradient normalisation.

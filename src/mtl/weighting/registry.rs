@@ -46,7 +46,7 @@ pub struct Entry {
     pub runs: Runs,
     /// README's "computed" cell.
     pub computed: &'static str,
-    /// The gradient targets it takes (none for a loss weighting).
+    /// The gradient targets it takes (none for a loss weighting); the first is the default.
     pub targets: &'static [Target],
     /// The invariant its tests check, as README's table states it.
     pub invariant: &'static str,
@@ -102,13 +102,13 @@ pub const REGISTRY: &[Entry] = &[
     grad("pcgrad", Method::PcGrad, &[], "–", GRAM, "projections orthogonal; agreeing gradients summed"),
     Entry {
         name: "graddrop",
-        default: Method::GradDrop,
-        params: &[],
-        params_doc: "–",
+        default: Method::GradDrop { leak: 0.0 },
+        params: &["leak"],
+        params_doc: "`leak` (0)",
         runs: Runs::GpuElementwise,
-        computed: "GPU, per coordinate",
-        targets: BOTH,
-        invariant: "matches its CPU reference",
+        computed: "GPU, per column of the representation",
+        targets: &[Target::Representation],
+        invariant: "matches its CPU reference (LibMTL's formula)",
     },
     grad(
         "mgda",

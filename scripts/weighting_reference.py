@@ -215,6 +215,38 @@ def excess_mtl(step_size=1e-2):
     return out
 
 
+def gradnorm(alpha=1.5, lr=0.01, epoch0=2):
+    """LibMTL's GradNorm.backward on STEPS, repeated: the first `epoch0` steps are its first
+    epoch (equal weights; their mean losses become L(0)), then loss scales T*softmax(w), w from
+    1 moved by torch's Adam (lr, betas 0.9/0.999, eps 1e-8) along the gradient of
+    sum_t |ls_t*||g_t|| - mean(G)*r_t^alpha| (target detached), taken here by central
+    differences. Returns the loss scales of each GradNorm step."""
+    seq = STEPS[:epoch0] + STEPS
+    T = STEPS[0][0].shape[0]
+    l0 = np.mean([L for _, L in seq[:epoch0]], axis=0)
+    w = np.ones(T)
+    m = np.zeros(T)
+    v = np.zeros(T)
+    out = []
+    for step, (G, L) in enumerate(seq[epoch0:], start=1):
+        n = np.linalg.norm(G, axis=1)
+        ls = T * np.exp(w) / np.exp(w).sum()
+        r = (L / l0) / (L / l0).mean()
+        target = (ls * n).mean() * r**alpha
+
+        def lgrad(x):
+            s = T * np.exp(x) / np.exp(x).sum()
+            return np.abs(s * n - target).sum()
+
+        h = 1e-6
+        g = np.array([(lgrad(w + h * e) - lgrad(w - h * e)) / (2 * h) for e in np.eye(T)])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        w = w - lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+        out.append(ls)
+    return out
+
+
 def rust(name, v):
     return f"const {name}: [f64; {len(v)}] = [{', '.join(repr(float(x)) for x in v)}];"
 
@@ -243,3 +275,5 @@ for k, (d, lam) in enumerate(moco()):
     print(rust(f"MOCO_LAMBDA{k + 1}", lam))
 for k, w in enumerate(excess_mtl()):
     print(rust(f"EXCESS_W{k + 1}", w))
+for k, ls in enumerate(gradnorm()):
+    print(rust(f"GRADNORM_SCALES{k + 1}", ls))

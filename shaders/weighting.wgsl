@@ -15,9 +15,10 @@
 //   uw_weights   w[t] = exp(-s[t]) / 2                           (Kendall et al., LibMTL UW)
 //   uw_grad      gs[t] = (1 - exp(-s[t]) * L[t]) / 2             (d/ds of (e^-s L + s) / 2)
 //   gls_weights  w[t] = (prod L)^(1/T) / (T * L[t])              (d/dL_t of the geometric mean)
-//   famo         one FAMO step (Liu et al., NeurIPS 2023; LibMTL FAMO): updates the task logits xi by Adam on
-//                delta = log D_prev - log D_now, D = L - L_min + 1e-8, then z = softmax(xi), c = sum z/D,
-//                w[t] = z[t] / (c * D[t]). State: xi, m, v (T each), prev L (T), step (1).
+//   famo         FAMO (Liu et al., NeurIPS 2023; LibMTL FAMO), in two halves: the weights z = softmax(xi),
+//                c = sum z/D, w[t] = z[t] / (c * D[t]), D = L - L_min + 1e-8 (keeping L); after the update and a
+//                forward pass on the same batch, xi's Adam step on delta = log D_before - log D_after.
+//                State: xi, m, v (T each), the losses before (T), Adam's step count (1).
 // Requires workgroup_sum.wgsl (prepended by Hydra).
 
 struct Params {
@@ -208,50 +209,47 @@ fn gls_weights(@builtin(local_invocation_index) t: u32) {
 }
 
 // min losses = a, losses = b, weights = out, state = out2: xi[T], m[T], v[T], prev[T], step.
+// p.u.y = 0: the step's weights from xi and its losses, which are kept as prev;
+// p.u.y = 1: after the update and a forward pass on the same batch (LibMTL's update_w), one Adam
+// step of xi along J_softmax(xi)^T delta, delta = log(prev - min + 1e-8) - log(L - min + 1e-8).
 @compute @workgroup_size(1)
 fn famo() {
     let T = p.u.x;
-    let lr = p.f.x;
-    let wd = p.f.y;
-    let b1 = p.f.z;
-    let b2 = p.f.w;
-    let step = out2[4u * T];
-    if step > 0.0 {
-        // d softmax(xi) / d xi applied to delta, then one Adam step with weight decay.
-        var zmax = out2[0];
-        for (var t = 1u; t < T; t++) { zmax = max(zmax, out2[t]); }
-        var zs = 0.0;
-        for (var t = 0u; t < T; t++) { zs += exp(out2[t] - zmax); }
-        var zd = 0.0;
-        for (var t = 0u; t < T; t++) {
-            let z = exp(out2[t] - zmax) / zs;
-            let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
-            zd += z * delta;
-        }
-        let n = step;
-        for (var t = 0u; t < T; t++) {
-            let z = exp(out2[t] - zmax) / zs;
-            let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
-            let g = z * (delta - zd) + wd * out2[t];
-            let m = b1 * out2[T + t] + (1.0 - b1) * g;
-            let v = b2 * out2[2u * T + t] + (1.0 - b2) * g * g;
-            out2[T + t] = m;
-            out2[2u * T + t] = v;
-            let mh = m / (1.0 - pow(b1, n));
-            let vh = v / (1.0 - pow(b2, n));
-            out2[t] = out2[t] - lr * mh / (sqrt(vh) + 1e-8);
-        }
-    }
     var zmax = out2[0];
     for (var t = 1u; t < T; t++) { zmax = max(zmax, out2[t]); }
     var zs = 0.0;
     for (var t = 0u; t < T; t++) { zs += exp(out2[t] - zmax); }
-    var c = 0.0;
-    for (var t = 0u; t < T; t++) { c += (exp(out2[t] - zmax) / zs) / (b[t] - a[t] + 1e-8); }
+    if p.u.y == 0u {
+        var c = 0.0;
+        for (var t = 0u; t < T; t++) { c += (exp(out2[t] - zmax) / zs) / (b[t] - a[t] + 1e-8); }
+        for (var t = 0u; t < T; t++) {
+            let z = exp(out2[t] - zmax) / zs;
+            out[t] = z / (c * (b[t] - a[t] + 1e-8));
+            out2[3u * T + t] = b[t];
+        }
+        return;
+    }
+    let lr = p.f.x;
+    let wd = p.f.y;
+    let b1 = p.f.z;
+    let b2 = p.f.w;
+    let n = out2[4u * T] + 1.0;
+    var zd = 0.0;
+    for (var t = 0u; t < T; t++) {
+        let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
+        zd += exp(out2[t] - zmax) / zs * delta;
+    }
     for (var t = 0u; t < T; t++) {
         let z = exp(out2[t] - zmax) / zs;
-        out[t] = z / (c * (b[t] - a[t] + 1e-8));
-        out2[3u * T + t] = b[t];
+        let delta = log(out2[3u * T + t] - a[t] + 1e-8) - log(b[t] - a[t] + 1e-8);
+        let g = z * (delta - zd) + wd * out2[t];
+        let m = b1 * out2[T + t] + (1.0 - b1) * g;
+        let v = b2 * out2[2u * T + t] + (1.0 - b2) * g * g;
+        out2[T + t] = m;
+        out2[2u * T + t] = v;
+        let mh = m / (1.0 - pow(b1, n));
+        let vh = v / (1.0 - pow(b2, n));
+        out2[t] = out2[t] - lr * mh / (sqrt(vh) + 1e-8);
     }
-    out2[4u * T] = step + 1.0;
+    out2[4u * T] = n;
 }

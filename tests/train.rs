@@ -398,7 +398,7 @@ fn divergence_is_error_diverged_for_every_kind_of_method() {
     let (d, tasks) = energy();
     let (splits, scaling) = splits_of(&d, &tasks, 0);
     let spec = Trainer::spec_for(d.width(), &[16], &[], Activation::Relu, &tasks);
-    for name in ["ew", "pcgrad", "mgda", "graddrop", "uw", "gls"] {
+    for name in ["ew", "pcgrad", "mgda", "graddrop", "uw", "gls", "famo", "gradnorm", "db_mtl", "moco", "excess_mtl"] {
         let settings = TrainSettings {
             optimizer: Optimizer::sgd(1e12),
             batch_size: 64,
@@ -406,7 +406,9 @@ fn divergence_is_error_diverged_for_every_kind_of_method() {
             patience: 0,
             ..Default::default()
         };
-        let w = Weighter::new(Method::by_name(name).unwrap(), Target::Params, &[1.0, 1.0], 0);
+        let method = Method::by_name(name).unwrap();
+        let target = method.entry().targets.first().copied().unwrap_or(Target::Params);
+        let w = Weighter::new(method, target, &[1.0, 1.0], 0);
         let mut tr = Trainer::with_weighting(ctx(), &spec, &tasks, settings, scaling.clone(), None, w).unwrap();
         let err = tr.fit(&splits, &mut |_| {}).expect_err("must diverge");
         assert!(matches!(err, hydra::Error::Diverged { .. }), "{name}: {err}");

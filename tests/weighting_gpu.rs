@@ -146,7 +146,8 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
     // z is uniform, so every w_t·D_t is the same.
     let min = ctx.zeros(&[3]).unwrap();
     let state = ctx.zeros(&[13]).unwrap();
-    let d = kernels::famo(&ctx, &min, &lt, &wt, &state, 0.025, 0.001).unwrap();
+    let d = kernels::famo(&ctx, &min, &lt, &wt, &state, false, 0.025, 0.001).unwrap();
+    let u = kernels::famo(&ctx, &min, &lt, &wt, &state, true, 0.025, 0.001).unwrap();
     for step in 0..3 {
         ctx.write(&lt, &[0.7 - 0.1 * step as f32, 1.5, 0.05 + 0.01 * step as f32]).unwrap();
         ctx.run(&[&d]).unwrap();
@@ -158,8 +159,10 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
             let wd: Vec<f64> = w.iter().zip(&lv).map(|(a, b)| f64::from(*a) * (f64::from(*b) + 1e-8)).collect();
             assert!(wd.iter().all(|x| approx::abs_diff_eq!(*x, wd[0], epsilon = 1e-5 * wd[0])), "uniform z: {wd:?}");
         }
+        ctx.write(&lt, &[0.6 - 0.1 * step as f32, 1.4, 0.05]).unwrap();
+        ctx.run(&[&u]).unwrap();
     }
-    assert_eq!(ctx.read(&state).unwrap()[12], 3.0, "FAMO counts its steps");
+    assert_eq!(ctx.read(&state).unwrap()[12], 3.0, "FAMO counts its updates");
 }
 
 mod training {
@@ -388,14 +391,20 @@ fn famo_matches_its_cpu_reference_step_after_step() {
         let mut state = vec![0f64; 4 * t + 1];
         let mut w = vec![0f64; t];
         let mut losses: Vec<f32> = rng.vec_f32(t, 0.5, 2.0);
+        let weights = hydra::kernels::famo(&ctx, &gmin, &gl, &gw, &gstate, false, 0.025, 0.001).unwrap();
+        let update = hydra::kernels::famo(&ctx, &gmin, &gl, &gw, &gstate, true, 0.025, 0.001).unwrap();
         for step in 0..8 {
-            // Losses fall, at different speeds per task.
+            // The step's losses give the weights; after the update the same batch's losses have
+            // fallen, at different speeds per task, and move ξ.
+            ctx.write(&gl, &losses).unwrap();
+            ctx.run(&[&weights]).unwrap();
+            let l64: Vec<f64> = losses.iter().map(|&v| f64::from(v)).collect();
+            cpu::famo_weights(&vec![0.0; t], &l64, &mut w, &mut state);
             losses.iter_mut().enumerate().for_each(|(k, l)| *l *= 0.9 - 0.05 * k as f32 + 0.02 * rng.normal() as f32);
             ctx.write(&gl, &losses).unwrap();
-            let d = hydra::kernels::famo(&ctx, &gmin, &gl, &gw, &gstate, 0.025, 0.001).unwrap();
-            ctx.run(&[&d]).unwrap();
+            ctx.run(&[&update]).unwrap();
             let l64: Vec<f64> = losses.iter().map(|&v| f64::from(v)).collect();
-            cpu::famo(&vec![0.0; t], &l64, &mut w, &mut state, 0.025, 0.001);
+            cpu::famo_update(&vec![0.0; t], &l64, &mut state, 0.025, 0.001);
             let got_w = ctx.read(&gw).unwrap();
             let got_s = ctx.read(&gstate).unwrap();
             common::assert_close_all(&format!("famo T={t} step {step} weights"), &got_w, &w, 1e-4);

@@ -197,3 +197,37 @@ fn head_weights_scale_each_heads_gradient_and_nothing_else() {
     }
     assert_eq!(heads_seen, [4, 4, 4], "each head's two layers (weight and bias) were checked");
 }
+
+#[test]
+fn famo_updates_its_logits_from_the_same_batch_re_evaluated_after_the_update() {
+    // LibMTL's FAMO: after the optimizer step, the same batch's losses again (update_w).
+    let (m, inputs) = model(12);
+    let init = m.graph.init_params(9).unwrap();
+    let spec = TaskGradSpec {
+        z: m.z,
+        shared_params: m.trunk_params,
+        target: Target::Params,
+        loss_weighting: GpuLossWeighting::Famo { lr: 0.025, weight_decay: 0.001 },
+        max_grad_norm: None,
+        state: SlotState::None,
+    };
+    let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::adam(0.05)), spec).unwrap();
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    gg.feed(&refs).unwrap();
+    let mut state = vec![0.0f64; 13];
+    for step in 0..3 {
+        gg.forward().unwrap();
+        let before = gg.losses().unwrap();
+        gg.step().unwrap();
+        let after_step = gg.losses().unwrap();
+        // The losses left by the step are those of the updated parameters on this batch.
+        gg.forward().unwrap();
+        assert_eq!(gg.losses().unwrap(), after_step, "step {step}: the step ends with a forward pass");
+        assert_ne!(before, after_step, "step {step}: the update changed the losses");
+        let mut w = vec![0.0; 3];
+        hcpu::famo_weights(&[0.0; 3], &to64(&before), &mut w, &mut state);
+        hcpu::famo_update(&[0.0; 3], &to64(&after_step), &mut state, 0.025, 0.001);
+        let got = gg.read_weighting_state().unwrap().unwrap();
+        assert_close(&format!("FAMO's state after step {step}"), &got, &state, &rel_tol(&state, 1e-4));
+    }
+}

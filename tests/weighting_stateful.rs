@@ -8,6 +8,7 @@
 
 use hydra::cpu::{excess_rows, mix_rows};
 use hydra::mtl::weighting::*;
+use hydra::Optimizer;
 
 const CONFLICT_NASH_LIBMTL_SHARED: [f64; 3] = [0.5573774527255106, 0.602299071218335, 0.3683150483748646];
 const CONFLICT_NASH_LIBMTL_HEADS: [f64; 3] = [1.5523869848674432, 1.677501008670239, 1.0258173965094683];
@@ -30,6 +31,9 @@ const MOCO_LAMBDA3: [f64; 3] = [0.3350238677579042, 0.33090810275029775, 0.33406
 const EXCESS_W1: [f64; 3] = [1.0, 1.0, 1.0];
 const EXCESS_W2: [f64; 3] = [1.0006343162484308, 0.9999521032378442, 0.9994135805137248];
 const EXCESS_W3: [f64; 3] = [0.9998348187108725, 1.0011850759241443, 0.9989801053649834];
+const GRADNORM_SCALES1: [f64; 3] = [1.0, 1.0, 1.0];
+const GRADNORM_SCALES2: [f64; 3] = [1.0133774788850851, 0.9933112605544964, 0.9933112605604185];
+const GRADNORM_SCALES3: [f64; 3] = [1.0168563071107886, 0.9913350152919014, 0.9918086775973104];
 
 const G_CONFLICT: [[f64; 4]; 3] = [[1.0, 0.0, 0.5, 0.2], [-0.6, 1.0, 0.0, 0.1], [0.2, 0.3, 1.0, -0.4]];
 
@@ -158,4 +162,21 @@ fn fairgrad_weights_the_heads_and_the_log_transform_gives_them_the_log_losses_gr
     close("pcgrad heads under the log transform", plan.heads.as_ref().unwrap(), &[2.0, 0.5, 0.25], 1e-15);
     let mut w = Weighter::new(Method::by_name("pcgrad").unwrap(), Target::Params, &[1.0; 3], 0);
     assert!(w.plan(&Gram::of(&g), &losses, 1e-3, None).unwrap().heads.is_none(), "PCGrad's heads: unweighted");
+}
+
+#[test]
+fn gradnorm_follows_libmtl_after_an_equal_first_epoch() {
+    let method = Method::by_name("gradnorm").unwrap();
+    let mut w = Weighter::new(method, Target::Params, &[1.0; 3], 0).with_optimizer(Optimizer::adam(0.01));
+    // The first epoch (two steps): equal weights, and its mean losses become L(0).
+    for (g, l) in &steps()[..2] {
+        assert_eq!(w.plan(&Gram::of(g), l, 0.01, None).unwrap().coef, vec![1.0; 3], "equal in the first epoch");
+    }
+    assert!(w.epoch_weights(&[1.0; 3]).is_none(), "GradNorm sets no loss weights between epochs");
+    for (k, ((g, l), want)) in steps().iter().zip([GRADNORM_SCALES1, GRADNORM_SCALES2, GRADNORM_SCALES3]).enumerate() {
+        let plan = w.plan(&Gram::of(g), l, 0.01, None).unwrap();
+        close(&format!("gradnorm scales, step {}", k + 1), &plan.coef, &want, 1e-7);
+        assert!(plan.heads.is_none(), "GradNorm leaves the heads unweighted, as LibMTL");
+        assert!((plan.coef.iter().sum::<f64>() - 3.0).abs() < 1e-12);
+    }
 }

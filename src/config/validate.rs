@@ -369,96 +369,58 @@ fn train(t: &TrainSection, e: &Check) -> Result<TrainSettings> {
 }
 
 /// The method's parameters that `w` gives, checked, over the registry's defaults.
-fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Result<(), (String, String)> {
+/// What a check of one value gives: the value, or the key and the message.
+type Checked<T> = std::result::Result<T, (String, String)>;
+
+/// `field` takes the config's value where it gives one, after `check`.
+fn set<T: Copy>(field: &mut T, given: Option<T>, check: impl Fn(T) -> Checked<T>) -> Checked<()> {
+    if let Some(v) = given {
+        *field = check(v)?;
+    }
+    Ok(())
+}
+
+/// A check of f64 values applied to an f32 one.
+fn f32_of(check: impl Fn(f64) -> Checked<f64>) -> impl Fn(f32) -> Checked<f32> {
+    move |v| check(f64::from(v)).map(|x| x as f32)
+}
+
+fn method_params(method: &mut Method, w: &WeightingSection) -> Checked<()> {
     let err = |k: &str, m: String| (format!("weighting.{k}"), m);
-    let positive =
-        |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) };
-    let non_negative = |k: &str, v: f64, note: &str| {
-        if v >= 0.0 && v.is_finite() {
-            Ok(v)
-        } else {
-            Err(err(k, format!("{v} (must be >= 0{note})")))
-        }
+    let positive = |k: &'static str| {
+        move |v: f64| if v > 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be > 0)"))) }
     };
-    let unit = |k: &str, v: f64| {
-        if (0.0..=1.0).contains(&v) {
-            Ok(v)
-        } else {
-            Err(err(k, format!("{v} (must be in [0, 1])")))
-        }
+    let non_negative = |k: &'static str, note: &'static str| {
+        move |v: f64| if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(err(k, format!("{v} (must be >= 0{note})"))) }
+    };
+    let unit = |k: &'static str| {
+        move |v: f64| if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(err(k, format!("{v} (must be in [0, 1])"))) }
     };
     match method {
-        Method::Dwa { temperature } => {
-            if let Some(t) = w.temperature {
-                *temperature = positive("temperature", t)?;
-            }
-        }
-        Method::GradNorm { alpha } => {
-            if let Some(a) = w.alpha {
-                *alpha = non_negative("alpha", a, "")?;
-            }
-        }
+        Method::Dwa { temperature } => set(temperature, w.temperature, positive("temperature"))?,
+        Method::GradNorm { alpha } => set(alpha, w.alpha, non_negative("alpha", ""))?,
         Method::Stch { mu, warmup_epochs } => {
-            if let Some(m) = w.mu {
-                *mu = positive("mu", f64::from(m))? as f32;
-            }
-            if let Some(e) = w.warmup_epochs {
-                *warmup_epochs = e;
-            }
+            set(mu, w.mu, f32_of(positive("mu")))?;
+            set(warmup_epochs, w.warmup_epochs, Ok)?;
         }
-        Method::GradVac { beta } => {
-            if let Some(b) = w.beta {
-                *beta = unit("beta", b)?;
-            }
-        }
+        Method::GradVac { beta } => set(beta, w.beta, unit("beta"))?,
         Method::DbMtl { beta, beta_sigma } => {
-            if let Some(b) = w.beta {
-                *beta = unit("beta", b)?;
-            }
-            if let Some(s) = w.beta_sigma {
-                *beta_sigma = non_negative("beta_sigma", s, "")?;
-            }
+            set(beta, w.beta, unit("beta"))?;
+            set(beta_sigma, w.beta_sigma, non_negative("beta_sigma", ""))?;
         }
         Method::MoCo { beta, beta_sigma, gamma, gamma_sigma, rho } => {
-            if let Some(b) = w.beta {
-                *beta = unit("beta", b)?;
-            }
-            for (key, given, field) in [
-                ("beta_sigma", w.beta_sigma, beta_sigma),
-                ("gamma", w.gamma, gamma),
-                ("gamma_sigma", w.gamma_sigma, gamma_sigma),
-                ("rho", w.rho, rho),
-            ] {
-                if let Some(v) = given {
-                    *field = non_negative(key, v, "")?;
-                }
-            }
+            set(beta, w.beta, unit("beta"))?;
+            set(beta_sigma, w.beta_sigma, non_negative("beta_sigma", ""))?;
+            set(gamma, w.gamma, non_negative("gamma", ""))?;
+            set(gamma_sigma, w.gamma_sigma, non_negative("gamma_sigma", ""))?;
+            set(rho, w.rho, non_negative("rho", ""))?;
         }
-        Method::GradDrop { leak } => {
-            if let Some(l) = w.leak {
-                *leak = unit("leak", l)?;
-            }
-        }
-        Method::ExcessMtl { step_size } => {
-            if let Some(s) = w.step_size {
-                *step_size = non_negative("step_size", s, "")?;
-            }
-        }
-        Method::FairGrad { alpha } => {
-            if let Some(a) = w.alpha {
-                *alpha = positive("alpha", a)?;
-            }
-        }
+        Method::GradDrop { leak } => set(leak, w.leak, unit("leak"))?,
+        Method::ExcessMtl { step_size } => set(step_size, w.step_size, non_negative("step_size", ""))?,
+        Method::FairGrad { alpha } => set(alpha, w.alpha, positive("alpha"))?,
         Method::CaGrad { c, rescale } => {
-            if let Some(cv) = w.c {
-                *c = non_negative("c", cv, "")?;
-            }
-            if let Some(r) = w.rescale {
-                if r > 1 {
-                    return Err(err("rescale", format!("{r} (0 or 1)")));
-                }
-                *rescale = r;
-            }
+            set(c, w.c, non_negative("c", ""))?;
+            set(rescale, w.rescale, |r| if r > 1 { Err(err("rescale", format!("{r} (0 or 1)"))) } else { Ok(r) })?;
         }
         Method::Mgda { norm } => {
             if let Some(n) = w.norm.as_deref() {
@@ -472,23 +434,12 @@ fn method_params(method: &mut Method, w: &WeightingSection) -> std::result::Resu
             }
         }
         Method::NashMtl { iters, max_norm } => {
-            if let Some(i) = w.iters {
-                *iters = i.max(1);
-            }
-            if let Some(m) = w.max_norm {
-                *max_norm = non_negative("max_norm", m, "; 0 turns clipping off")?;
-            }
+            set(iters, w.iters, |i| Ok(i.max(1)))?;
+            set(max_norm, w.max_norm, non_negative("max_norm", "; 0 turns clipping off"))?;
         }
         Method::Famo { lr, weight_decay } => {
-            if let Some(l) = w.lr {
-                *lr = positive("lr", f64::from(l))? as f32;
-            }
-            if let Some(wd) = w.weight_decay {
-                if !(wd >= 0.0 && wd.is_finite()) {
-                    return Err(err("weight_decay", format!("{wd} (must be >= 0)")));
-                }
-                *weight_decay = wd;
-            }
+            set(lr, w.lr, f32_of(positive("lr")))?;
+            set(weight_decay, w.weight_decay, f32_of(non_negative("weight_decay", "")))?;
         }
         _ => {}
     }

@@ -124,49 +124,52 @@ pub fn product_logit_grad<T: Real>(a: &[T], b: &[T], dy: &[T], at_b: bool, dx: &
     }
 }
 
-/// FAMO (Liu et al., NeurIPS 2023), the CPU reference of the `famo` kernel. `state` holds
-/// ξ, Adam's m and v, the previous losses (T each) and the step count. From the second step
-/// on, ξ takes one Adam step (β = 0.9, 0.999; weight decay `wd` added to the gradient) along
-/// J_softmax(ξ)ᵀδ with δ_t = log(prev_t − min_t + ε) − log(L_t − min_t + ε), the decrease of the
-/// log losses since the previous step. Then with z = softmax(ξ) the loss weights are
-/// w_t = z_t / (c·(L_t − min_t + ε)), c = Σ_s z_s / (L_s − min_s + ε), and the losses are kept.
-pub fn famo<T: Real>(min_losses: &[T], losses: &[T], w: &mut [T], state: &mut [T], lr: T, wd: T) {
+/// FAMO (Liu et al., NeurIPS 2023) as LibMTL runs it, the CPU reference of the `famo`
+/// kernel's first half: with z = softmax(ξ), the loss weights w_t = z_t / (c·(L_t − min_t + ε)),
+/// c = Σ_s z_s / (L_s − min_s + ε); the losses are kept for the update. `state` holds ξ, Adam's
+/// m and v, the losses before the update (T each) and Adam's step count.
+pub fn famo_weights<T: Real>(min_losses: &[T], losses: &[T], w: &mut [T], state: &mut [T]) {
     let t = losses.len();
     let eps = T::of(1e-8);
-    let one = T::of(1.0);
-    let softmax = |xi: &[T]| -> Vec<T> {
-        let mx = xi.iter().copied().fold(xi[0], |a, b| if b > a { b } else { a });
-        let e: Vec<T> = xi.iter().map(|&x| (x - mx).exp()).collect();
-        let s = e.iter().fold(T::of(0.0), |a, &b| a + b);
-        e.iter().map(|&x| x / s).collect()
-    };
-    let step = state[4 * t];
-    if step > T::of(0.0) {
-        let z = softmax(&state[..t]);
-        let delta: Vec<T> = (0..t)
-            .map(|k| (state[3 * t + k] - min_losses[k] + eps).ln() - (losses[k] - min_losses[k] + eps).ln())
-            .collect();
-        let zd = (0..t).fold(T::of(0.0), |a, k| a + z[k] * delta[k]);
-        let (b1, b2) = (T::of(0.9), T::of(0.999));
-        let n = step.to_f64() as i32;
-        for k in 0..t {
-            let g = z[k] * (delta[k] - zd) + wd * state[k];
-            let m = b1 * state[t + k] + (one - b1) * g;
-            let v = b2 * state[2 * t + k] + (one - b2) * g * g;
-            state[t + k] = m;
-            state[2 * t + k] = v;
-            let mh = m / (one - T::of(0.9f64.powi(n)));
-            let vh = v / (one - T::of(0.999f64.powi(n)));
-            state[k] = state[k] - lr * mh / (vh.sqrt() + eps);
-        }
-    }
     let z = softmax(&state[..t]);
     let c = (0..t).fold(T::of(0.0), |a, k| a + z[k] / (losses[k] - min_losses[k] + eps));
     for k in 0..t {
         w[k] = z[k] / (c * (losses[k] - min_losses[k] + eps));
         state[3 * t + k] = losses[k];
     }
-    state[4 * t] = step + one;
+}
+
+/// FAMO's second half, LibMTL's `update_w`, after the model's update with `losses` the same
+/// batch's losses re-evaluated: ξ takes one Adam step (β = 0.9, 0.999; weight decay `wd` added
+/// to the gradient) along J_softmax(ξ)ᵀδ, δ_t = log(before_t − min_t + ε) − log(L_t − min_t + ε).
+pub fn famo_update<T: Real>(min_losses: &[T], losses: &[T], state: &mut [T], lr: T, wd: T) {
+    let t = losses.len();
+    let (eps, one) = (T::of(1e-8), T::of(1.0));
+    let z = softmax(&state[..t]);
+    let delta: Vec<T> = (0..t)
+        .map(|k| (state[3 * t + k] - min_losses[k] + eps).ln() - (losses[k] - min_losses[k] + eps).ln())
+        .collect();
+    let zd = (0..t).fold(T::of(0.0), |a, k| a + z[k] * delta[k]);
+    let (b1, b2) = (T::of(0.9), T::of(0.999));
+    let n = state[4 * t].to_f64() as i32 + 1;
+    for k in 0..t {
+        let g = z[k] * (delta[k] - zd) + wd * state[k];
+        let m = b1 * state[t + k] + (one - b1) * g;
+        let v = b2 * state[2 * t + k] + (one - b2) * g * g;
+        state[t + k] = m;
+        state[2 * t + k] = v;
+        let mh = m / (one - T::of(0.9f64.powi(n)));
+        let vh = v / (one - T::of(0.999f64.powi(n)));
+        state[k] = state[k] - lr * mh / (vh.sqrt() + eps);
+    }
+    state[4 * t] = T::of(f64::from(n));
+}
+
+fn softmax<T: Real>(xi: &[T]) -> Vec<T> {
+    let mx = xi.iter().copied().fold(xi[0], |a, b| if b > a { b } else { a });
+    let e: Vec<T> = xi.iter().map(|&x| (x - mx).exp()).collect();
+    let s = e.iter().fold(T::of(0.0), |a, &b| a + b);
+    e.iter().map(|&x| x / s).collect()
 }
 
 /// The reference of the `mix_rows` kernel: in `rows` (the T gradients G_t, `stride` apart,

@@ -226,13 +226,17 @@ pub fn gls_weights(ctx: &Context, losses: &Tensor, w: &Tensor) -> Result<Dispatc
         .build(ctx)
 }
 
-/// One FAMO step: updates `state` (`[xi, m, v, prev]` of T each, then the step) and writes `w`.
+/// FAMO's weights (`update` false: `w` from ξ and the losses, which are kept in `state`) or its
+/// update of ξ (`update` true: after the model's update and a forward pass on the same batch).
+/// `state`: `[xi, m, v, before]` of T each, then Adam's step count.
+#[allow(clippy::too_many_arguments)]
 pub fn famo(
     ctx: &Context,
     min_losses: &Tensor,
     losses: &Tensor,
     w: &Tensor,
     state: &Tensor,
+    update: bool,
     lr: f32,
     weight_decay: f32,
 ) -> Result<Dispatch> {
@@ -241,7 +245,7 @@ pub fn famo(
     check_len("famo", "w", w, t)?;
     check_len("famo", "state", state, 4 * t + 1)?;
     KernelCall::new(Shader::Weighting, "famo", &[])
-        .params([t as u32, 0, 0, 0], [lr, weight_decay, 0.9, 0.999])
+        .params([t as u32, u32::from(update), 0, 0], [lr, weight_decay, 0.9, 0.999])
         .bind_at(1, min_losses)
         .bind_at(2, losses)
         .bind_at(3, w)

@@ -235,7 +235,7 @@ impl GpuGraph {
 
     /// Dispatches in one training step.
     pub fn dispatches_per_step(&self) -> usize {
-        self.program.segments(&Program::GRADIENT).len() + self.program.segment(Segment::Update).len()
+        self.program.segments(&Program::GRADIENT).len() + self.program.update().map_or(0, |u| u.len())
     }
 
     /// Operands the step's dispatches (in the forms now in use) read through texture copies,

@@ -21,6 +21,9 @@ pub enum Segment {
     SharedBackward,
     /// Clipping's norm, the optimizer, the divergence guard.
     Update,
+    /// For FAMO: the forward pass again on the same batch, then its logits' update from the
+    /// loss change (nothing for other weightings).
+    AfterUpdate,
 }
 
 /// The step's segments.
@@ -51,6 +54,10 @@ impl Program {
                 Some(o) => o.clip.iter().chain(&o.dispatches).chain(std::iter::once(&o.guard)).collect(),
                 None => Vec::new(),
             },
+            Segment::AfterUpdate => match task.filter(|t| !t.after_update.is_empty()) {
+                Some(t) => self.forward.iter().chain(&t.after_update).collect(),
+                None => Vec::new(),
+            },
         }
     }
 
@@ -63,12 +70,12 @@ impl Program {
     pub(crate) const GRADIENT: [Segment; 5] =
         [Segment::Forward, Segment::LossWeighting, Segment::Backward, Segment::CombineSum, Segment::SharedBackward];
 
-    /// The update's dispatches; an error without an optimizer.
+    /// The update's dispatches, and what follows it (FAMO's); an error without an optimizer.
     pub(crate) fn update(&self) -> Result<Vec<&Dispatch>> {
         if self.update.is_none() {
             return Err(Error::invalid("step", "the graph was compiled without an optimizer"));
         }
-        Ok(self.segment(Segment::Update))
+        Ok(self.segments(&[Segment::Update, Segment::AfterUpdate]))
     }
 
     /// Every dispatch that exists in the step's program (upgrades are looked for here).

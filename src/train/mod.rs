@@ -7,6 +7,7 @@
 pub mod baselines;
 pub mod evaluator;
 pub mod freeze;
+mod setup;
 pub mod trainer;
 
 pub use crate::data::batch::gather;

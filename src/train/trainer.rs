@@ -6,8 +6,7 @@ use std::sync::Arc;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
-use crate::ir::Init;
-use crate::mtl::gpu::{GpuLossWeighting, TaskGradSpec};
+use crate::mtl::gpu::TaskGradSpec;
 use crate::mtl::metrics::Metrics;
 use crate::mtl::weighting::{Gram, Method, Target, Weighter};
 use crate::mtl::TaskDef;
@@ -17,6 +16,7 @@ use crate::rng::Rng;
 use crate::runtime::GpuGraph;
 
 use super::evaluator::Params;
+use super::setup;
 use super::{
     frozen_params, gather, EvalRecord, Evaluator, Scaling, Splits, TrainReport, TrainSettings, UPGRADE_AFTER_STEPS,
 };
@@ -119,27 +119,15 @@ impl Trainer {
         for t in tasks {
             t.check()?;
         }
+        // GradNorm's logits are the model's parameters in LibMTL: they take its optimizer's steps.
+        let weighter = weighter.with_optimizer(settings.optimizer);
         if settings.batch_size == 0 {
             return Err(Error::invalid("train.batch_size", "must be at least 1"));
         }
         let mut model = MultiTaskModel::build(spec, settings.batch_size)?;
         model.graph.check_sizes()?;
-        let model_params = model.graph.params.len();
         let t = tasks.len();
-        let loss_weighting = match weighter.method {
-            Method::Uw => {
-                model.graph.param(crate::checkpoint::schema::UW_LOG_VAR, &[t], Init::Constant(0.0));
-                GpuLossWeighting::Uw { log_var: model_params }
-            }
-            Method::Imtl => {
-                model.graph.param(crate::checkpoint::schema::IMTL_LOG_SCALE, &[t], Init::Constant(0.0));
-                GpuLossWeighting::ImtlL { log_scale: model_params }
-            }
-            Method::Gls => GpuLossWeighting::Gls,
-            Method::Stch { mu, warmup_epochs } => GpuLossWeighting::Stch { mu, warmup: warmup_epochs },
-            Method::Famo { lr, weight_decay } => GpuLossWeighting::Famo { lr, weight_decay },
-            _ => GpuLossWeighting::Host,
-        };
+        let loss_weighting = setup::loss_weighting(&mut model, &weighter.method, t);
         let seeded = model.graph.init_params(settings.seed)?;
         let init = match init {
             None => seeded,
@@ -148,35 +136,7 @@ impl Trainer {
                 p
             }
         };
-        if spec.arch == crate::nn::Arch::Ple
-            && spec.levels > 1
-            && weighter.method.uses_gradients()
-            && weighter.target == Target::Params
-        {
-            return Err(Error::invalid(
-                "weighting.target",
-                format!(
-                    "{} on ple with {} levels takes target = \"representation\" (the last level's shared \
-                     experts' outputs): below the last level the tasks' branches feed the shared gate, so \
-                     per-task gradients of the lower shared parameters cannot be separated",
-                    weighter.method.name(),
-                    spec.levels
-                ),
-            ));
-        }
-        let targets = weighter.method.entry().targets;
-        if weighter.method.uses_gradients() && !targets.contains(&weighter.target) {
-            return Err(Error::invalid(
-                "weighting.target",
-                format!("{} takes {:?} only (as LibMTL), not {:?}", weighter.method.name(), targets, weighter.target),
-            ));
-        }
-        if model.trunk_params == 0 && weighter.method.uses_gradients() {
-            return Err(Error::invalid(
-                "weighting.method",
-                format!("{} combines gradients of shared layers, but model.trunk is empty", weighter.method.name()),
-            ));
-        }
+        setup::check_weighting(spec, &model, &weighter)?;
         let tspec = TaskGradSpec {
             z: model.z,
             shared_params: model.trunk_params,

@@ -93,6 +93,9 @@ pub(crate) struct TaskStep {
     pub(crate) tasks: usize,
     /// Loss weightings computed from this step's losses, after the forward pass.
     pub(crate) post: Vec<Dispatch>,
+    /// After the update and a second forward pass on the same batch (FAMO's update of its
+    /// logits from the loss change, as LibMTL's `update_w`).
+    pub(crate) after_update: Vec<Dispatch>,
     /// The backward pass after z (the heads), writing the slots.
     pub(crate) head_bw: Vec<Dispatch>,
     /// The backward pass below z (the trunk), reading z's combined gradient.
@@ -126,6 +129,7 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         _ => {}
     }
     let mut post = Vec::new();
+    let mut after_update = Vec::new();
     let mut keep = Vec::new();
     let mut weighting_state = None;
     let t1 = tasks.max(1);
@@ -146,7 +150,9 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         GpuLossWeighting::Famo { lr, weight_decay } => {
             let min_losses = ctx.zeros(&[t1])?;
             let state = ctx.zeros(&[4 * t1 + 1])?;
-            post.push(kernels::famo(ctx, &min_losses, &mem.losses, &mem.weights, &state, lr, weight_decay)?);
+            let (l, w) = (&mem.losses, &mem.weights);
+            post.push(kernels::famo(ctx, &min_losses, l, w, &state, false, lr, weight_decay)?);
+            after_update.push(kernels::famo(ctx, &min_losses, l, w, &state, true, lr, weight_decay)?);
             keep.push(min_losses);
             weighting_state = Some(state);
         }
@@ -170,6 +176,7 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             spec,
             tasks,
             post,
+            after_update,
             head_bw: backward,
             trunk_bw: Vec::new(),
             slots: None,
@@ -213,6 +220,7 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         spec,
         tasks,
         post,
+        after_update,
         head_bw: backward,
         trunk_bw,
         slots: Some(slots),

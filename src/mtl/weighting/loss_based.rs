@@ -47,51 +47,6 @@ pub fn gls(losses: &[f64]) -> Vec<f64> {
     losses.iter().map(|l| g / (t * l.max(1e-20))).collect()
 }
 
-/// GradNorm (Chen et al., ICML 2018) state: task weights (start 1), the first losses, and an
-/// Adam state for the weights.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct GradNormState {
-    /// Current weights (Σ = T).
-    pub w: Vec<f64>,
-    l0: Option<Vec<f64>>,
-    m: Vec<f64>,
-    v: Vec<f64>,
-    step: i32,
-}
-
-impl GradNormState {
-    /// Weights 1.
-    pub fn new(t: usize) -> Self {
-        GradNormState { w: vec![1.0; t], l0: None, m: vec![0.0; t], v: vec![0.0; t], step: 0 }
-    }
-
-    /// One update from per-task gradient norms n_t (of unweighted gradients) and losses:
-    /// G_t = w_t n_t, target Ḡ·r_t^α (held constant), ∂L_grad/∂w_t = sign(G_t − target_t)·n_t,
-    /// an Adam step of rate `lr`, then Σ w = T.
-    pub fn update(&mut self, norms: &[f64], losses: &[f64], alpha: f64, lr: f64) {
-        let t = self.w.len();
-        let l0 = self.l0.get_or_insert_with(|| losses.iter().map(|l| l.max(1e-20)).collect()).clone();
-        let g: Vec<f64> = (0..t).map(|i| self.w[i] * norms[i]).collect();
-        let gbar = g.iter().sum::<f64>() / t as f64;
-        let lt: Vec<f64> = (0..t).map(|i| losses[i] / l0[i]).collect();
-        let lbar = lt.iter().sum::<f64>() / t as f64;
-        self.step += 1;
-        for i in 0..t {
-            let target = gbar * (lt[i] / lbar.max(1e-20)).powf(alpha);
-            let grad = (g[i] - target).signum() * norms[i];
-            self.m[i] = 0.9 * self.m[i] + 0.1 * grad;
-            self.v[i] = 0.999 * self.v[i] + 0.001 * grad * grad;
-            let mh = self.m[i] / (1.0 - 0.9f64.powi(self.step));
-            let vh = self.v[i] / (1.0 - 0.999f64.powi(self.step));
-            self.w[i] = (self.w[i] - lr * mh / (vh.sqrt() + 1e-8)).max(1e-3);
-        }
-        let s: f64 = self.w.iter().sum();
-        for x in &mut self.w {
-            *x *= t as f64 / s;
-        }
-    }
-}
-
 /// GradDrop (Chen et al., NeurIPS 2020) as LibMTL implements it, the CPU reference of the
 /// `graddrop` kernel: `g` the per-task gradients at the representation (`[B, d]` each), `x`
 /// the representation's values. Per column, the signed batch sums s_t = Σ_b g_t·sign(x), the

@@ -9,6 +9,7 @@
 mod aligned_mtl;
 mod cagrad;
 mod excess_mtl;
+mod gradnorm;
 mod gradvac;
 pub mod gram;
 mod imtl;
@@ -24,10 +25,11 @@ mod upgrad;
 pub use aligned_mtl::aligned_mtl;
 pub use cagrad::cagrad;
 pub use excess_mtl::{excess_mtl, ExcessState};
+pub use gradnorm::GradNormState;
 pub use gradvac::gradvac;
 pub use gram::{combine, Gram};
 pub use imtl::imtl;
-pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, stch_weights, uw, GradNormState};
+pub use loss_based::{dwa, gls, graddrop, imtl_l, rlw, stch_weights, uw};
 pub use mgda::{line_search, mgda, min_norm, MgdaNorm};
 pub use momentum::{db_mtl, moco, updated_gram, MocoParams, MomentumStep};
 pub use nash_mtl::{fair_weights, nash_alpha, nash_mtl, nash_mtl_step};
@@ -37,6 +39,7 @@ pub use upgrad::{project_weights, upgrad};
 
 use crate::error::{Error, Result};
 use crate::mtl::gpu::SlotState;
+use crate::optim::Optimizer;
 use crate::rng::Rng;
 
 /// Where gradient methods take the per-task gradients (LibMTL's `rep_grad`).
@@ -243,6 +246,9 @@ pub struct Weighter {
     /// ExcessMTL's weights and first statistics.
     #[serde(default)]
     excess: Option<ExcessState>,
+    /// The model's optimizer (GradNorm's logits take its steps, as LibMTL's).
+    #[serde(default)]
+    optimizer: Option<Optimizer>,
 }
 
 impl Weighter {
@@ -262,6 +268,7 @@ impl Weighter {
             steps: 0,
             moco_lambda: Vec::new(),
             excess: None,
+            optimizer: None,
         }
     }
 
@@ -269,6 +276,13 @@ impl Weighter {
     /// loss_transform = "log"`, for methods on the Gram matrix).
     pub fn with_log_losses(mut self, log: bool) -> Weighter {
         self.log_losses = log;
+        self
+    }
+
+    /// The same weighter with the model's optimizer, whose steps GradNorm's logits take (without
+    /// it, Adam at the learning rate given to [`Weighter::plan`]).
+    pub fn with_optimizer(mut self, opt: Optimizer) -> Weighter {
+        self.optimizer = Some(opt);
         self
     }
 
@@ -288,8 +302,10 @@ impl Weighter {
         }
     }
 
-    /// New loss weights after an epoch with these average training losses (DWA).
+    /// New loss weights after an epoch with these average training losses (DWA); the end of
+    /// GradNorm's first epoch.
     pub fn epoch_weights(&mut self, epoch_losses: &[f64]) -> Option<Vec<f64>> {
+        self.gradnorm.end_epoch();
         match self.method {
             Method::Dwa { temperature } => {
                 self.history.push(epoch_losses.to_vec());
@@ -307,8 +323,8 @@ impl Weighter {
 
     /// A gradient method's step from what phase one read back: the Gram matrix (T×T, or the
     /// 2T×2T joint one of the gradients and their moving averages), the losses, and for
-    /// ExcessMTL each task's statistic; `lr` is the model's learning rate (GradNorm's weights
-    /// follow it). Non-finite coefficients are an error naming the method and what it was given
+    /// ExcessMTL each task's statistic; `lr` is the model's learning rate (GradNorm's logits
+    /// take Adam steps at it unless [`Weighter::with_optimizer`] gave the model's optimizer). Non-finite coefficients are an error naming the method and what it was given
     /// (a non-finite Gram matrix or loss means training has diverged), never a silent switch to
     /// equal weighting.
     pub fn plan(&mut self, m: &Gram, losses: &[f64], lr: f64, stats: Option<&[f64]>) -> Result<Plan> {
@@ -379,10 +395,9 @@ impl Weighter {
         let mut heads = None;
         let c = match self.method {
             Method::GradNorm { alpha } => {
-                let c = self.gradnorm.w.clone();
                 let norms: Vec<f64> = (0..m.t).map(|i| m.norm(i)).collect();
-                self.gradnorm.update(&norms, losses, alpha, lr);
-                c
+                let opt = self.optimizer.unwrap_or(Optimizer::adam(lr as f32));
+                self.gradnorm.scales(&norms, losses, alpha, &opt)
             }
             Method::PcGrad => pcgrad(m, &mut self.rng).0,
             Method::Mgda { norm } => mgda(m, losses, norm),

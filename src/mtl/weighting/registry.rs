@@ -86,7 +86,7 @@ pub const REGISTRY: &[Entry] = &[
         &["lr", "weight_decay"],
         "`lr` (0.025), `weight_decay` (0.001)",
         Runs::GpuInStep,
-        "GPU, state kept on the GPU",
+        "GPU, state kept on the GPU; the same batch re-evaluated after the update",
         "Σ w = 1; matches its CPU reference step after step",
     ),
     loss(
@@ -98,7 +98,14 @@ pub const REGISTRY: &[Entry] = &[
         "GPU, from the step's losses; the nadir point kept on the GPU",
         "= ∂(μT log Σ exp(ℓ/μ))/∂L_t; matches its CPU reference",
     ),
-    grad("gradnorm", Method::GradNorm { alpha: 1.5 }, &["alpha"], "`alpha` (1.5)", GRAM, "trains"),
+    grad(
+        "gradnorm",
+        Method::GradNorm { alpha: 1.5 },
+        &["alpha"],
+        "`alpha` (1.5)",
+        "Gram matrix + host; its logits take the model's optimizer's steps",
+        "equal in the first epoch, then LibMTL's scales step after step",
+    ),
     grad("pcgrad", Method::PcGrad, &[], "–", GRAM, "projections orthogonal; agreeing gradients summed"),
     Entry {
         name: "graddrop",

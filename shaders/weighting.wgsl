@@ -8,6 +8,8 @@
 //                task t's column kept when (P_d > u_d and s_td > 0) or (P_d < u_d and s_td < 0);
 //                out[b,d] = sum_t G_t[b,d] * (leak + (1 - leak) * kept_td)
 //   scale_task   x[k] *= w[p.u.y] for k < n   (a task's logit gradient by its weight)
+//   lookahead    theta[k] = saved[k] - lr * G_t[k] / w[t] (0 where w[t] = 0): the shared parameters after task t's
+//                own SGD step (TAG's lookahead), its gradient G_t scaled back by its loss weight
 //   mix_rows     Y_t = m[t] * Y_t + m[T+t] * G_t for the T rows G_t of a [2T, stride] buffer and the T rows
 //                Y_t after them (DB-MTL's and MoCo's moving averages of each task's gradient)
 //   excess_rows  A_t += G_t^2 elementwise (A_t: the rows after G's, as in mix_rows), then
@@ -103,6 +105,16 @@ fn graddrop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let m = p.f.x + (1.0 - p.f.x) * select(0.0, 1.0, kept);
         for (var r = 0u; r < B; r++) { out[r * D + d] += a[t * p.u.z + r * D + d] * m; }
     }
+}
+
+// saved = a, G_t = b (a view of its row), theta = out, w = out2 (u: n, t; f.x: lr).
+@compute @workgroup_size(WG)
+fn lookahead(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k >= p.u.x { return; }
+    let w = out2[p.u.y];
+    let g = select(0.0, b[k] / w, w != 0.0);
+    out[k] = a[k] - p.f.x * g;
 }
 
 // m = a, rows = out (u: T, P, stride).

@@ -86,8 +86,55 @@ pub fn write_svg(path: &Path, names: &[String], history: &[EvalRecord]) -> Resul
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    let tmp = path.with_extension("svg.tmp");
-    std::fs::write(&tmp, svg)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    crate::report::write_text(path, &svg)
+}
+
+/// Writes a heatmap of the affinity matrix `z` (`z[i·T + j]` = Z[i→j]: rows the task whose
+/// step, columns the task whose loss) to an SVG file, each cell labelled with its value; blue
+/// for help, red for harm, white for none (NaN: grey).
+pub fn write_affinity_svg(path: &Path, names: &[String], z: &[f64]) -> Result<()> {
+    let t = names.len();
+    let cell = 90i32;
+    let (left, top) = (140i32, 70i32);
+    let size = ((left + cell * t as i32 + 20) as u32, (top + cell * t as i32 + 40) as u32);
+    let scale = z.iter().filter(|v| v.is_finite()).fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let text = |s: &str, x: i32, y: i32, px: u32| Text::new(s.to_string(), (x, y), ("sans-serif", px));
+        root.draw(&text(
+            "lookahead affinity Z[row → column]: 1 − L_col after a step on row's loss / before",
+            10,
+            10,
+            16,
+        ))
+        .map_err(|e| plot_err(path, e))?;
+        for (i, name) in names.iter().enumerate() {
+            let y = top + cell * i as i32 + cell / 2 - 8;
+            root.draw(&text(name, 8, y, 15)).map_err(|e| plot_err(path, e))?;
+            root.draw(&text(name, left + cell * i as i32 + 6, top - 22, 15)).map_err(|e| plot_err(path, e))?;
+            for j in 0..t {
+                let v = z[i * t + j];
+                let color = if !v.is_finite() {
+                    RGBColor(200, 200, 200)
+                } else {
+                    let a = (v.abs() / scale).min(1.0);
+                    let fade = |c: u8| (255.0 - a * (255.0 - f64::from(c))) as u8;
+                    if v >= 0.0 {
+                        RGBColor(fade(31), fade(119), fade(180))
+                    } else {
+                        RGBColor(fade(214), fade(39), fade(40))
+                    }
+                };
+                let (x0, y0) = (left + cell * j as i32, top + cell * i as i32);
+                root.draw(&Rectangle::new([(x0, y0), (x0 + cell - 2, y0 + cell - 2)], color.filled()))
+                    .map_err(|e| plot_err(path, e))?;
+                let label = if v.is_finite() { format!("{v:.4}") } else { "–".into() };
+                root.draw(&text(&label, x0 + 10, y0 + cell / 2 - 8, 14)).map_err(|e| plot_err(path, e))?;
+            }
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    crate::report::write_text(path, &svg)
 }

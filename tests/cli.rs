@@ -707,3 +707,41 @@ fn esmm_runs_with_single_task_baselines() {
     assert!(text.contains("ctcvr") && text.contains("Δm%"), "{text}");
     assert!(text.contains("Δ% of conversion leaves out auc"), "{text}");
 }
+
+#[test]
+fn affinity_prints_the_matrix_and_groups_and_writes_json_and_svg() {
+    let dir = tmpdir("affinity");
+    tiny_data(&dir);
+    let out = hydra(&["affinity", "--config", "c.toml", "--every", "2", "--json", "a.json", "--svg", "a.svg"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lookahead affinity") && text.contains("2 group(s)"), "{text}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("a.json")).unwrap()).unwrap();
+    let tasks: Vec<&str> = doc["tasks"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(tasks, ["reg", "bin", "cls"]);
+    for key in ["affinity", "estimate", "conflict_share"] {
+        let m = doc[key].as_array().unwrap_or_else(|| panic!("{key}: {doc}"));
+        assert!(m.len() == 3 && m.iter().all(|r| r.as_array().unwrap().len() == 3), "{key}: {doc}");
+    }
+    assert!(doc["affinity"][0][1].is_number(), "{doc}");
+    // 36 training rows in batches of 16: 3 steps an epoch, 15 in all, probes at steps 0, 2, …, 14.
+    assert_eq!(doc["probes"], 8);
+    for k in ["1", "2", "3"] {
+        let g = doc["groups"][k].as_array().unwrap_or_else(|| panic!("groups {k}: {doc}"));
+        assert_eq!(g.len().to_string(), k);
+        assert_eq!(g.iter().map(|x| x.as_array().unwrap().len()).sum::<usize>(), 3);
+    }
+    assert!(std::fs::read_to_string(dir.join("a.svg")).unwrap().starts_with("<svg"));
+    let bad = hydra(&["affinity", "--config", "c.toml", "--groups", "4"], &dir);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--groups"));
+    // `hydra train`'s log carries the running affinity when the config asks for it.
+    std::fs::write(dir.join("c2.toml"), TINY.replace("epochs = 5", "epochs = 5\naffinity_every = 2")).unwrap();
+    let out = hydra(&["train", "--config", "c2.toml", "--log", "l.jsonl", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert!(last["affinity"]["reg"]["bin"].is_number(), "{last}");
+    let plain = hydra(&["train", "--config", "c.toml", "--log", "p.jsonl", "-q"], &dir);
+    assert!(plain.status.success());
+    assert!(!std::fs::read_to_string(dir.join("p.jsonl")).unwrap().contains("affinity"));
+}

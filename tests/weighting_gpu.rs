@@ -31,6 +31,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
             loss_weighting: GpuLossWeighting::Host,
             max_grad_norm: None,
             state: SlotState::None,
+            affinity_lr: None,
         };
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
         assert_eq!(gg.fused_head_groups(), usize::from(linear_heads), "linear heads run as one product");
@@ -80,6 +81,7 @@ fn applied_coefficients_update_like_the_cpu_combination() {
         loss_weighting: GpuLossWeighting::Host,
         max_grad_norm: None,
         state: SlotState::None,
+        affinity_lr: None,
     };
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(1.0)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

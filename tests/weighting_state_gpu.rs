@@ -68,6 +68,7 @@ fn graph(m: &MultiTaskModel, init: &[Vec<f32>], state: SlotState, lr: f32) -> Gp
         loss_weighting: GpuLossWeighting::Host,
         max_grad_norm: None,
         state,
+        affinity_lr: None,
     };
     GpuGraph::multi_task(ctx(), m.graph.clone(), init, Some(Optimizer::sgd(lr)), spec).unwrap()
 }
@@ -210,6 +211,7 @@ fn famo_updates_its_logits_from_the_same_batch_re_evaluated_after_the_update() {
         loss_weighting: GpuLossWeighting::Famo { lr: 0.025, weight_decay: 0.001 },
         max_grad_norm: None,
         state: SlotState::None,
+        affinity_lr: None,
     };
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::adam(0.05)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hydra::commands::{compare, eval, info, predict, run_bench, train};
+use hydra::commands::{affinity, compare, eval, info, predict, run_bench, train, AffinityArgs};
 use hydra::experiment;
 
 #[derive(Parser)]
@@ -102,6 +102,26 @@ enum Command {
         #[arg(long, default_value = "val_loss")]
         select: String,
     },
+    /// Train as the config says while measuring how much each task's own step helps every
+    /// task (TAG's lookahead affinity), then print the matrix, its first-order estimate and the
+    /// recommended task groups.
+    Affinity {
+        /// The TOML config (default: the built-in energy example).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Measure every this many steps.
+        #[arg(long, default_value_t = 10)]
+        every: usize,
+        /// Recommend this number of groups only (default: every number from 1 to the tasks').
+        #[arg(long)]
+        groups: Option<usize>,
+        /// Write {"tasks", "affinity", "estimate", "groups", …} as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a heatmap of the affinity matrix here (SVG).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// Show the adapter, backend, driver and limits, and run a matmul self-check.
     Info,
     /// Benchmark the kernels on this adapter and print a table (or JSON lines).
@@ -164,6 +184,9 @@ fn main() -> ExitCode {
         Command::Predict { checkpoint, input, output } => predict(&checkpoint, &input, &output),
         Command::Compare { config, methods, target, seeds, select } => {
             compare(config, &methods, &target, seeds, &select)
+        }
+        Command::Affinity { config, every, groups, json, svg } => {
+            affinity(AffinityArgs { config, every, groups, json, svg })
         }
         Command::Info => info(),
         Command::Bench { json, only, sizes, budget, tune, scaling } => {

@@ -1,6 +1,7 @@
 //! The `hydra` command's subcommands, one file each; the binary parses its arguments and
 //! calls these.
 
+mod affinity;
 mod bench;
 mod compare;
 mod eval;
@@ -9,6 +10,7 @@ mod train;
 
 use std::path::{Path, PathBuf};
 
+pub use affinity::{affinity, AffinityArgs};
 pub use bench::run_bench;
 pub use compare::compare;
 pub use eval::{eval, predict};

@@ -182,6 +182,9 @@ pub struct TrainSection {
     /// Parameters kept fixed: "trunk", task names, or parameter-name prefixes.
     #[serde(default)]
     pub freeze: Vec<String>,
+    /// Measure TAG's lookahead affinity every this many steps (0 or absent: never); the
+    /// JSONL log then carries it.
+    pub affinity_every: Option<usize>,
 }
 
 /// `[weighting]`.

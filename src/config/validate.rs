@@ -359,6 +359,7 @@ fn train(t: &TrainSection, e: &Check) -> Result<TrainSettings> {
         patience: t.patience.unwrap_or(20),
         max_grad_norm: t.max_grad_norm,
         freeze: t.freeze.clone(),
+        affinity_every: t.affinity_every.unwrap_or(0),
     };
     if let Some(m) = t.max_grad_norm {
         if !(m > 0.0 && m.is_finite()) {
@@ -368,7 +369,6 @@ fn train(t: &TrainSection, e: &Check) -> Result<TrainSettings> {
     Ok(settings)
 }
 
-/// The method's parameters that `w` gives, checked, over the registry's defaults.
 /// What a check of one value gives: the value, or the key and the message.
 type Checked<T> = std::result::Result<T, (String, String)>;
 
@@ -385,6 +385,7 @@ fn f32_of(check: impl Fn(f64) -> Checked<f64>) -> impl Fn(f32) -> Checked<f32> {
     move |v| check(f64::from(v)).map(|x| x as f32)
 }
 
+/// The method's parameters that `w` gives, checked, over the registry's defaults.
 fn method_params(method: &mut Method, w: &WeightingSection) -> Checked<()> {
     let err = |k: &str, m: String| (format!("weighting.{k}"), m);
     let positive = |k: &'static str| {

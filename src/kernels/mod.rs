@@ -31,7 +31,7 @@ pub use product::{product_logit, product_logit_grad};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{
     combine, excess_rows, famo, gls_weights, graddrop, graddrop_params, graddrop_uniform, gram, gram_block, imtl_grad,
-    imtl_weights, mix_rows, scale_task, stch, uw_grad, uw_weights,
+    imtl_weights, lookahead, mix_rows, scale_task, stch, uw_grad, uw_weights,
 };
 
 /// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).

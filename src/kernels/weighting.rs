@@ -62,6 +62,34 @@ pub fn combine(
         .build(ctx)
 }
 
+/// TAG's lookahead: `theta = saved − lr·g/w[task]` (0 where the weight is 0), the shared
+/// parameters after one SGD step on task `task`'s own gradient `g`, taken with its loss weight.
+pub fn lookahead(
+    ctx: &Context,
+    saved: &Tensor,
+    g: &Tensor,
+    w: &Tensor,
+    task: usize,
+    lr: f32,
+    theta: &Tensor,
+) -> Result<Dispatch> {
+    let n = saved.len();
+    check_len("lookahead", "g", g, n)?;
+    check_len("lookahead", "theta", theta, n)?;
+    if task >= w.len() {
+        return Err(Error::shape("lookahead", format!("task {task} of {}", w.len())));
+    }
+    let gr = grid_1d(n, ctx.adapter().max_workgroups_per_dimension);
+    KernelCall::new(Shader::Weighting, "lookahead", &[])
+        .params([n as u32, task as u32, 0, 0], [lr, 0.0, 0.0, 0.0])
+        .bind_at(1, saved)
+        .bind_at(2, g)
+        .bind_at(3, theta)
+        .bind_at(4, w)
+        .groups(gr[0], gr[1], gr[2])
+        .build(ctx)
+}
+
 /// DB-MTL's and MoCo's moving averages: in `rows` (`[2T, stride]`: this step's gradients G_t,
 /// then the averages Y_t), `Y_t = m[t]·Y_t + m[T+t]·G_t` over the first p values of each row.
 pub fn mix_rows(ctx: &Context, rows: &Tensor, m: &Tensor, t: usize, p: usize, stride: usize) -> Result<Dispatch> {

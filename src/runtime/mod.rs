@@ -3,7 +3,9 @@
 //! ([`Upgrader`]), replayed step after step. A training step is one queue submit with no
 //! readback; nothing is allocated after compilation.
 
+mod affinity;
 mod phases;
+pub use affinity::AffinityReadback;
 pub use phases::GramReadback;
 mod program;
 mod state;

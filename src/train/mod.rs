@@ -4,6 +4,7 @@
 //! job: [`trainer`] (the loop and its state), [`evaluator`] (forward passes over whole
 //! splits), [`baselines`], [`freeze`].
 
+mod affinity;
 pub mod baselines;
 pub mod evaluator;
 pub mod freeze;
@@ -44,6 +45,10 @@ pub struct TrainSettings {
     /// such as "heads.cooling" or "trunk.0". No update, no optimizer state.
     #[serde(default)]
     pub freeze: Vec<String>,
+    /// Measure TAG's lookahead affinity every this many steps (0: never), on the step's batch
+    /// before the step, with an SGD lookahead at the optimizer's learning rate.
+    #[serde(default)]
+    pub affinity_every: usize,
 }
 
 impl Default for TrainSettings {
@@ -58,6 +63,7 @@ impl Default for TrainSettings {
             patience: 20,
             max_grad_norm: None,
             freeze: Vec::new(),
+            affinity_every: 0,
         }
     }
 }
@@ -85,6 +91,9 @@ pub struct EvalRecord {
     pub grad_norms: Vec<f64>,
     /// Pairwise cosines of those gradients, row-major T×T: a negative cosine is a conflict.
     pub grad_cosines: Vec<f64>,
+    /// With `affinity_every`: the lookahead affinity Z[i→j] so far at `[i·T + j]` (empty
+    /// otherwise).
+    pub affinity: Vec<f64>,
 }
 
 /// What training produced.

@@ -25,18 +25,18 @@ use crate::data::Split;
 /// Trains a multi-task model on the GPU.
 pub struct Trainer {
     ctx: Arc<Context>,
-    tasks: Vec<TaskDef>,
+    pub(super) tasks: Vec<TaskDef>,
     model: MultiTaskModel,
-    graph: GpuGraph,
+    pub(super) graph: GpuGraph,
     evaluator: Evaluator,
-    settings: TrainSettings,
+    pub(super) settings: TrainSettings,
     scaling: Scaling,
     /// The loss weights in the GPU's weights buffer.
     weights: Vec<f32>,
     /// A gradient method's last combination coefficients (reported, never loss weights).
     coefficients: Option<Vec<f32>>,
     weighter: Weighter,
-    state: LoopState,
+    pub(super) state: LoopState,
     best_params: Option<Vec<Vec<f32>>>,
     /// Per task, the single-task baselines' validation metrics: when set, the kept epoch is the
     /// one of the best validation Δm% against them (LibMTL's choice), not of the lowest
@@ -65,6 +65,9 @@ pub struct LoopState {
     pub since_best: usize,
     /// Early stopping triggered.
     pub stopped: bool,
+    /// The lookahead affinity measured so far (with `affinity_every`).
+    #[serde(default)]
+    pub affinity: Option<crate::mtl::affinity::Affinity>,
 }
 
 /// A trainer's complete state (see [`Trainer::snapshot`]).
@@ -144,6 +147,7 @@ impl Trainer {
             loss_weighting,
             max_grad_norm: settings.max_grad_norm,
             state: weighter.method.slot_state(),
+            affinity_lr: (settings.affinity_every > 0).then(|| settings.optimizer.lr()),
         };
         let mut graph = GpuGraph::multi_task(ctx.clone(), model.graph.clone(), &init, Some(settings.optimizer), tspec)?;
         if !settings.freeze.is_empty() {
@@ -391,6 +395,9 @@ impl Trainer {
                 let inputs = gather(&splits.train, chunk, b)?;
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
+                if s.affinity_every > 0 && self.state.step % s.affinity_every == 0 {
+                    self.probe_affinity()?;
+                }
                 self.train_step()?;
                 self.state.step += 1;
                 self.state.pos = k + 1;
@@ -470,6 +477,7 @@ impl Trainer {
             weights,
             grad_norms,
             grad_cosines,
+            affinity: self.state.affinity.as_ref().map(|a| a.mean()).unwrap_or_default(),
         };
         Ok((rec, metrics))
     }

@@ -3,6 +3,7 @@
 //! the shared representation, their Gram matrix, sum, combination and GradDrop
 //! (`slots`). The runtime runs these segments ([`crate::runtime::GpuGraph`]).
 
+pub(crate) mod affinity;
 pub(crate) mod slots;
 
 use crate::compile::Compiled;
@@ -85,6 +86,8 @@ pub struct TaskGradSpec {
     pub max_grad_norm: Option<f32>,
     /// Per-task state kept beside the slots.
     pub state: SlotState,
+    /// Build TAG's lookahead-affinity probe, with SGD steps of this rate (None: no probe).
+    pub affinity_lr: Option<f32>,
 }
 
 /// The multi-task segments of a step.
@@ -110,6 +113,8 @@ pub(crate) struct TaskStep {
     pub(crate) head_scale: Vec<Dispatch>,
     /// What phase two uploads: coefficients, the averages' update, the heads' weights.
     pub(crate) plan: slots::PlanBuffer,
+    /// TAG's lookahead-affinity probe, where asked for.
+    pub(crate) affinity: Option<affinity::AffinityProbe>,
     _keep: Vec<Tensor>,
 }
 
@@ -128,44 +133,9 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         }
         _ => {}
     }
-    let mut post = Vec::new();
-    let mut after_update = Vec::new();
-    let mut keep = Vec::new();
-    let mut weighting_state = None;
     let t1 = tasks.max(1);
-    match spec.loss_weighting {
-        GpuLossWeighting::Host => {}
-        GpuLossWeighting::Uw { log_var } => {
-            post.push(kernels::uw_grad(ctx, &mem.param_views[log_var], &mem.losses, &mem.grad_views[log_var])?)
-        }
-        GpuLossWeighting::ImtlL { log_scale } => {
-            post.push(kernels::imtl_grad(ctx, &mem.param_views[log_scale], &mem.losses, &mem.grad_views[log_scale])?)
-        }
-        GpuLossWeighting::Gls => post.push(kernels::gls_weights(ctx, &mem.losses, &mem.weights)?),
-        GpuLossWeighting::Stch { mu, warmup } => {
-            let state = ctx.zeros(&[t1 + 2])?;
-            post.push(kernels::stch(ctx, &mem.losses, &mem.weights, &state, warmup, mu)?);
-            weighting_state = Some(state);
-        }
-        GpuLossWeighting::Famo { lr, weight_decay } => {
-            let min_losses = ctx.zeros(&[t1])?;
-            let state = ctx.zeros(&[4 * t1 + 1])?;
-            let (l, w) = (&mem.losses, &mem.weights);
-            post.push(kernels::famo(ctx, &min_losses, l, w, &state, false, lr, weight_decay)?);
-            after_update.push(kernels::famo(ctx, &min_losses, l, w, &state, true, lr, weight_decay)?);
-            keep.push(min_losses);
-            weighting_state = Some(state);
-        }
-    }
-    if spec.loss_weighting.after_loss() {
-        for node in &c.graph.nodes {
-            if let Op::Loss { logits, task, .. } = node.op {
-                if let Some(g) = &mem.node_grads[logits.0] {
-                    post.push(kernels::scale_task(ctx, g, &mem.weights, task)?);
-                }
-            }
-        }
-    }
+    let LossWeightingProgram { post, after_update, state: mut weighting_state, mut keep } =
+        loss_weighting_program(ctx, c, spec.loss_weighting, t1)?;
     let rows = if spec.state == SlotState::Momentum { 2 * t1 } else { t1 };
     let plan = slots::PlanBuffer::new(ctx, rows, t1, mem.align)?;
     let head_scale = head_scaling(ctx, c, spec.shared_params, &plan.heads)?;
@@ -183,6 +153,7 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             weighting_state,
             head_scale,
             plan,
+            affinity: None,
             _keep: keep,
         };
         return Ok(step);
@@ -201,6 +172,26 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
             // where packed: their region ends where the last of them ends.
             (0..shared).map(|p| mem.store.offsets[p] + mem.store.len_of(p)).max()
         }
+    };
+    let shared_len = (0..spec.shared_params.min(c.graph.params.len()))
+        .map(|p| mem.store.offsets[p] + mem.store.len_of(p))
+        .max()
+        .unwrap_or(0);
+    let probe = match spec.affinity_lr {
+        Some(lr) if shared_len > 0 => {
+            let inputs = affinity::ProbeInputs {
+                gz_views: &split.views,
+                z_grad: &z_grad,
+                params: &mem.store.params,
+                grads: &mem.store.grads,
+                len_p: shared_len,
+                losses: &mem.losses,
+                weights: &mem.weights,
+                align: mem.align,
+            };
+            Some(affinity::probe(ctx, inputs, lr)?)
+        }
+        _ => None,
     };
     let z = slots::Representation {
         slots: split.flat,
@@ -227,8 +218,66 @@ pub(crate) fn task_step(ctx: &Context, c: &mut Compiled, spec: TaskGradSpec) -> 
         weighting_state,
         head_scale,
         plan,
+        affinity: probe,
         _keep: keep,
     })
+}
+
+/// A GPU loss weighting's dispatches: after the forward pass, after the update, its state.
+struct LossWeightingProgram {
+    post: Vec<Dispatch>,
+    after_update: Vec<Dispatch>,
+    state: Option<Tensor>,
+    keep: Vec<Tensor>,
+}
+
+/// The dispatches of the loss weighting computed on the GPU from the step's losses (and, for
+/// the weightings applied after the loss, each task's logit gradient scaled by its weight).
+fn loss_weighting_program(
+    ctx: &Context,
+    c: &Compiled,
+    lw: GpuLossWeighting,
+    t1: usize,
+) -> Result<LossWeightingProgram> {
+    let mem = &c.mem;
+    let mut post = Vec::new();
+    let mut after_update = Vec::new();
+    let mut keep = Vec::new();
+    let mut weighting_state = None;
+    match lw {
+        GpuLossWeighting::Host => {}
+        GpuLossWeighting::Uw { log_var } => {
+            post.push(kernels::uw_grad(ctx, &mem.param_views[log_var], &mem.losses, &mem.grad_views[log_var])?)
+        }
+        GpuLossWeighting::ImtlL { log_scale } => {
+            post.push(kernels::imtl_grad(ctx, &mem.param_views[log_scale], &mem.losses, &mem.grad_views[log_scale])?)
+        }
+        GpuLossWeighting::Gls => post.push(kernels::gls_weights(ctx, &mem.losses, &mem.weights)?),
+        GpuLossWeighting::Stch { mu, warmup } => {
+            let state = ctx.zeros(&[t1 + 2])?;
+            post.push(kernels::stch(ctx, &mem.losses, &mem.weights, &state, warmup, mu)?);
+            weighting_state = Some(state);
+        }
+        GpuLossWeighting::Famo { lr, weight_decay } => {
+            let min_losses = ctx.zeros(&[t1])?;
+            let state = ctx.zeros(&[4 * t1 + 1])?;
+            let (l, w) = (&mem.losses, &mem.weights);
+            post.push(kernels::famo(ctx, &min_losses, l, w, &state, false, lr, weight_decay)?);
+            after_update.push(kernels::famo(ctx, &min_losses, l, w, &state, true, lr, weight_decay)?);
+            keep.push(min_losses);
+            weighting_state = Some(state);
+        }
+    }
+    if lw.after_loss() {
+        for node in &c.graph.nodes {
+            if let Op::Loss { logits, task, .. } = node.op {
+                if let Some(g) = &mem.node_grads[logits.0] {
+                    post.push(kernels::scale_task(ctx, g, &mem.weights, task)?);
+                }
+            }
+        }
+    }
+    Ok(LossWeightingProgram { post, after_update, state: weighting_state, keep })
 }
 
 /// The dispatches that scale each head parameter's gradient (a parameter only one task's loss

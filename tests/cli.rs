@@ -745,3 +745,20 @@ fn affinity_prints_the_matrix_and_groups_and_writes_json_and_svg() {
     assert!(plain.status.success());
     assert!(!std::fs::read_to_string(dir.join("p.jsonl")).unwrap().contains("affinity"));
 }
+
+#[test]
+fn train_with_groups_reports_the_grouping_against_all_in_one() {
+    let dir = tmpdir("groups");
+    tiny_data(&dir);
+    let cfg = TINY.replace("epochs = 5", "epochs = 5\ngroups = [[\"reg\"], [\"bin\", \"cls\"]]");
+    std::fs::write(dir.join("g.toml"), cfg).unwrap();
+    let out = hydra(&["train", "--config", "g.toml", "-q"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("grouping [reg] [bin, cls]"), "{text}");
+    // A task alone is its single-task model: Δ% exactly 0.
+    let reg = text.lines().find(|l| l.starts_with("reg ") && l.split_whitespace().count() == 3).expect(&text);
+    assert_eq!(reg.split_whitespace().nth(2), Some("+0.00"), "{text}");
+    assert!(text.contains("Δm% all-in-one") && text.contains("grouped"), "{text}");
+    assert!(text.contains("negative transfer"), "{text}");
+}

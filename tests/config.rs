@@ -215,3 +215,30 @@ fn categorical_embedding_impute_and_label_keys_are_checked() {
         .unwrap();
     assert_eq!(c.tasks[0].classes(), 3, "classes from the labels");
 }
+
+#[test]
+fn groups_put_every_task_in_exactly_one_group() {
+    let with = |g: &str| format!("{GOOD}[train]\ngroups = {g}\n");
+    let c = parse(&with(r#"[["cooling"], ["heating"]]"#)).unwrap();
+    assert_eq!(c.groups, vec![vec![1], vec![0]]);
+    assert!(parse(GOOD).unwrap().groups.is_empty());
+    // A group's model sees its tasks only, and the other tasks' targets never as features.
+    let g = hydra::experiment::groups::group_config(&c, &[1]);
+    assert_eq!(g.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["cooling"]);
+    assert!(g.raw.data.ignore.contains(&"heating_load".to_string()) && g.groups.is_empty());
+    let prepared = hydra::experiment::prepare(&g).unwrap();
+    assert!(
+        !prepared.splits.train.feature_names.contains(&"heating_load".to_string()),
+        "{:?}",
+        prepared.splits.train.feature_names
+    );
+    for (g, says) in [
+        (r#"[["heating", "heating"], ["cooling"]]"#, "\"heating\" is in groups 0 and 0"),
+        (r#"[["heating"], ["nope"]]"#, "\"nope\" in group 1 is not a task"),
+        (r#"[["heating"]]"#, "\"cooling\" is in no group"),
+        (r#"[["heating", "cooling"], []]"#, "group 1 is empty"),
+    ] {
+        let e = err(&with(g));
+        assert!(e.contains("train.groups") && e.contains(says), "{g}: {e}");
+    }
+}

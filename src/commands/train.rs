@@ -24,6 +24,10 @@ pub struct TrainOutputs {
     pub save_dtype: String,
 }
 
+/// With `--baselines` and no `[train] affinity_every`, the negative-transfer report probes
+/// the affinity this often (steps).
+pub const NEGATIVE_TRANSFER_EVERY: usize = 10;
+
 /// Trains as the config says (default: the built-in energy example, with baselines),
 /// writing what `outputs` asks for; `quiet` prints the final table alone.
 pub fn train(
@@ -36,7 +40,15 @@ pub fn train(
     let precision = crate::checkpoint::Precision::parse(&save_dtype, "--save-dtype")?;
     // Without a config: the built-in example, with its baselines.
     opts.baselines |= config.is_none();
-    let cfg = load_or_default(config.as_deref())?;
+    let mut cfg = load_or_default(config.as_deref())?;
+    // A grouping is measured against the single-task models: they train too.
+    opts.baselines |= !cfg.groups.is_empty();
+    // With baselines, the negative-transfer report needs the affinity probes; they change
+    // nothing in the run (tested bit for bit), only its time.
+    let probes_added = opts.baselines && cfg.train.affinity_every == 0 && cfg.tasks.len() > 1;
+    if probes_added {
+        cfg.train.affinity_every = NEGATIVE_TRANSFER_EVERY;
+    }
     // Every input is read and checked before the GPU is touched.
     let prepared = experiment::prepare(&cfg)?;
     let ctx = Context::new()?;
@@ -110,6 +122,16 @@ pub fn train(
     println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
     let split = prepared.splits.reported();
     print!("{}", crate::report::table::results(&cfg.tasks, &out, split, &prepared.splits.missing()));
+    if let (Some((deltas, _)), Some(aff)) = (&out.delta, trainer.affinity()) {
+        print!("{}", crate::report::table::negative_transfer(&cfg.tasks, deltas, aff));
+        if probes_added && !quiet {
+            eprintln!("hydra: affinity measured every {NEGATIVE_TRANSFER_EVERY} steps for this report ([train] affinity_every sets it)");
+        }
+    }
+    if !cfg.groups.is_empty() {
+        let g = experiment::groups::run_groups(&ctx, &cfg, &out, &mut on_note)?;
+        print!("{}", crate::report::table::grouping(&cfg.tasks, &g));
+    }
     if let Some(p) = &metrics_json {
         let doc = crate::report::metrics_json::document(&cfg.tasks, &out, split, secs);
         crate::report::write_text(p, &format!("{doc:#}\n"))?;

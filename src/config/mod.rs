@@ -185,6 +185,9 @@ pub struct TrainSection {
     /// Measure TAG's lookahead affinity every this many steps (0 or absent: never); the
     /// JSONL log then carries it.
     pub affinity_every: Option<usize>,
+    /// Train one model per group of tasks (each task in exactly one group) and report the
+    /// grouping's Δm% against all-in-one and single-task training.
+    pub groups: Option<Vec<Vec<String>>>,
 }
 
 /// `[weighting]`.
@@ -333,6 +336,8 @@ pub struct Config {
     pub standardize: bool,
     /// Standardise regression targets.
     pub standardize_targets: bool,
+    /// `[train] groups` as task indices (empty: no grouping).
+    pub groups: Vec<Vec<usize>>,
 }
 
 pub(crate) fn cfg_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {

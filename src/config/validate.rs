@@ -52,6 +52,7 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         }
         Some(other) => return Err(e("weighting.loss_transform", format!("{other:?} (expected none or log)"))),
     };
+    let groups = groups(raw.train.groups.as_deref(), &tasks, &e)?;
     Ok(Config {
         file: file.to_string(),
         base,
@@ -72,8 +73,48 @@ pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Con
         log_losses,
         standardize: raw.data.standardize.unwrap_or(true),
         standardize_targets: raw.data.standardize_targets.unwrap_or(true),
+        groups,
         raw,
     })
+}
+
+/// `[train] groups`: every task in exactly one group, a product task (ESMM) with its factors.
+fn groups(g: Option<&[Vec<String>]>, tasks: &[TaskDef], e: &Check) -> Result<Vec<Vec<usize>>> {
+    let Some(g) = g else { return Ok(Vec::new()) };
+    let mut seen = vec![None; tasks.len()];
+    let mut out = Vec::new();
+    for (k, group) in g.iter().enumerate() {
+        if group.is_empty() {
+            return Err(e("train.groups", format!("group {k} is empty")));
+        }
+        let mut ids = Vec::new();
+        for name in group {
+            let i = tasks.iter().position(|t| &t.name == name).ok_or_else(|| {
+                e("train.groups", format!("{name:?} in group {k} is not a task (tasks: {})", names(tasks)))
+            })?;
+            if let Some(other) = seen[i].replace(k) {
+                return Err(e("train.groups", format!("{name:?} is in groups {other} and {k}: each task in one")));
+            }
+            ids.push(i);
+        }
+        out.push(ids);
+    }
+    if let Some(i) = seen.iter().position(Option::is_none) {
+        return Err(e("train.groups", format!("{:?} is in no group: each task in one", tasks[i].name)));
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        for f in &t.product_of {
+            let fi = tasks.iter().position(|x| &x.name == f);
+            if fi.is_some_and(|fi| seen[fi] != seen[i]) {
+                return Err(e("train.groups", format!("{:?} is the product of {f:?}: they share a group", t.name)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn names(tasks: &[TaskDef]) -> String {
+    tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// `[data]`: one source, sensible fractions.

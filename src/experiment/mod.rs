@@ -14,6 +14,7 @@ use crate::nn::{EmbeddingSpec, ModelSpec};
 use crate::train::{single_task_baselines, Scaling, Splits, TrainReport, Trainer};
 
 mod checkpoints;
+pub mod groups;
 mod start;
 
 pub use checkpoints::{

@@ -150,3 +150,61 @@ fn spread(v: &[f64], fmt: impl Fn(f64) -> String) -> String {
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     format!("{} ± {}", fmt(mean), fmt(var.sqrt()).trim_start_matches('+'))
 }
+
+/// The negative-transfer report of a run with baselines and affinity probes: per task, its Δ%
+/// against its single-task model, the mean lookahead affinity it received from the other
+/// tasks, and the share of probes in which its gradient conflicted (cosine < 0) with each
+/// other task's, so a task that is hurt shows by whom.
+pub fn negative_transfer(
+    tasks: &[TaskDef],
+    deltas: &[crate::mtl::metrics::TaskDelta],
+    aff: &crate::mtl::affinity::Affinity,
+) -> String {
+    let t = tasks.len();
+    let received = aff.received();
+    let conflicts = aff.conflict_share();
+    let z = aff.mean();
+    let pct = |x: f64| if x.is_finite() { format!("{:.0}%", 100.0 * x) } else { "–".into() };
+    let num = |x: f64| if x.is_finite() { format!("{x:+.5}") } else { "–".into() };
+    let mut s = format!(
+        "\nnegative transfer ({} probes): Δ% against the single-task model, the mean lookahead affinity\n\
+         received, and per other task its affinity onto this one and the share of probes in which\n\
+         their gradients conflicted (cosine < 0)\n",
+        aff.probes
+    );
+    for (j, task) in tasks.iter().enumerate() {
+        let d = deltas.get(j).and_then(|d| d.value).map_or("–".into(), |v| format!("{v:+.2}"));
+        let others: Vec<String> = (0..t)
+            .filter(|&i| i != j)
+            .map(|i| format!("{}: {} ({} conflicting)", tasks[i].name, num(z[i * t + j]), pct(conflicts[i * t + j])))
+            .collect();
+        let hurt = if deltas.get(j).and_then(|d| d.value).is_some_and(|v| v < 0.0) { "  ← hurt" } else { "" };
+        s.push_str(&format!(
+            "{:<12} Δ% {:>7}  received {}  from {}{hurt}\n",
+            task.name,
+            d,
+            num(received[j]),
+            others.join(", ")
+        ));
+    }
+    s
+}
+
+/// `[train] groups` against all-in-one: per task, its Δ% against its single-task model when
+/// trained with every task and in its group, and both Δm%.
+pub fn grouping(tasks: &[TaskDef], g: &crate::experiment::groups::Grouped) -> String {
+    let show = |d: &crate::mtl::metrics::TaskDelta| d.value.map_or("–".into(), |v| format!("{v:+.2}"));
+    let m = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:+.2}"));
+    let names: Vec<String> = g
+        .groups
+        .iter()
+        .map(|grp| format!("[{}]", grp.iter().map(|&i| tasks[i].name.as_str()).collect::<Vec<_>>().join(", ")))
+        .collect();
+    let mut s = format!("\ngrouping {} (Δ% against each task's single-task model):\n", names.join(" "));
+    s.push_str(&format!("{:<12} {:>11} {:>9}\n", "task", "all-in-one", "grouped"));
+    for (t, task) in tasks.iter().enumerate() {
+        s.push_str(&format!("{:<12} {:>11} {:>9}\n", task.name, show(&g.all_in_one[t]), show(&g.grouped[t])));
+    }
+    s.push_str(&format!("Δm% all-in-one {}, grouped {}\n", m(g.delta_m_all), m(g.delta_m_grouped)));
+    s
+}

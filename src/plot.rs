@@ -96,7 +96,8 @@ pub fn write_affinity_svg(path: &Path, names: &[String], z: &[f64]) -> Result<()
     let t = names.len();
     let cell = 90i32;
     let (left, top) = (140i32, 70i32);
-    let size = ((left + cell * t as i32 + 20) as u32, (top + cell * t as i32 + 40) as u32);
+    // Wide enough for the title line whatever the number of tasks.
+    let size = ((left + cell * t as i32 + 20).max(640) as u32, (top + cell * t as i32 + 40) as u32);
     let scale = z.iter().filter(|v| v.is_finite()).fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
     let mut svg = String::new();
     {

@@ -58,7 +58,7 @@ pub fn affinity(a: AffinityArgs) -> Result<()> {
     for k in ks {
         let g = best_groups(&z, t, k);
         let named: Vec<Vec<String>> = g.iter().map(|grp| grp.iter().map(|&i| names[i].clone()).collect()).collect();
-        println!("{k} group(s): {} (score {:.4})", show(&named), group_score(&z, t, &g));
+        println!("{k} group(s): {} (score {:.3e})", show(&named), group_score(&z, t, &g));
         groups.insert(k.to_string(), json!(named));
     }
     let matrix = |m: &[f64]| -> Vec<Vec<serde_json::Value>> {
@@ -109,7 +109,7 @@ pub(crate) fn matrix_table(names: &[String], m: &[f64]) -> String {
     let mut s = format!("| | {} |\n|---|{}\n", names.join(" | "), "---|".repeat(t));
     for (i, a) in names.iter().enumerate() {
         let row: Vec<String> = (0..t)
-            .map(|j| if m[i * t + j].is_finite() { format!("{:+.5}", m[i * t + j]) } else { "–".into() })
+            .map(|j| if m[i * t + j].is_finite() { format!("{:+.2e}", m[i * t + j]) } else { "–".into() })
             .collect();
         s.push_str(&format!("| {a} | {} |\n", row.join(" | ")));
     }

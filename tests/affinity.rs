@@ -207,3 +207,50 @@ fn affinity_averages_probes_and_counts_conflicts() {
     assert_eq!(a.conflict_share()[1], 1.0);
     assert!((a.received()[0] + 0.05).abs() < 1e-12, "task 0 receives Z[1→0] averaged over both probes");
 }
+
+#[test]
+fn the_lookahead_kernel_matches_its_cpu_reference_on_awkward_shapes() {
+    let ctx = ctx();
+    let mut rng = Rng::new(17);
+    for n in [1, 3, 17, 63, 65, 257, 1031] {
+        let saved = rng.vec_f32(n, -1.0, 1.0);
+        let g = rng.vec_f32(n, -2.0, 2.0);
+        let w = [0.5f32, 0.0, 2.0];
+        let (st, gt, wt, out) = (
+            ctx.upload(&saved, &[n]).unwrap(),
+            ctx.upload(&g, &[n]).unwrap(),
+            ctx.upload(&w, &[3]).unwrap(),
+            ctx.zeros(&[n]).unwrap(),
+        );
+        for task in 0..3 {
+            ctx.run(&[&hydra::kernels::lookahead(&ctx, &st, &gt, &wt, task, 0.3, &out).unwrap()]).unwrap();
+            // θ = saved − lr·g/w, and a task of weight 0 has no gradient to undo: θ = saved.
+            let want = hydra::cpu::lookahead(&to64(&saved), &to64(&g), f64::from(w[task]), 0.3);
+            assert_close(&format!("lookahead n={n} task {task}"), &ctx.read(&out).unwrap(), &want, &vec![1e-6; n]);
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_continues_its_affinity_exactly() {
+    let (d, tasks) = two_pairs(200, 5);
+    let (splits, scaling) = splits_of(&d, &tasks, 1);
+    let spec = Trainer::spec_for(8, &[16], &[], Activation::Tanh, &tasks);
+    let make = || Trainer::new(ctx(), &spec, &tasks, settings(2), scaling.clone(), None).unwrap();
+    let mut whole = make();
+    let mut snap = None;
+    whole
+        .fit_with_checkpoints(&splits, &mut |_| {}, 7, &mut |t| {
+            if snap.is_none() {
+                snap = Some(t.snapshot()?);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let snap = snap.expect("a snapshot at step 7");
+    assert_eq!(snap.state.affinity.as_ref().map(|a| a.probes), Some(4), "probes at steps 0, 2, 4, 6");
+    let mut resumed = make();
+    resumed.restore(snap).unwrap();
+    resumed.fit(&splits, &mut |_| {}).unwrap();
+    assert_eq!(resumed.affinity(), whole.affinity(), "the same running means, bit for bit");
+}

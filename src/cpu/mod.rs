@@ -9,8 +9,8 @@ pub use crate::rng::Rng;
 
 mod models;
 pub use models::{
-    embed_gather, embed_inverse, embed_scatter, excess_rows, famo_update, famo_weights, grouped_matmul, mix_rows,
-    product_logit, product_logit_grad,
+    embed_gather, embed_inverse, embed_scatter, excess_rows, famo_update, famo_weights, grouped_matmul, lookahead,
+    mix_rows, product_logit, product_logit_grad,
 };
 
 /// A float type the reference runs in (f32 or f64).

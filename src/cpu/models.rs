@@ -197,3 +197,10 @@ pub fn excess_rows<T: Real>(rows: &mut [T], t: usize, p: usize, stride: usize) -
         })
         .collect()
 }
+
+/// The reference of the `lookahead` kernel: `saved − lr·g/w` (TAG's step on one task's gradient
+/// `g`, taken with its loss weight `w`), or `saved` where the weight is 0.
+pub fn lookahead<T: Real>(saved: &[T], g: &[T], w: T, lr: T) -> Vec<T> {
+    let zero = T::of(0.0);
+    saved.iter().zip(g).map(|(&s, &gk)| if w == zero { s } else { s - lr * (gk / w) }).collect()
+}

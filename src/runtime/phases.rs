@@ -99,9 +99,9 @@ impl GpuGraph {
     }
 
     /// Phase two in full: the combination with coefficients `c` over the Gram matrix's rows;
-    /// with moving averages, their update by `mix` (2T: Y_t ← mix[t]·Y_t + mix[T+t]·G_t, after
+    /// with moving averages, their update by `mix` (2T: `Y_t ← mix[t]·Y_t + mix[T+t]·G_t`, after
     /// the combination read them); with `heads`, each head parameter's gradient times its
-    /// task's weight; then as [`GpuGraph::apply_coefficients`]. One upload per buffer given,
+    /// task's weight; then as [`GpuGraph::apply_coefficients`]. One upload (the plan buffer),
     /// one submit.
     pub fn apply_plan(&mut self, c: &[f32], mix: Option<&[f32]>, heads: Option<&[f32]>) -> Result<()> {
         let (tg, sl) = self.task_grads()?;

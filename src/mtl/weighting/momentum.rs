@@ -14,7 +14,7 @@ pub struct MomentumStep {
     pub a: Vec<f64>,
     /// See `a`.
     pub b: Vec<f64>,
-    /// d = Σ_t coef[t]·g_t + Σ_t coef[T+t]·y_t, with y the averages before this step's update.
+    /// `d = Σ_t coef[t]·g_t + Σ_t coef[T+t]·y_t`, with y the averages before this step's update.
     pub coef: Vec<f64>,
     /// The heads' loss weights (each head's gradient is its task's loss gradient times this).
     pub heads: Vec<f64>,

@@ -344,6 +344,12 @@ pub(crate) fn cfg_err(file: &str, key: impl Into<String>, message: impl Into<Str
     Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
 }
 
+/// A weighting method and its target from a `[weighting]` section alone, checked as in a
+/// config file (the Python package's `hydra.weighting.coefficients`).
+pub fn weighting_from_section(w: &WeightingSection) -> Result<(crate::mtl::weighting::Method, Target)> {
+    validate::weighting_section(w).map_err(|(key, message)| cfg_err("[weighting]", key, message))
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
@@ -358,7 +364,17 @@ impl Config {
             let (key, message) = toml_errors::describe(text, &e);
             cfg_err(file, key, message)
         })?;
-        validate::validate(file, raw, base)
+        validate::validate(file, raw, base, true)
+    }
+
+    /// Parses and validates config text whose data come as arrays (the Python package): its
+    /// `[data]` section may give no source.
+    pub fn parse_for_arrays(file: &str, text: &str, base: PathBuf) -> Result<Config> {
+        let raw: ConfigFile = toml::from_str(text).map_err(|e| {
+            let (key, message) = toml_errors::describe(text, &e);
+            cfg_err(file, key, message)
+        })?;
+        validate::validate(file, raw, base, false)
     }
 
     /// The weighter this config describes.

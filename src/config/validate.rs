@@ -16,9 +16,9 @@ use crate::train::TrainSettings;
 type Check<'a> = dyn Fn(&str, String) -> Error + 'a;
 
 /// Validates every section.
-pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf) -> Result<Config> {
+pub(super) fn validate(file: &str, raw: ConfigFile, base: PathBuf, needs_source: bool) -> Result<Config> {
     let e = |key: &str, msg: String| cfg_err(file, key, msg);
-    data(&raw.data, &e)?;
+    data(&raw.data, needs_source, &e)?;
     let tasks = raw.task.iter().enumerate().map(|(i, t)| task(i, t, &raw.task, &e)).collect::<Result<Vec<_>>>()?;
     if let Some((c, t)) =
         raw.data.categorical.iter().find_map(|c| tasks.iter().find(|t| &t.target == c).map(|t| (c, t)))
@@ -118,9 +118,9 @@ fn names(tasks: &[TaskDef]) -> String {
 }
 
 /// `[data]`: one source, sensible fractions.
-fn data(d: &DataSection, e: &Check) -> Result<()> {
+fn data(d: &DataSection, needs_source: bool, e: &Check) -> Result<()> {
     let sources = usize::from(d.path.is_some()) + usize::from(d.dataset.is_some()) + usize::from(d.train.is_some());
-    if sources != 1 {
+    if sources > 1 || (needs_source && sources != 1) {
         return Err(e("data", "give exactly one of path, dataset, or train (+ val, test)".into()));
     }
     if let Some(split) = d.split {
@@ -486,6 +486,11 @@ fn method_params(method: &mut Method, w: &WeightingSection) -> Checked<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `[weighting]` alone: the method, its parameters and its target.
+pub(super) fn weighting_section(w: &WeightingSection) -> Checked<(Method, Target)> {
+    weighting(w)
 }
 
 fn weighting(w: &WeightingSection) -> std::result::Result<(Method, Target), (String, String)> {

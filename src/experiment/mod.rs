@@ -13,6 +13,7 @@ use crate::mtl::metrics::{self, Metrics};
 use crate::nn::{EmbeddingSpec, ModelSpec};
 use crate::train::{single_task_baselines, Scaling, Splits, TrainReport, Trainer};
 
+pub mod arrays;
 mod checkpoints;
 pub mod groups;
 mod start;

@@ -130,6 +130,12 @@ impl Evaluator {
     /// Predictions in the user's units for raw (unscaled) feature rows: regression values,
     /// binary probabilities of 1, multiclass class indices. One vector per task.
     pub fn predict(&mut self, params: &[Vec<f32>], raw: &Dataset) -> Result<Vec<Vec<f32>>> {
+        self.predict_with(params, raw, false)
+    }
+
+    /// As [`Evaluator::predict`], with each multiclass task's class probabilities (`classes`
+    /// values per row, row-major) in place of the class when `probabilities`.
+    pub fn predict_with(&mut self, params: &[Vec<f32>], raw: &Dataset, probabilities: bool) -> Result<Vec<Vec<f32>>> {
         let mut d = raw.clone();
         self.scaling.features.apply(&mut d.features);
         let outs = self.outputs(Params::Host(params), &d)?;
@@ -142,6 +148,17 @@ impl Evaluator {
                     o
                 }
                 TaskKind::Binary => o.iter().map(|&x| cpu::stable_sigmoid(x)).collect(),
+                TaskKind::Multiclass if probabilities => {
+                    let k = task.classes();
+                    o.chunks(k)
+                        .flat_map(|row| {
+                            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            let e: Vec<f32> = row.iter().map(|&v| (v - m).exp()).collect();
+                            let s: f32 = e.iter().sum();
+                            e.into_iter().map(move |v| v / s)
+                        })
+                        .collect()
+                }
                 TaskKind::Multiclass => {
                     let k = task.classes();
                     o.chunks(k)

@@ -42,6 +42,9 @@ pub struct Trainer {
     /// one of the best validation Δm% against them (LibMTL's choice), not of the lowest
     /// validation loss.
     select_delta_m: Option<Vec<Metrics>>,
+    /// Set from anywhere (another thread, a callback) to end the run at the next step: the
+    /// epoch so far is evaluated and the report returned as after early stopping.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where the training loop stands: enough to continue a run exactly.
@@ -170,6 +173,7 @@ impl Trainer {
             state: LoopState::default(),
             best_params: None,
             select_delta_m: None,
+            stop: Arc::default(),
         })
     }
 
@@ -377,7 +381,8 @@ impl Trainer {
         }
         let mut history = Vec::new();
         let mut kept: Option<(usize, [Vec<Metrics>; 3])> = None;
-        while self.state.step < total_steps && !self.state.stopped {
+        let stop_asked = |t: &Trainer| t.stop.load(std::sync::atomic::Ordering::Relaxed);
+        while self.state.step < total_steps && !self.state.stopped && !stop_asked(self) {
             if let (Method::Stch { .. }, 0) = (self.weighter.method, self.state.pos) {
                 // STCH's kernel reads the epoch: which phase it is in.
                 self.graph.write_weighting_state_at(self.tasks.len() + 1, self.state.epoch as f32)?;
@@ -403,6 +408,9 @@ impl Trainer {
                 self.state.pos = k + 1;
                 if every > 0 && self.state.step as u64 % every == 0 {
                     on_checkpoint(self)?;
+                }
+                if stop_asked(self) {
+                    break;
                 }
             }
             self.state.pos = 0;
@@ -556,6 +564,12 @@ impl Trainer {
         self.best_params = snap.best_params;
         self.weighter = snap.weighter;
         Ok(())
+    }
+
+    /// A handle that ends the run at the next step when set (Ctrl-C, a callback): the epoch so
+    /// far is evaluated and the report returned, with the kept parameters in place.
+    pub fn stop_handle(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
     }
 
     /// Where the training loop stands.

@@ -23,7 +23,17 @@ impl Upgrader {
     }
 
     /// Starts building every job on a background thread. Returns how many were started; a
+    /// second call starts none. In a browser (wasm32, no threads) nothing starts: the step
+    /// keeps its quick forms (the same results).
+    #[cfg(target_arch = "wasm32")]
+    pub fn start(&mut self, _ctx: &Arc<Context>) -> usize {
+        let _not_built = std::mem::take(&mut self.jobs);
+        0
+    }
+
+    /// Starts building every job on a background thread. Returns how many were started; a
     /// second call starts none.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn start(&mut self, ctx: &Arc<Context>) -> usize {
         let jobs = std::mem::take(&mut self.jobs);
         let count = jobs.len();

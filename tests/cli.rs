@@ -263,6 +263,14 @@ fn out_of_memory_ends_the_run_with_an_error_and_the_last_checkpoint_intact() {
         eprintln!("out-of-memory test not run on {}: ulimit -v caps only a CPU adapter's memory", ctx.adapter().name);
         return;
     }
+    // On GL the run cannot end cleanly: Mesa's llvmpipe GL driver (22.3) dies of SIGSEGV inside
+    // the driver when an allocation fails under the cap (measured: exit 139 on this config),
+    // where the Vulkan driver reports out of memory and Hydra ends with its error. So this
+    // test runs on Vulkan (CI's first pass) and says so under GL.
+    if ctx.adapter().backend == "gl" {
+        eprintln!("out-of-memory test not run on GL: Mesa's GL driver crashes when an allocation fails");
+        return;
+    }
     drop(ctx);
     let dir = tmpdir("oom");
     tiny_data(&dir);

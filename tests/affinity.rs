@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::three_tasks::{cpu_task_grads, model};
+use common::three_tasks::{cpu_task_grads, model, spec};
 use common::{assert_close, ctx, to64};
 use hydra::autograd::cpu as gcpu;
 use hydra::cpu::Rng;
 use hydra::data::{split_rows, Dataset};
 use hydra::mtl::affinity::{best_groups, group_score, rank_correlation, Affinity};
-use hydra::mtl::gpu::{GpuLossWeighting, SlotState, TaskGradSpec};
+use hydra::mtl::gpu::TaskGradSpec;
 use hydra::mtl::weighting::{Gram, Target};
 use hydra::mtl::TaskDef;
 use hydra::train::{Scaling, Splits, TrainSettings, Trainer};
@@ -21,15 +21,7 @@ fn the_probe_gives_the_cpu_lookahead_losses_and_gram_matrix() {
     let init = m.graph.init_params(21).unwrap();
     let lr = 0.3f32;
     for (target, weights) in [(Target::Representation, [1.0f32, 1.0, 1.0]), (Target::Params, [0.5, 2.0, 1.5])] {
-        let spec = TaskGradSpec {
-            z: m.z,
-            shared_params: m.trunk_params,
-            target,
-            loss_weighting: GpuLossWeighting::Host,
-            max_grad_norm: None,
-            state: SlotState::None,
-            affinity_lr: Some(lr),
-        };
+        let spec = TaskGradSpec { affinity_lr: Some(lr), ..spec(&m, target) };
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::adam(1e-3)), spec).unwrap();
         gg.set_task_weights(&weights).unwrap();
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

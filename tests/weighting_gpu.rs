@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::three_tasks::{cpu_task_grads, model, model_of};
+use common::three_tasks::{cpu_task_grads, model, model_of, spec};
 use common::{assert_close, ctx, to64};
 use hydra::cpu::Rng;
 use hydra::kernels;
-use hydra::mtl::gpu::{GpuLossWeighting, SlotState, TaskGradSpec};
 use hydra::mtl::weighting::{self, Gram, Target};
 
 use hydra::GpuGraph;
@@ -24,15 +23,7 @@ fn gpu_task_gradients_and_gram_match_the_cpu_for_both_targets() {
     ] {
         let (m, inputs) = model_of(batch, linear_heads);
         let init = m.graph.init_params(3).unwrap();
-        let spec = TaskGradSpec {
-            z: m.z,
-            shared_params: m.trunk_params,
-            target,
-            loss_weighting: GpuLossWeighting::Host,
-            max_grad_norm: None,
-            state: SlotState::None,
-            affinity_lr: None,
-        };
+        let spec = spec(&m, target);
         let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(0.0)), spec).unwrap();
         assert_eq!(gg.fused_head_groups(), usize::from(linear_heads), "linear heads run as one product");
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
@@ -74,15 +65,7 @@ fn applied_coefficients_update_like_the_cpu_combination() {
     // One step with SGD lr 1: trunk parameters move by exactly -Σ c_t g_t.
     let (m, inputs) = model(9);
     let init = m.graph.init_params(4).unwrap();
-    let spec = TaskGradSpec {
-        z: m.z,
-        shared_params: m.trunk_params,
-        target: Target::Params,
-        loss_weighting: GpuLossWeighting::Host,
-        max_grad_norm: None,
-        state: SlotState::None,
-        affinity_lr: None,
-    };
+    let spec = spec(&m, Target::Params);
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::sgd(1.0)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     gg.feed(&refs).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::three_tasks::model;
+use common::three_tasks::{model, spec};
 use common::{assert_close, ctx, to64};
 use hydra::autograd::cpu as gcpu;
 use hydra::cpu::{self as hcpu, Rng};
@@ -61,15 +61,7 @@ fn mix_rows_excess_rows_and_gram_blocks_match_their_cpu_references_on_awkward_sh
 }
 
 fn graph(m: &MultiTaskModel, init: &[Vec<f32>], state: SlotState, lr: f32) -> GpuGraph {
-    let spec = TaskGradSpec {
-        z: m.z,
-        shared_params: m.trunk_params,
-        target: Target::Params,
-        loss_weighting: GpuLossWeighting::Host,
-        max_grad_norm: None,
-        state,
-        affinity_lr: None,
-    };
+    let spec = TaskGradSpec { state, ..spec(m, Target::Params) };
     GpuGraph::multi_task(ctx(), m.graph.clone(), init, Some(Optimizer::sgd(lr)), spec).unwrap()
 }
 
@@ -204,15 +196,8 @@ fn famo_updates_its_logits_from_the_same_batch_re_evaluated_after_the_update() {
     // LibMTL's FAMO: after the optimizer step, the same batch's losses again (update_w).
     let (m, inputs) = model(12);
     let init = m.graph.init_params(9).unwrap();
-    let spec = TaskGradSpec {
-        z: m.z,
-        shared_params: m.trunk_params,
-        target: Target::Params,
-        loss_weighting: GpuLossWeighting::Famo { lr: 0.025, weight_decay: 0.001 },
-        max_grad_norm: None,
-        state: SlotState::None,
-        affinity_lr: None,
-    };
+    let famo = GpuLossWeighting::Famo { lr: 0.025, weight_decay: 0.001 };
+    let spec = TaskGradSpec { loss_weighting: famo, ..spec(&m, Target::Params) };
     let mut gg = GpuGraph::multi_task(ctx(), m.graph.clone(), &init, Some(Optimizer::adam(0.05)), spec).unwrap();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     gg.feed(&refs).unwrap();

@@ -4,6 +4,8 @@
 use super::to64;
 use hydra::autograd::cpu as gcpu;
 use hydra::cpu::Rng;
+use hydra::mtl::gpu::{GpuLossWeighting, SlotState, TaskGradSpec};
+use hydra::mtl::weighting::Target;
 use hydra::nn::{ModelSpec, MultiTaskModel, TaskSpec};
 use hydra::{Activation, LossKind};
 
@@ -42,4 +44,18 @@ pub fn cpu_task_grads(m: &MultiTaskModel, init: &[Vec<f32>], inputs: &[Vec<f32>]
     let run = gcpu::run(&m.graph, &p64, &i64, &w, true).unwrap();
     let pg = run.param_grads(&m.graph);
     (pg[..m.trunk_params].concat(), run.grads[m.z.0].clone())
+}
+
+/// The model's per-task gradient spec on `target`: host weights, no clipping, no state rows, no
+/// affinity probe (tests change what they test with struct update syntax).
+pub fn spec(m: &MultiTaskModel, target: Target) -> TaskGradSpec {
+    TaskGradSpec {
+        z: m.z,
+        shared_params: m.trunk_params,
+        target,
+        loss_weighting: GpuLossWeighting::Host,
+        max_grad_norm: None,
+        state: SlotState::None,
+        affinity_lr: None,
+    }
 }

@@ -124,6 +124,13 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A blocking call was made where the host may not block (a browser's page): the
+    /// async form of the same call works there.
+    #[error("{what} waits for the GPU, and a browser page cannot block: call its async form")]
+    Blocking {
+        /// The call.
+        what: String,
+    },
     /// File input/output failed.
     #[error("{path}: {source}")]
     Io {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::context::AtomicCounters;
+use super::wait;
 
 /// What a pooled buffer is for; buffers of different kinds never share a free list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,14 +132,21 @@ impl BufferPool {
                 AtomicCounters::bump(&sh.counters.allocations, 1);
                 // An allocation the device cannot satisfy is reported here, by name and size,
                 // not later as an anonymous fault.
-                let oom = sh.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                // A browser cannot wait for a scope: there a failed allocation arrives as an
+                // uncaptured error and fails the next readback.
+                let oom =
+                    (!cfg!(target_arch = "wasm32")).then(|| sh.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory));
                 let buffer = sh.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("hydra"),
                     size: class,
                     usage: kind.usage(),
                     mapped_at_creation: false,
                 });
-                if pollster::block_on(oom.pop()).is_some() {
+                let failed = match oom {
+                    Some(scope) => wait::block("allocating a buffer", async { Ok(scope.pop().await) })?.is_some(),
+                    None => false,
+                };
+                if failed {
                     return Err(crate::Error::OutOfMemory {
                         context: format!(
                             "allocating a {kind:?} buffer of {class} bytes with {} bytes already in use",

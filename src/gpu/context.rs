@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::buffer::BufferPool;
 use super::pipeline::PipelineCache;
+use super::wait;
 use super::MatmulVariant;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
@@ -139,16 +140,27 @@ impl Context {
     /// On the software driver, a program gets more speed by calling
     /// [`crate::gpu::software::prefer_software_threads`] first in `main`, as `hydra` does.
     pub fn new() -> Result<Arc<Context>> {
+        wait::block("opening the GPU", Self::new_async())
+    }
+
+    /// [`Context::new`] as a future: the form a browser page uses (WebGPU hands out its
+    /// adapter and device asynchronously).
+    pub async fn new_async() -> Result<Arc<Context>> {
         let filter = std::env::var("HYDRA_ADAPTER").ok().filter(|s| !s.is_empty());
-        Self::with_filter(filter.as_deref())
+        Self::with_filter_async(filter.as_deref()).await
     }
 
     /// Like [`Context::new`] with an explicit adapter-name filter (case-insensitive substring).
     pub fn with_filter(filter: Option<&str>) -> Result<Arc<Context>> {
+        wait::block("opening the GPU", Self::with_filter_async(filter))
+    }
+
+    /// [`Context::with_filter`] as a future.
+    pub async fn with_filter_async(filter: Option<&str>) -> Result<Arc<Context>> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let adapters = instance.enumerate_adapters(backends).await;
         let seen: Vec<String> = adapters
             .iter()
             .map(|a| {
@@ -177,11 +189,16 @@ impl Context {
             };
             return Err(Error::NoAdapter { detail });
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter_async(adapter).await
     }
 
     /// A context on an adapter you chose yourself (the one place Hydra's API takes a wgpu type).
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Context>> {
+        wait::block("opening the GPU", Self::from_adapter_async(adapter))
+    }
+
+    /// [`Context::from_adapter`] as a future.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Arc<Context>> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let mut features = wgpu::Features::empty();
@@ -197,7 +214,9 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
             .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         let fault: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         {
@@ -340,7 +359,15 @@ impl Context {
 
     /// Runs `f` inside validation and out-of-memory error scopes, turning any captured error
     /// into a [`Error`] that names `context`.
+    ///
+    /// In a browser an error scope can only be read asynchronously, so there `f` runs without
+    /// one: its errors arrive as uncaptured errors and fail the next readback or check.
     pub(crate) fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        if cfg!(target_arch = "wasm32") {
+            let out = f();
+            self.check_fault()?;
+            return Ok(out);
+        }
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
@@ -364,7 +391,18 @@ impl Context {
 
     /// Blocks until every submitted command has finished.
     pub fn sync(&self) -> Result<()> {
+        wait::block("waiting for the GPU", self.sync_async())
+    }
+
+    /// [`Context::sync`] as a future.
+    pub async fn sync_async(&self) -> Result<()> {
+        let (tx, rx) = wait::oneshot();
+        self.queue.on_submitted_work_done(move || tx.send(()));
+        // Natively this runs the callback; in a browser the device polls itself.
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        if rx.await.is_none() {
+            return Err(Error::DeviceLost("the queue's completion callback never ran".into()));
+        }
         self.check_fault()
     }
 

@@ -10,6 +10,7 @@ mod tensor;
 pub mod texture;
 pub mod timer;
 mod variant;
+pub(crate) mod wait;
 
 pub use buffer::{BufferKind, BufferPool, GpuBuffer};
 pub use context::{AdapterSummary, Context, Counters, DeviceKind};

@@ -1,11 +1,11 @@
 //! Tensors: a shape and a view into a (possibly shared, flat) GPU buffer of f32.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::buffer::{BufferKind, GpuBuffer};
 use crate::gpu::context::{AtomicCounters, Context};
+use crate::gpu::wait;
 
 /// A row-major f32 tensor on the GPU: a shape and a byte offset into a pooled buffer.
 /// Cloning shares the storage.
@@ -128,8 +128,16 @@ impl Context {
         Ok(())
     }
 
-    /// Copies several tensors back with one submit and one mapping (one readback).
+    /// Copies several tensors back to the host in one readback (one copy each into one staging
+    /// buffer, one map), waiting for all submitted work first. Blocks: in a browser use
+    /// [`Context::read_many_async`].
     pub fn read_many(&self, ts: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        wait::block("reading tensors back", self.read_many_async(ts))
+    }
+
+    /// [`Context::read_many`] as a future: the form that works in a browser, where the
+    /// page's event loop runs while the GPU finishes.
+    pub async fn read_many_async(&self, ts: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         let total: u64 = ts.iter().map(|t| t.bytes()).sum();
         if total == 0 {
             return Ok(ts.iter().map(|_| Vec::new()).collect());
@@ -145,7 +153,9 @@ impl Context {
             }
             self.submit(enc.finish());
         })?;
-        let all = self.map_read(&staging, total)?;
+        AtomicCounters::bump(&self.counters.readbacks, 1);
+        let bytes = self.map_bytes_async(staging.raw(), total).await?;
+        let all: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, f32>(&bytes);
         let mut out = Vec::with_capacity(ts.len());
         let mut at = 0;
         for t in ts {
@@ -155,24 +165,24 @@ impl Context {
         Ok(out)
     }
 
-    fn map_read(&self, staging: &GpuBuffer, bytes: u64) -> Result<Vec<f32>> {
-        AtomicCounters::bump(&self.counters.readbacks, 1);
-        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&self.map_bytes(staging.raw(), bytes)?))
-    }
-
     /// Waits for the queue, maps the first `bytes` of a MAP_READ buffer and copies them out.
     pub(crate) fn map_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        wait::block("reading a buffer back", self.map_bytes_async(buffer, bytes))
+    }
+
+    /// [`Context::map_bytes`] as a future.
+    pub(crate) async fn map_bytes_async(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let slice = buffer.slice(0..bytes);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.sync()?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}"))),
-            Err(_) => return Err(Error::DeviceLost("readback callback never ran".into())),
+        let (tx, rx) = wait::oneshot();
+        slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        // Natively this runs the callback; in a browser the device polls itself.
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::DeviceLost(e.to_string()))?;
+        match rx.await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}"))),
+            None => return Err(Error::DeviceLost("readback callback never ran".into())),
         }
+        self.check_fault()?;
         let out = slice.get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapped range: {e:?}")))?.to_vec();
         buffer.unmap();
         Ok(out)
@@ -180,6 +190,11 @@ impl Context {
 
     /// Copies a tensor back to the host, waiting for all submitted work first.
     pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
-        Ok(self.read_many(&[t])?.pop().unwrap_or_default())
+        wait::block("reading a tensor back", self.read_async(t))
+    }
+
+    /// [`Context::read`] as a future.
+    pub async fn read_async(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(self.read_many_async(&[t]).await?.pop().unwrap_or_default())
     }
 }

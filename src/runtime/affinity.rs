@@ -54,9 +54,14 @@ impl GpuGraph {
 
     /// The last probe's losses, Gram matrix and loss weights, in one readback.
     pub fn read_affinity(&self) -> Result<AffinityReadback> {
+        crate::gpu::wait::block("reading the graph back", self.read_affinity_async())
+    }
+
+    /// [`GpuGraph::read_affinity`] as a future: the form a browser page uses.
+    pub async fn read_affinity_async(&self) -> Result<AffinityReadback> {
         let p = self.probe()?;
         let t = self.program.task.as_ref().map_or(0, |t| t.tasks);
-        let mut v = self.ctx.read_many(&[&p.losses, &p.gram, &self.mem.weights])?.into_iter();
+        let mut v = self.ctx.read_many_async(&[&p.losses, &p.gram, &self.mem.weights]).await?.into_iter();
         let (losses, gram, weights) =
             (v.next().unwrap_or_default(), v.next().unwrap_or_default(), v.next().unwrap_or_default());
         let row = |r: usize| losses[r * p.loss_stride..r * p.loss_stride + t].to_vec();

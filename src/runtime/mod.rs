@@ -258,13 +258,23 @@ impl GpuGraph {
 
     /// Reads the task weights buffer (weightings computed on the GPU write it).
     pub fn read_task_weights(&self) -> Result<Vec<f32>> {
-        self.ctx.read(&self.mem.weights)
+        crate::gpu::wait::block("reading the graph back", self.read_task_weights_async())
+    }
+
+    /// [`GpuGraph::read_task_weights`] as a future: the form a browser page uses.
+    pub async fn read_task_weights_async(&self) -> Result<Vec<f32>> {
+        self.ctx.read_async(&self.mem.weights).await
     }
 
     /// Reads several nodes' outputs back in one readback (losses are not nodes with values).
     pub fn read_values(&self, ids: &[NodeId]) -> Result<Vec<Vec<f32>>> {
+        crate::gpu::wait::block("reading the graph back", self.read_values_async(ids))
+    }
+
+    /// [`GpuGraph::read_values`] as a future: the form a browser page uses.
+    pub async fn read_values_async(&self, ids: &[NodeId]) -> Result<Vec<Vec<f32>>> {
         let ts = ids.iter().map(|&id| self.mem.value(id)).collect::<Result<Vec<_>>>()?;
-        self.ctx.read_many(&ts)
+        self.ctx.read_many_async(&ts).await
     }
 
     /// Reads a node's output back.

@@ -66,8 +66,13 @@ impl GpuGraph {
     /// The Gram matrix `[T×T]` and the task losses, in one readback.
     /// (With moving averages, the block of the gradients themselves.)
     pub fn read_gram(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        crate::gpu::wait::block("reading the graph back", self.read_gram_async())
+    }
+
+    /// [`GpuGraph::read_gram`] as a future: the form a browser page uses.
+    pub async fn read_gram_async(&self) -> Result<(Vec<f32>, Vec<f32>)> {
         let (tg, sl) = self.task_grads()?;
-        let mut v = self.ctx.read_many(&[&sl.gram, &self.mem.losses])?;
+        let mut v = self.ctx.read_many_async(&[&sl.gram, &self.mem.losses]).await?;
         let l = v.pop().unwrap_or_default();
         let m = v.pop().unwrap_or_default();
         let (t, r) = (tg.tasks, sl.rows);
@@ -76,12 +81,17 @@ impl GpuGraph {
 
     /// What phase one leaves for the host, in one readback: see [`GramReadback`].
     pub fn read_gram_and_stats(&self) -> Result<GramReadback> {
+        crate::gpu::wait::block("reading the graph back", self.read_gram_and_stats_async())
+    }
+
+    /// [`GpuGraph::read_gram_and_stats`] as a future: the form a browser page uses.
+    pub async fn read_gram_and_stats_async(&self) -> Result<GramReadback> {
         let (_, sl) = self.task_grads()?;
         let mut bufs = vec![&sl.gram, &self.mem.losses];
         if let Some((_, w)) = &sl.excess {
             bufs.push(w);
         }
-        let mut v = self.ctx.read_many(&bufs)?.into_iter();
+        let mut v = self.ctx.read_many_async(&bufs).await?.into_iter();
         let gram = v.next().unwrap_or_default();
         let losses = v.next().unwrap_or_default();
         Ok(GramReadback { gram, losses, stats: v.next() })
@@ -176,8 +186,13 @@ impl GpuGraph {
 
     /// The GPU-side state of the weighting (FAMO's), if it keeps one.
     pub fn read_weighting_state(&self) -> Result<Option<Vec<f32>>> {
+        crate::gpu::wait::block("reading the graph back", self.read_weighting_state_async())
+    }
+
+    /// [`GpuGraph::read_weighting_state`] as a future: the form a browser page uses.
+    pub async fn read_weighting_state_async(&self) -> Result<Option<Vec<f32>>> {
         match self.program.task.as_ref().and_then(|t| t.weighting_state.as_ref()) {
-            Some(t) => Ok(Some(self.ctx.read(t)?)),
+            Some(t) => Ok(Some(self.ctx.read_async(t).await?)),
             None => Ok(None),
         }
     }

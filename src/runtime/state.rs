@@ -7,8 +7,13 @@ use crate::error::{Error, Result};
 impl GpuGraph {
     /// Reads every parameter back, in [`crate::ir::Graph::params`] order (one readback).
     pub fn read_params(&self) -> Result<Vec<Vec<f32>>> {
+        crate::gpu::wait::block("reading the graph back", self.read_params_async())
+    }
+
+    /// [`GpuGraph::read_params`] as a future: the form a browser page uses.
+    pub async fn read_params_async(&self) -> Result<Vec<Vec<f32>>> {
         let s = &self.mem.store;
-        Ok(s.split(&self.ctx.read(&s.params)?))
+        Ok(s.split(&self.ctx.read_async(&s.params).await?))
     }
 
     /// Reads every parameter gradient back, in parameter order (one readback).
@@ -31,17 +36,27 @@ impl GpuGraph {
 
     /// The first divergence the guard saw, as (step, task index or T for a parameter, value).
     pub fn divergence(&self) -> Result<Option<Divergence>> {
+        crate::gpu::wait::block("reading the graph back", self.divergence_async())
+    }
+
+    /// [`GpuGraph::divergence`] as a future: the form a browser page uses.
+    pub async fn divergence_async(&self) -> Result<Option<Divergence>> {
         let Some(o) = &self.program.update else { return Ok(None) };
-        Ok(guard_of(&self.ctx.read(&o.guard_state)?))
+        Ok(guard_of(&self.ctx.read_async(&o.guard_state).await?))
     }
 
     /// Every parameter and the guard's verdict, in one readback.
     pub fn read_params_checked(&self) -> Result<(Vec<Vec<f32>>, Option<Divergence>)> {
+        crate::gpu::wait::block("reading the graph back", self.read_params_checked_async())
+    }
+
+    /// [`GpuGraph::read_params_checked`] as a future: the form a browser page uses.
+    pub async fn read_params_checked_async(&self) -> Result<(Vec<Vec<f32>>, Option<Divergence>)> {
         let s = &self.mem.store;
         match &self.program.update {
-            None => Ok((self.read_params()?, None)),
+            None => Ok((self.read_params_async().await?, None)),
             Some(o) => {
-                let mut v = self.ctx.read_many(&[&s.params, &o.guard_state])?;
+                let mut v = self.ctx.read_many_async(&[&s.params, &o.guard_state]).await?;
                 let guard = v.pop().unwrap_or_default();
                 let flat = v.pop().unwrap_or_default();
                 Ok((s.split(&flat), guard_of(&guard)))
@@ -57,9 +72,18 @@ impl GpuGraph {
     /// The optimizer's state tensors, each split per parameter (one readback each): SGD's
     /// momentum buffer, or Adam's exp_avg and exp_avg_sq. Empty without an optimizer.
     pub fn read_optim_state(&self) -> Result<Vec<Vec<Vec<f32>>>> {
+        crate::gpu::wait::block("reading the graph back", self.read_optim_state_async())
+    }
+
+    /// [`GpuGraph::read_optim_state`] as a future: the form a browser page uses.
+    pub async fn read_optim_state_async(&self) -> Result<Vec<Vec<Vec<f32>>>> {
         let Some(o) = &self.program.update else { return Ok(vec![]) };
         let n = o.opt.state_buffers();
-        o.state[..n].iter().map(|t| Ok(self.mem.store.split(&self.ctx.read(t)?))).collect()
+        let mut out = Vec::with_capacity(n);
+        for t in &o.state[..n] {
+            out.push(self.mem.store.split(&self.ctx.read_async(t).await?));
+        }
+        Ok(out)
     }
 
     /// Restores optimizer state (as [`GpuGraph::read_optim_state`] returns it) and the step count.

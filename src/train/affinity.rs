@@ -7,9 +7,9 @@ use crate::mtl::affinity::Affinity;
 
 impl Trainer {
     /// TAG's lookahead affinity on the fed batch, added to the run's (nothing else changes).
-    pub(super) fn probe_affinity(&mut self) -> Result<()> {
+    pub(super) async fn probe_affinity(&mut self) -> Result<()> {
         self.graph.affinity_probe()?;
-        let r = self.graph.read_affinity()?;
+        let r = self.graph.read_affinity_async().await?;
         let t = self.tasks.len();
         let w: Vec<f64> = r.weights.iter().map(|&v| f64::from(v)).collect();
         // The rows carry the loss weights: ⟨g_i, g_j⟩ = M_ij / (w_i w_j).

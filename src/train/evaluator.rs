@@ -48,6 +48,11 @@ impl Evaluator {
 
     /// Per task, the raw outputs `[rows, outputs]` for every row of `d` (already scaled).
     pub fn outputs(&mut self, params: Params<'_>, d: &Dataset) -> Result<Vec<Vec<f32>>> {
+        crate::gpu::wait::block("evaluating", self.outputs_async(params, d))
+    }
+
+    /// [`Evaluator::outputs`] as a future: the form a browser page uses.
+    pub async fn outputs_async(&mut self, params: Params<'_>, d: &Dataset) -> Result<Vec<Vec<f32>>> {
         let n = d.rows();
         let mut outs: Vec<Vec<f32>> = self.tasks.iter().map(|t| Vec::with_capacity(n * t.loss.outputs())).collect();
         if n == 0 {
@@ -92,7 +97,7 @@ impl Evaluator {
             eg.feed(&refs)?;
             eg.forward()?;
             // All tasks' outputs in one readback.
-            let values = eg.read_values(&model.logits)?;
+            let values = eg.read_values_async(&model.logits).await?;
             for (t, v) in values.iter().enumerate() {
                 let k = self.tasks[t].loss.outputs();
                 outs[t].extend_from_slice(&v[..chunk.len() * k]);
@@ -103,11 +108,16 @@ impl Evaluator {
 
     /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled).
     pub fn evaluate(&mut self, params: Params<'_>, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
+        crate::gpu::wait::block("evaluating", self.evaluate_async(params, d))
+    }
+
+    /// [`Evaluator::evaluate`] as a future: the form a browser page uses.
+    pub async fn evaluate_async(&mut self, params: Params<'_>, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
         d.check_labels(&self.tasks)?;
-        let outs = self.outputs(params, d)?;
+        let outs = self.outputs_async(params, d).await?;
         let mut losses = Vec::new();
         let mut mets = Vec::new();
         for (t, task) in self.tasks.iter().enumerate() {

@@ -9,6 +9,7 @@ pub mod baselines;
 pub mod evaluator;
 pub mod freeze;
 mod setup;
+mod snapshot;
 pub mod trainer;
 
 pub use crate::data::batch::gather;
@@ -16,7 +17,8 @@ pub use crate::data::scaling::{Scaling, Splits};
 pub use baselines::single_task_baselines;
 pub use evaluator::{Evaluator, Params};
 pub use freeze::frozen_params;
-pub use trainer::{LoopState, Snapshot, Trainer};
+pub use snapshot::Snapshot;
+pub use trainer::{LoopState, Trainer};
 
 use crate::mtl::metrics::Metrics;
 use crate::optim::Optimizer;

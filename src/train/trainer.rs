@@ -32,12 +32,12 @@ pub struct Trainer {
     pub(super) settings: TrainSettings,
     scaling: Scaling,
     /// The loss weights in the GPU's weights buffer.
-    weights: Vec<f32>,
+    pub(super) weights: Vec<f32>,
     /// A gradient method's last combination coefficients (reported, never loss weights).
-    coefficients: Option<Vec<f32>>,
-    weighter: Weighter,
+    pub(super) coefficients: Option<Vec<f32>>,
+    pub(super) weighter: Weighter,
     pub(super) state: LoopState,
-    best_params: Option<Vec<Vec<f32>>>,
+    pub(super) best_params: Option<Vec<Vec<f32>>>,
     /// Per task, the single-task baselines' validation metrics: when set, the kept epoch is the
     /// one of the best validation Δm% against them (LibMTL's choice), not of the lowest
     /// validation loss.
@@ -71,29 +71,6 @@ pub struct LoopState {
     /// The lookahead affinity measured so far (with `affinity_every`).
     #[serde(default)]
     pub affinity: Option<crate::mtl::affinity::Affinity>,
-}
-
-/// A trainer's complete state (see [`Trainer::snapshot`]).
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// Every parameter (weighting parameters included), in graph order.
-    pub params: Vec<Vec<f32>>,
-    /// Optimizer state tensors, each per parameter.
-    pub optim_state: Vec<Vec<Vec<f32>>>,
-    /// Optimizer steps taken.
-    pub steps: u64,
-    /// The loop.
-    pub state: LoopState,
-    /// The best parameters so far (by validation loss).
-    pub best_params: Option<Vec<Vec<f32>>>,
-    /// The weighting and its host state.
-    pub weighter: Weighter,
-    /// The loss weights in force (the GPU's weights buffer).
-    pub weights: Vec<f32>,
-    /// A gradient method's last coefficients (reported only).
-    pub coefficients: Option<Vec<f32>>,
-    /// The weighting's GPU state (FAMO).
-    pub weighting_gpu: Option<Vec<f32>>,
 }
 
 impl Trainer {
@@ -236,19 +213,29 @@ impl Trainer {
 
     /// Current parameters (one readback).
     pub fn params(&self) -> Result<Vec<Vec<f32>>> {
-        self.graph.read_params()
+        crate::gpu::wait::block("training", self.params_async())
+    }
+
+    /// [`Trainer::params`] as a future: the form a browser page uses.
+    pub async fn params_async(&self) -> Result<Vec<Vec<f32>>> {
+        self.graph.read_params_async().await
     }
 
     /// Per task, the loss (scaled units) and metrics (original units) on `d` (already scaled),
     /// with the current parameters.
     pub fn evaluate(&mut self, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
+        crate::gpu::wait::block("training", self.evaluate_async(d))
+    }
+
+    /// [`Trainer::evaluate`] as a future: the form a browser page uses.
+    pub async fn evaluate_async(&mut self, d: &Dataset) -> Result<(Vec<f64>, Vec<Metrics>)> {
         if d.rows() == 0 {
             return Ok((vec![], vec![]));
         }
         // The evaluation graphs read the trainer's parameter store: only the guard's
         // verdict comes back, not the parameters.
-        self.fail_if_diverged(self.graph.divergence()?)?;
-        let (losses, mets) = self.evaluator.evaluate(Params::Store(self.graph.store()), d)?;
+        self.fail_if_diverged(self.graph.divergence_async().await?)?;
+        let (losses, mets) = self.evaluator.evaluate_async(Params::Store(self.graph.store()), d).await?;
         if let Some((t, &l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             self.fail_if_diverged(Some((self.graph.steps(), t, l as f32)))?;
         }
@@ -256,10 +243,10 @@ impl Trainer {
     }
 
     /// One optimizer step on the fed batch, as the weighting method wants it.
-    fn train_step(&mut self) -> Result<()> {
+    async fn train_step(&mut self) -> Result<()> {
         if self.weighter.method.uses_gradients() {
             self.graph.gram_phase()?;
-            let read = self.graph.read_gram_and_stats()?;
+            let read = self.graph.read_gram_and_stats_async().await?;
             let (m, l, stats) = (read.gram, read.losses, read.stats);
             let t = self.tasks.len();
             let gram = Gram::new(self.graph.gram_rows()?, m.iter().map(|&v| f64::from(v)).collect());
@@ -293,7 +280,7 @@ impl Trainer {
 
     /// Per-task gradient norms and pairwise cosines at the shared representation on the
     /// training rows `rows` (one batch), without changing anything.
-    fn diagnose(&mut self, train: &Dataset, rows: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
+    async fn diagnose(&mut self, train: &Dataset, rows: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         if !self.graph.has_task_grads() {
             return Ok((vec![], vec![]));
         }
@@ -301,7 +288,7 @@ impl Trainer {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         self.graph.feed(&refs)?;
         self.graph.diagnostics_phase()?;
-        let (m, _) = self.graph.read_gram()?;
+        let (m, _) = self.graph.read_gram_async().await?;
         let t = self.tasks.len();
         let g = Gram::new(t, m.iter().map(|&v| f64::from(v)).collect());
         let norms = (0..t).map(|i| g.norm(i)).collect();
@@ -311,13 +298,13 @@ impl Trainer {
 
     /// The task weights in force: a gradient method's last coefficients, what the GPU computed
     /// for uw, gls and famo, else the host's loss weights.
-    fn current_weights(&mut self) -> Result<Vec<f32>> {
+    async fn current_weights(&mut self) -> Result<Vec<f32>> {
         if let Some(c) = &self.coefficients {
             return Ok(c.clone());
         }
         match self.weighter.method {
             Method::Uw | Method::Gls | Method::Famo { .. } => {
-                self.weights = self.graph.read_task_weights()?;
+                self.weights = self.graph.read_task_weights_async().await?;
                 Ok(self.weights.clone())
             }
             _ => Ok(self.weights.clone()),
@@ -326,10 +313,15 @@ impl Trainer {
 
     /// Fails with [`Error::Diverged`] when the guard saw a non-finite loss or parameter.
     pub fn check_divergence(&self) -> Result<()> {
-        self.fail_if_diverged(self.graph.divergence()?)
+        crate::gpu::wait::block("training", self.check_divergence_async())
     }
 
-    fn fail_if_diverged(&self, verdict: Option<(u64, usize, f32)>) -> Result<()> {
+    /// [`Trainer::check_divergence`] as a future: the form a browser page uses.
+    pub async fn check_divergence_async(&self) -> Result<()> {
+        self.fail_if_diverged(self.graph.divergence_async().await?)
+    }
+
+    pub(super) fn fail_if_diverged(&self, verdict: Option<(u64, usize, f32)>) -> Result<()> {
         if let Some((step, task, value)) = verdict {
             let what = match self.tasks.get(task) {
                 Some(t) => format!("task {:?}'s loss", t.name),
@@ -347,13 +339,30 @@ impl Trainer {
 
     /// Trains on `splits`, calling `on_eval` after each evaluation.
     pub fn fit(&mut self, splits: &Splits, on_eval: &mut dyn FnMut(&EvalRecord)) -> Result<TrainReport> {
-        self.fit_with_checkpoints(splits, on_eval, 0, &mut |_| Ok(()))
+        crate::gpu::wait::block("training", self.fit_async(splits, on_eval))
+    }
+
+    /// [`Trainer::fit`] as a future: the form a browser page uses. The page's event loop runs
+    /// at every readback (each evaluation, and each step of a gradient method).
+    pub async fn fit_async(&mut self, splits: &Splits, on_eval: &mut dyn FnMut(&EvalRecord)) -> Result<TrainReport> {
+        self.fit_with_checkpoints_async(splits, on_eval, 0, &mut |_| Ok(())).await
     }
 
     /// Like [`Trainer::fit`], calling `on_checkpoint` every `every` optimizer steps (0: never)
     /// with the trainer, whose [`Trainer::snapshot`] then resumes exactly. Continues from the
     /// loop state a [`Trainer::restore`] put in place.
     pub fn fit_with_checkpoints(
+        &mut self,
+        splits: &Splits,
+        on_eval: &mut dyn FnMut(&EvalRecord),
+        every: u64,
+        on_checkpoint: &mut dyn FnMut(&Trainer) -> Result<()>,
+    ) -> Result<TrainReport> {
+        crate::gpu::wait::block("training", self.fit_with_checkpoints_async(splits, on_eval, every, on_checkpoint))
+    }
+
+    /// [`Trainer::fit_with_checkpoints`] as a future.
+    pub async fn fit_with_checkpoints_async(
         &mut self,
         splits: &Splits,
         on_eval: &mut dyn FnMut(&EvalRecord),
@@ -401,9 +410,9 @@ impl Trainer {
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
                 if s.affinity_every > 0 && self.state.step % s.affinity_every == 0 {
-                    self.probe_affinity()?;
+                    self.probe_affinity().await?;
                 }
-                self.train_step()?;
+                self.train_step().await?;
                 self.state.step += 1;
                 self.state.pos = k + 1;
                 if every > 0 && self.state.step as u64 % every == 0 {
@@ -416,18 +425,18 @@ impl Trainer {
             self.state.pos = 0;
             self.state.epoch += 1;
             let first: Vec<usize> = order.iter().copied().take(b).collect();
-            let (rec, epoch_metrics) = self.evaluate_epoch(splits, &first)?;
+            let (rec, epoch_metrics) = self.evaluate_epoch(splits, &first).await?;
             on_eval(&rec);
-            if self.keeps(&rec, s.patience)? {
+            if self.keeps(&rec, s.patience).await? {
                 kept = Some((rec.epoch, epoch_metrics));
             }
             history.push(rec);
         }
-        self.finish(splits, history, kept)
+        self.finish(splits, history, kept).await
     }
 
     /// After the last epoch: the kept parameters back in place and the report.
-    fn finish(
+    async fn finish(
         &mut self,
         splits: &Splits,
         history: Vec<EvalRecord>,
@@ -438,7 +447,7 @@ impl Trainer {
                 self.graph.write_params(p)?;
                 (self.state.best_epoch, p.clone())
             }
-            None => (self.state.epoch, self.graph.read_params()?),
+            None => (self.state.epoch, self.graph.read_params_async().await?),
         };
         // The kept parameters were evaluated at their epoch: their metrics are reused, not
         // computed again (a resumed run whose best epoch came before it evaluates them anew).
@@ -447,7 +456,7 @@ impl Trainer {
             _ => {
                 let mut v = Vec::new();
                 for d in [&splits.train, &splits.val, &splits.test] {
-                    v.push(self.evaluate(d)?.1);
+                    v.push(self.evaluate_async(d).await?.1);
                 }
                 v
             }
@@ -464,15 +473,15 @@ impl Trainer {
     /// Evaluates the epoch just finished on every split, with the gradient diagnostics on
     /// the training rows `first` and the weights a per-epoch method sets now. Returns the
     /// record and the metrics on every split.
-    fn evaluate_epoch(&mut self, splits: &Splits, first: &[usize]) -> Result<(EvalRecord, [Vec<Metrics>; 3])> {
-        let (train_loss, train_metrics) = self.evaluate(&splits.train)?;
-        let (val_loss, val_metrics) = self.evaluate(&splits.val)?;
-        let (test_loss, test_metrics) = self.evaluate(&splits.test)?;
-        let (grad_norms, grad_cosines) = self.diagnose(&splits.train, first)?;
+    async fn evaluate_epoch(&mut self, splits: &Splits, first: &[usize]) -> Result<(EvalRecord, [Vec<Metrics>; 3])> {
+        let (train_loss, train_metrics) = self.evaluate_async(&splits.train).await?;
+        let (val_loss, val_metrics) = self.evaluate_async(&splits.val).await?;
+        let (test_loss, test_metrics) = self.evaluate_async(&splits.test).await?;
+        let (grad_norms, grad_cosines) = self.diagnose(&splits.train, first).await?;
         if let Some(w) = self.weighter.epoch_weights(&train_loss) {
             self.set_weights(&w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
         }
-        let weights = self.current_weights()?;
+        let weights = self.current_weights().await?;
         let metrics = [train_metrics, val_metrics.clone(), test_metrics.clone()];
         let rec = EvalRecord {
             epoch: self.state.epoch,
@@ -501,7 +510,7 @@ impl Trainer {
     /// validation Δm%): whether this epoch's parameters are the ones to keep (always, without
     /// a validation split), remembering them; stops after `patience` epochs without
     /// improvement (0: never).
-    fn keeps(&mut self, rec: &EvalRecord, patience: usize) -> Result<bool> {
+    async fn keeps(&mut self, rec: &EvalRecord, patience: usize) -> Result<bool> {
         if rec.val_loss.is_empty() {
             return Ok(true);
         }
@@ -521,7 +530,7 @@ impl Trainer {
         if self.state.best_val.is_none_or(|bv| v < bv) {
             self.state.best_val = Some(v);
             self.state.best_epoch = self.state.epoch;
-            self.best_params = Some(self.graph.read_params()?);
+            self.best_params = Some(self.graph.read_params_async().await?);
             self.state.since_best = 0;
             return Ok(true);
         }
@@ -530,40 +539,6 @@ impl Trainer {
             self.state.stopped = true;
         }
         Ok(false)
-    }
-
-    /// Everything needed to continue this run exactly: parameters, optimizer state, the loop
-    /// position and RNG, the best parameters so far, the weighting's state. Fails with
-    /// [`Error::Diverged`] rather than capture a diverged state.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let (params, diverged) = self.graph.read_params_checked()?;
-        self.fail_if_diverged(diverged)?;
-        Ok(Snapshot {
-            params,
-            optim_state: self.graph.read_optim_state()?,
-            steps: self.graph.steps(),
-            state: self.state.clone(),
-            best_params: self.best_params.clone(),
-            weighter: self.weighter.clone(),
-            weights: self.weights.clone(),
-            coefficients: self.coefficients.clone(),
-            weighting_gpu: self.graph.read_weighting_state()?,
-        })
-    }
-
-    /// Puts a snapshot in place; the next [`Trainer::fit`] continues where it was taken.
-    pub fn restore(&mut self, snap: Snapshot) -> Result<()> {
-        self.graph.write_params(&snap.params)?;
-        self.graph.write_optim_state(&snap.optim_state, snap.steps)?;
-        if let Some(v) = &snap.weighting_gpu {
-            self.graph.write_weighting_state(v)?;
-        }
-        self.set_weights(&snap.weights)?;
-        self.coefficients = snap.coefficients;
-        self.state = snap.state;
-        self.best_params = snap.best_params;
-        self.weighter = snap.weighter;
-        Ok(())
     }
 
     /// A handle that ends the run at the next step when set (Ctrl-C, a callback): the epoch so

@@ -406,9 +406,11 @@ fn matmul_tiled(
 ) {
     dims = p.u.xyz;
     slope = p.f.x;
-    let M = dims.x;
-    let N = dims.y;
-    let K = dims.z;
+    // Read from p, not from `dims`: the loop holds barriers, and WGSL's uniformity analysis
+    // (which browsers enforce) counts a private variable as non-uniform.
+    let M = p.u.x;
+    let N = p.u.y;
+    let K = p.u.z;
     let tm = 4u * WG_Y;
     let tn = 4u * WG_X;
     let threads = WG_X * WG_Y;

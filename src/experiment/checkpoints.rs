@@ -227,7 +227,12 @@ pub fn init_from_checkpoint(
 /// writes and `--resume` reads. Its parameters are the trainer's current ones (after
 /// training: the kept best), so it also serves `eval`, `predict` and `--init`.
 pub fn snapshot_checkpoint(cfg: &Config, prepared: &Prepared, tr: &Trainer) -> Result<Checkpoint> {
-    let snap = tr.snapshot()?;
+    crate::gpu::wait::block("writing a checkpoint", snapshot_checkpoint_async(cfg, prepared, tr))
+}
+
+/// [`snapshot_checkpoint`] as a future: the form a browser page uses.
+pub async fn snapshot_checkpoint_async(cfg: &Config, prepared: &Prepared, tr: &Trainer) -> Result<Checkpoint> {
+    let snap = tr.snapshot_async().await?;
     let graph = &tr.model().graph;
     let mut ck = make_checkpoint(
         cfg,

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::mtl::metrics::{self, Metrics};
 use crate::nn::{EmbeddingSpec, ModelSpec};
-use crate::train::{single_task_baselines, Scaling, Splits, TrainReport, Trainer};
+use crate::train::{single_task_baselines_async, Scaling, Splits, TrainReport, Trainer};
 
 pub mod arrays;
 mod checkpoints;
@@ -19,8 +19,8 @@ pub mod groups;
 mod start;
 
 pub use checkpoints::{
-    checkpoint_info, init_from_checkpoint, load_model, make_checkpoint, snapshot_checkpoint, CheckpointInfo, InitFrom,
-    OptimSnapshot,
+    checkpoint_info, init_from_checkpoint, load_model, make_checkpoint, snapshot_checkpoint, snapshot_checkpoint_async,
+    CheckpointInfo, InitFrom, OptimSnapshot,
 };
 pub use start::{build_trainer, Start};
 
@@ -36,13 +36,15 @@ pub struct Prepared {
     pub scaling: Scaling,
 }
 
-fn read_table(cfg: &Config, rel: &str) -> Result<Table> {
-    Table::read(&cfg.base.join(rel))
-}
-
 /// Loads the config's data, splits it, and fits the scaling on the training rows. All
 /// validation happens here, before any GPU work.
 pub fn prepare(cfg: &Config) -> Result<Prepared> {
+    prepare_with(cfg, &mut |rel| Table::read(&cfg.base.join(rel)))
+}
+
+/// [`prepare`] with the files the config names (`[data] path`, `train`, `val`, `test`) read
+/// by `read_table` instead of from disk: a browser page passes the file its visitor picked.
+pub fn prepare_with(cfg: &Config, read_table: &mut dyn FnMut(&str) -> Result<Table>) -> Result<Prepared> {
     let d = &cfg.raw.data;
     let split = d.split.unwrap_or([0.8, 0.1, 0.1]);
     let seed = cfg.train.seed;
@@ -56,14 +58,14 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
     };
     let to_ds = |t: &Table| Dataset::read(t, &columns, &cfg.tasks);
     let raw: [Dataset; 3] = if let Some(train) = &d.train {
-        let tr = to_ds(&read_table(cfg, train)?)?;
+        let tr = to_ds(&read_table(train)?)?;
         // The other files read the training file's categorical columns as categories.
         let cats: Vec<String> = tr.categorical.iter().map(|c| c.name.clone()).collect();
         let other = Columns { categorical: &cats, fixed: true, ..columns };
         let to_ds = |t: &Table| Dataset::read(t, &other, &cfg.tasks);
-        let load = |p: &Option<String>| -> Result<Dataset> {
+        let mut load = |p: &Option<String>| -> Result<Dataset> {
             match p {
-                Some(p) => to_ds(&read_table(cfg, p)?),
+                Some(p) => to_ds(&read_table(p)?),
                 None => Ok(tr.subset(&[])),
             }
         };
@@ -81,7 +83,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         [tr, va, te]
     } else {
         let source = match (&d.path, &d.dataset) {
-            (Some(p), _) => Source::One(read_table(cfg, p)?),
+            (Some(p), _) => Source::One(read_table(p)?),
             (None, Some(name)) => builtin::load(name, split, seed, d.correlation.unwrap_or(0.5), d.rows)?,
             (None, None) => {
                 return Err(Error::Config {
@@ -199,6 +201,19 @@ pub fn run(
     on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
     on_note: &mut dyn FnMut(&str),
 ) -> Result<(Outcome, Trainer)> {
+    crate::gpu::wait::block("training", run_async(ctx, cfg, prepared, opts, on_eval, on_note))
+}
+
+/// [`run`] as a future: the form a browser page uses (there `opts.checkpoint`, which writes
+/// a file, fails; the page saves [`snapshot_checkpoint_async`]'s bytes instead).
+pub async fn run_async(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    opts: &RunOptions,
+    on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
+    on_note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, Trainer)> {
     let spec = model_spec(cfg, &prepared.splits.train);
     let baselines = opts.baselines;
     if opts.init.is_some() && opts.resume.is_some() {
@@ -209,13 +224,17 @@ pub fn run(
         tr.select_by_delta_m(base.clone());
     }
     let report = match &opts.checkpoint {
-        None => tr.fit(&prepared.splits, on_eval)?,
-        Some((path, every)) => tr.fit_with_checkpoints(&prepared.splits, on_eval, *every, &mut |t| {
-            snapshot_checkpoint(cfg, prepared, t)?.save(path)
-        })?,
+        None => tr.fit_async(&prepared.splits, on_eval).await?,
+        Some((path, every)) => {
+            tr.fit_with_checkpoints_async(&prepared.splits, on_eval, *every, &mut |t| {
+                snapshot_checkpoint(cfg, prepared, t)?.save(path)
+            })
+            .await?
+        }
     };
     let (baselines, delta) = if baselines {
-        let b = single_task_baselines(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)?;
+        let b = single_task_baselines_async(ctx, &spec, &cfg.tasks, &cfg.train, &prepared.scaling, &prepared.splits)
+            .await?;
         let split = prepared.splits.reported();
         let per: Vec<metrics::TaskDelta> = cfg
             .tasks

@@ -269,19 +269,23 @@ pub(crate) fn matmul_with(
         ("TM", tm as f64),
         ("TN", tn as f64),
     ];
+    // With VEC_C the register-blocked forms store through c4 alone. WebGPU forbids one
+    // dispatch two writable bindings over the same bytes, so C is bound there only, and the
+    // scalar binding gets a buffer of its own, as when an optional output is absent.
+    let dummy_out = ctx.dummy_out()?;
+    let c_scalar = if registers && vec_c { &dummy_out } else { c };
     let call = KernelCall::new(Shader::Matmul, entry, &constants)
         .params([s.m as u32, s.n as u32, s.k as u32, 0], [grad.map_or(spec.act, |g| g.act).slope(), 0.0, 0.0, 0.0])
         .bind(a)
         .bind(b)
         .bind(aux)
-        .bind(c)
+        .bind(c_scalar)
         .groups(s.n.div_ceil(per_x) as u32, s.m.div_ceil(per_y) as u32, 1);
     let call = if registers {
         call.bind_at(5, if vec_a { a } else { &dummy4 }).bind_at(6, if vec_b { b } else { &dummy4 })
     } else {
         call
     };
-    let dummy_out = ctx.dummy_out()?;
     let call = if registers { call.bind_at(7, if vec_c { c } else { &dummy_out }) } else { call };
     let call = if registers {
         let call = match tex_a {

@@ -1,5 +1,5 @@
 //! The final metrics document (`hydra train --metrics-json`):
-//! `{"tasks": {"<name>": {"<split>": {"rmse": …}, "single_task": {…}}}, "delta_m": …}`.
+//! `{"tasks": {"<name>": {"<split>": {"rmse": …}, "single_task": {…}, "delta": …}}, "delta_m": …}`.
 
 use serde_json::{json, Map, Value};
 
@@ -20,6 +20,9 @@ pub fn document(tasks: &[TaskDef], out: &Outcome, split: Split, seconds: f64) ->
         }
         if let Some(b) = &out.baselines {
             per.insert("single_task".into(), json!({ split.name(): b[t][split] }));
+        }
+        if let Some((deltas, _)) = &out.delta {
+            per.insert("delta".into(), json!(deltas[t].value));
         }
         by_task.insert(task.name.clone(), Value::Object(per));
     }

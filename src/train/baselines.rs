@@ -24,6 +24,21 @@ pub fn single_task_baselines(
     scaling: &Scaling,
     splits: &Splits,
 ) -> Result<Vec<[Metrics; 3]>> {
+    crate::gpu::wait::block(
+        "training baselines",
+        single_task_baselines_async(ctx, spec, tasks, settings, scaling, splits),
+    )
+}
+
+/// [`single_task_baselines`] as a future: the form a browser page uses.
+pub async fn single_task_baselines_async(
+    ctx: &Arc<Context>,
+    spec: &ModelSpec,
+    tasks: &[TaskDef],
+    settings: &TrainSettings,
+    scaling: &Scaling,
+    splits: &Splits,
+) -> Result<Vec<[Metrics; 3]>> {
     let mut out = Vec::new();
     for (t, task) in tasks.iter().enumerate() {
         if !task.own_loss {
@@ -44,7 +59,7 @@ pub fn single_task_baselines(
             test: splits.test.select_tasks(&[t]),
         };
         let mut tr = Trainer::new(ctx.clone(), &s1, &one, settings.clone(), sc, None)?;
-        let rep = tr.fit(&sp, &mut |_| {})?;
+        let rep = tr.fit_async(&sp, &mut |_| {}).await?;
         out.push(rep.metrics[0].clone());
     }
     Ok(out)

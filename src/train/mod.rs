@@ -14,7 +14,7 @@ pub mod trainer;
 
 pub use crate::data::batch::gather;
 pub use crate::data::scaling::{Scaling, Splits};
-pub use baselines::single_task_baselines;
+pub use baselines::{single_task_baselines, single_task_baselines_async};
 pub use evaluator::{Evaluator, Params};
 pub use freeze::frozen_params;
 pub use snapshot::Snapshot;

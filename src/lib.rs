@@ -53,8 +53,10 @@
 #![warn(missing_docs)]
 
 pub mod autograd;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod compile;
 pub mod config;
@@ -68,6 +70,7 @@ pub mod kernels;
 pub mod mtl;
 pub mod nn;
 pub mod optim;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod report;
 pub mod rng;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the page's wasm front into web/pkg: the library and web/src for wasm32, then
-# wasm-bindgen's JavaScript glue. Needs wasm-bindgen-cli at the wasm-bindgen crate's version:
-#   cargo install wasm-bindgen-cli --version 0.2.130
+# wasm-bindgen's JavaScript glue. Needs wasm-bindgen-cli at the version web/Cargo.toml pins
+# for the wasm-bindgen crate: cargo install wasm-bindgen-cli --version 0.2.130
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=0.2.130
+want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' web/Cargo.toml)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
 if [ "$have" != "$want" ]; then
   echo "web/build.sh: wasm-bindgen-cli $want is needed (found: ${have:-none}); cargo install wasm-bindgen-cli --version $want" >&2

@@ -371,8 +371,7 @@ impl Context {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let v = pollster::block_on(val.pop());
-        let o = pollster::block_on(oom.pop());
+        let (v, o) = wait::block("checking for GPU errors", async { Ok((val.pop().await, oom.pop().await)) })?;
         if let Some(e) = o.or(v) {
             return Err(convert_error(context, e));
         }

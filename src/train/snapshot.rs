@@ -31,7 +31,7 @@ pub struct Snapshot {
 impl Trainer {
     /// Everything needed to continue this run exactly: parameters, optimizer state, the loop
     /// position and RNG, the best parameters so far, the weighting's state. Fails with
-    /// [`Error::Diverged`] rather than capture a diverged state.
+    /// [`crate::Error::Diverged`] rather than capture a diverged state.
     pub fn snapshot(&self) -> Result<Snapshot> {
         crate::gpu::wait::block("training", self.snapshot_async())
     }

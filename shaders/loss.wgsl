@@ -1,7 +1,10 @@
 // Fused per-task loss: in one dispatch (one workgroup) computes, over the batch rows whose
 // label is present (mask != 0), the mean loss into losses[task] and the gradient of
 // weights[task] * loss with respect to the logits into grad. Rows without a label get a zero
-// gradient; a batch without any label gives loss 0 and a zero gradient.
+// gradient; a batch without any label gives loss 0 and a zero gradient. With COUNTED, a
+// positive counts[task] replaces the batch's own count of labelled rows as the mean's
+// denominator: in data-parallel training each rank holds a slice of the global batch and
+// divides by the global count, so the ranks' losses and gradients sum to the global ones.
 //   logits [B, C]  labels [B] (a value, a 0/1 label, or a class index)  mask [B]
 // KIND: 0 mse, 1 l1, 2 huber (delta p.f.x), 3 bce on logits, 4 softmax cross-entropy (C classes).
 // Numerically stable: softplus and log-sum-exp forms, finite for logits of +-100 and beyond.
@@ -19,8 +22,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read> weights: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(6) var<storage, read_write> losses: array<f32>;
+// Per task, the global batch's labelled rows (0: the batch's own); read only with COUNTED.
+@group(0) @binding(7) var<storage, read> counts: array<f32>;
 
 override KIND: u32 = 0u;
+override COUNTED: bool = false;
 const WG: u32 = 256u;
 
 fn softplus(x: f32) -> f32 {
@@ -86,7 +92,8 @@ fn task_loss(@builtin(local_invocation_index) t: u32) {
     let C = p.u.y;
     var cnt = 0.0;
     for (var r = t; r < B; r += WG) { cnt += select(0.0, 1.0, mask[r] != 0.0); }
-    let n = workgroup_sum(t, cnt);
+    var n = workgroup_sum(t, cnt);
+    if COUNTED && counts[p.u.z] > 0.0 { n = counts[p.u.z]; }
     let w = weights[p.u.z];
     let scale = w / max(n, 1.0);
     var acc = 0.0;

@@ -15,7 +15,8 @@
 //   excess_rows  A_t += G_t^2 elementwise (A_t: the rows after G's, as in mix_rows), then
 //                w[t] = sum_k G_tk^2 / sqrt(A_tk + 1e-7)   (ExcessMTL's AdaGrad-scaled excess risk); one workgroup per task
 //   uw_weights   w[t] = exp(-s[t]) / 2                           (Kendall et al., LibMTL UW)
-//   uw_grad      gs[t] = (1 - exp(-s[t]) * L[t]) / 2             (d/ds of (e^-s L + s) / 2)
+//   uw_grad      gs[t] = (k - exp(-s[t]) * L[t]) / 2             (d/ds of (e^-s L + s) / 2; k = p.f.x:
+//                1, or a rank's share of the constant term in data-parallel training)
 //   gls_weights  w[t] = (prod L)^(1/T) / (T * L[t])              (d/dL_t of the geometric mean)
 //   famo         FAMO (Liu et al., NeurIPS 2023; LibMTL FAMO), in two halves: the weights z = softmax(xi),
 //                c = sum z/D, w[t] = z[t] / (c * D[t]), D = L - L_min + 1e-8 (keeping L); after the update and a
@@ -162,7 +163,7 @@ fn uw_weights(@builtin(local_invocation_index) t: u32) {
 // s = a, losses = b, grad of s = out.
 @compute @workgroup_size(64)
 fn uw_grad(@builtin(local_invocation_index) t: u32) {
-    if t < p.u.x { out[t] = 0.5 * (1.0 - exp(-a[t]) * b[t]); }
+    if t < p.u.x { out[t] = 0.5 * (p.f.x - exp(-a[t]) * b[t]); }
 }
 
 // IMTL-L (Liu et al., ICLR 2021): losses scaled as e^s·L − s. s = a, weights = out.

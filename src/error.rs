@@ -124,6 +124,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Data-parallel training failed on a rank (its own error, or a rank that diverged or
+    /// ended): every rank stops with this.
+    #[error("rank {rank} of the data-parallel run failed: {message}")]
+    Distributed {
+        /// The rank that failed.
+        rank: usize,
+        /// What happened there.
+        message: String,
+    },
     /// A blocking call was made where the host may not block (a browser's page): the
     /// async form of the same call works there.
     #[error("{what} waits for the GPU, and a browser page cannot block: call its async form")]

@@ -62,6 +62,7 @@ pub mod compile;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod experiment;
 pub mod gpu;

@@ -120,3 +120,50 @@ fn loss_gradients_match_finite_differences_in_f64() {
         }
     }
 }
+
+/// With counts, the mean divides by the global batch's labelled rows: a batch split in two
+/// slices, each divided by the whole batch's count, gives losses that sum to the whole
+/// batch's loss and gradients that are its rows' (data-parallel training relies on both).
+#[test]
+fn counted_losses_of_slices_sum_to_the_whole_batch() {
+    let ctx = ctx();
+    for kind in KINDS {
+        for b in [3usize, 17, 63, 257] {
+            let mut rng = Rng::new(b as u64 * 7 + 1);
+            let c = kind.outputs();
+            let logits = rng.vec_f32(b * c, -4.0, 4.0);
+            let labels = labels_for(kind, &mut rng, b);
+            let mask: Vec<f32> = (0..b).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
+            let n = mask.iter().filter(|&&m| m != 0.0).count() as f64;
+            let mut whole_grad = vec![0.0f64; b * c];
+            let whole = cpu::task_loss(kind, &to64(&logits), &to64(&labels), &to64(&mask), 1.5, &mut whole_grad);
+            let cut = b / 3 + 1;
+            let mut sum = 0.0;
+            for (lo, hi) in [(0, cut), (cut, b)] {
+                let rows = hi - lo;
+                let (lg, ly, lm) = (&logits[lo * c..hi * c], &labels[lo..hi], &mask[lo..hi]);
+                let gl = ctx.upload(lg, &[rows, c]).unwrap();
+                let gy = ctx.upload(ly, &[rows]).unwrap();
+                let gm = ctx.upload(lm, &[rows]).unwrap();
+                let gw = ctx.upload(&[1.5, 1.0], &[2]).unwrap();
+                let counts = ctx.upload(&[n as f32, 0.0], &[2]).unwrap();
+                let grad = ctx.upload(&vec![7.0; rows * c], &[rows, c]).unwrap();
+                let losses = ctx.zeros(&[2]).unwrap();
+                let d = kernels::task_loss_counted(&ctx, kind, [&gl, &gy, &gm, &gw], 0, &grad, &losses, Some(&counts))
+                    .unwrap();
+                ctx.run(&[&d]).unwrap();
+                let (got_loss, got_grad) = (ctx.read(&losses).unwrap(), ctx.read(&grad).unwrap());
+                let mut want_grad = vec![0.0f64; rows * c];
+                let want = cpu::task_loss_over(kind, &to64(lg), &to64(ly), &to64(lm), 1.5, Some(n), &mut want_grad);
+                let what = format!("{kind:?} b={b} rows {lo}..{hi}");
+                assert_close(&format!("{what} loss"), &got_loss[..1], &[want], &[1e-5 * (1.0 + want.abs())]);
+                let tol: Vec<f64> = want_grad.iter().map(|g| 1e-6 + 1e-5 * g.abs()).collect();
+                assert_close(&format!("{what} grad"), &got_grad, &want_grad, &tol);
+                // The slice's rows carry the whole batch's gradient.
+                assert_close(&format!("{what} vs whole"), &got_grad, &whole_grad[lo * c..hi * c], &tol);
+                sum += want;
+            }
+            approx::assert_relative_eq!(sum, whole, max_relative = 1e-12);
+        }
+    }
+}

@@ -119,6 +119,14 @@ fn graddrop_uw_gls_and_famo_kernels_match_their_references() {
     let (ww, wg): (Vec<f64>, Vec<f64>) = (0..3).map(|i| weighting::uw(f64::from(s[i]), f64::from(l[i]))).unzip();
     assert_close("uw weights", &ctx.read(&wt).unwrap(), &ww, &[1e-6; 3]);
     assert_close("uw grad", &ctx.read(&gs).unwrap(), &wg, &[1e-6; 3]);
+    // A rank's share of UW's constant term (data-parallel): ½(k − e^{−s}·L), and the shares
+    // 1 and 0 of two ranks holding halves of the loss sum to the whole gradient.
+    let g = kernels::uw_grad(&ctx, &st, &lt, &gs).unwrap();
+    let (u, f) = kernels::uw_grad_params(3, 0.0);
+    g.set_params(&ctx, u, f);
+    ctx.run(&[&g]).unwrap();
+    let zero_share: Vec<f64> = (0..3).map(|i| wg[i] - 0.5).collect();
+    assert_close("uw grad, no share", &ctx.read(&gs).unwrap(), &zero_share, &[1e-6; 3]);
     ctx.run(&[&kernels::imtl_weights(&ctx, &st, &wt).unwrap(), &kernels::imtl_grad(&ctx, &st, &lt, &gs).unwrap()])
         .unwrap();
     let (iw, ig): (Vec<f64>, Vec<f64>) = (0..3).map(|i| weighting::imtl_l(f64::from(s[i]), f64::from(l[i]))).unzip();

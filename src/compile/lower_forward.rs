@@ -118,7 +118,16 @@ pub fn lower(
                 };
                 let w = if weights_after_loss { &mem.ones } else { &mem.weights };
                 let (lg, lb, mk) = (v(logits)?, v(labels)?, v(mask)?);
-                forward.push(kernels::task_loss(ctx, kind, lg, lb, mk, w, task, grad, &mem.losses)?);
+                let inputs = [lg, lb, mk, w];
+                forward.push(kernels::task_loss_counted(
+                    ctx,
+                    kind,
+                    inputs,
+                    task,
+                    grad,
+                    &mem.losses,
+                    Some(&mem.counts),
+                )?);
             }
         }
     }

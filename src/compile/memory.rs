@@ -118,6 +118,9 @@ pub struct Memory {
     pub weights: Tensor,
     /// All ones, for loss kernels whose weighting comes after the loss.
     pub ones: Tensor,
+    /// Per task, the labelled rows of the global batch the fed batch is a slice of, which the
+    /// loss kernels divide by (zeros, the default: the fed batch's own count).
+    pub counts: Tensor,
 }
 
 impl Memory {
@@ -284,6 +287,7 @@ pub fn plan(
     let losses = ctx.zeros(&[tasks])?;
     let weights = ctx.upload(&vec![1.0; tasks], &[tasks])?;
     let ones = ctx.upload(&vec![1.0; tasks], &[tasks])?;
+    let counts = ctx.zeros(&[tasks])?;
 
     let mut values: Vec<Option<Tensor>> = vec![None; n];
     let mut pre: Vec<Option<Tensor>> = vec![None; n];
@@ -330,5 +334,6 @@ pub fn plan(
         losses,
         weights,
         ones,
+        counts,
     })
 }

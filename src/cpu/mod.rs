@@ -495,11 +495,28 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 /// The reference of the fused `task_loss` kernel: returns the mean loss over rows with
 /// `mask != 0` and writes `weight · ∂loss/∂logits` into `grad` (zero on masked rows).
 pub fn task_loss<T: Real>(kind: LossKind, logits: &[T], labels: &[T], mask: &[T], weight: T, grad: &mut [T]) -> T {
+    task_loss_over(kind, logits, labels, mask, weight, None, grad)
+}
+
+/// [`task_loss`] whose mean divides by `count` where it is given and positive (the labelled
+/// rows of the global batch this batch is a slice of), as the GPU kernel with counts does.
+pub fn task_loss_over<T: Real>(
+    kind: LossKind,
+    logits: &[T],
+    labels: &[T],
+    mask: &[T],
+    weight: T,
+    count: Option<T>,
+    grad: &mut [T],
+) -> T {
     use crate::ir::LossKind as L;
     let c = kind.outputs();
     let b = labels.len();
     let n = mask.iter().filter(|&&m| m != zero()).count();
-    let nf = T::of(n.max(1) as f64);
+    let nf = match count {
+        Some(n) if n > zero() => n,
+        _ => T::of(n.max(1) as f64),
+    };
     let scale = weight / nf;
     let mut total = zero::<T>();
     let softplus = |x: T| (if x > zero() { x } else { zero() }) + (one::<T>() + (-x.abs()).exp()).ln();

@@ -20,7 +20,7 @@ pub use crate::ir::{Activation, GroupedLayout, LossKind, MatmulShape};
 pub use elementwise::{act_backward, act_forward, add, axpy, copy_columns, fill, mul, scale, transpose};
 pub use embedding::{embed_gather, embed_scatter};
 pub use grouped::grouped_matmul;
-pub use loss::task_loss;
+pub use loss::{task_loss, task_loss_counted};
 pub(crate) use matmul::matmul_with;
 pub use matmul::{matmul, matmul_act_grad, register_tiles, steady_register_tiles, ActGrad, MatmulSpec, MIN_WORKGROUPS};
 pub use mixture::{
@@ -31,7 +31,7 @@ pub use product::{product_logit, product_logit_grad};
 pub use reduce::{check_finite, col_sum, dot, sq_norm, sum};
 pub use weighting::{
     combine, excess_rows, famo, gls_weights, graddrop, graddrop_params, graddrop_uniform, gram, gram_block, imtl_grad,
-    imtl_weights, lookahead, mix_rows, scale_task, stch, uw_grad, uw_weights,
+    imtl_weights, lookahead, mix_rows, scale_task, stch, uw_grad, uw_grad_params, uw_weights,
 };
 
 /// Workgroup size of the 1-D kernels (elementwise.wgsl, reduce.wgsl).

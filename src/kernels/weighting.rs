@@ -198,11 +198,18 @@ pub fn uw_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Resul
     check_len("uw_grad", "losses", losses, t)?;
     check_len("uw_grad", "gs", gs, t)?;
     KernelCall::new(Shader::Weighting, "uw_grad", &[])
-        .params([t as u32, 0, 0, 0], [0.0; 4])
+        .params(uw_grad_params(t, 1.0).0, uw_grad_params(t, 1.0).1)
         .bind_at(1, s)
         .bind_at(2, losses)
         .bind_at(3, gs)
         .build(ctx)
+}
+
+/// The parameters of [`uw_grad`] with `share` of the constant term: `gs = ½(share − e^{−s}·L)`
+/// (1 alone; in data-parallel training rank 0 takes 1 and the others 0, so the ranks' sum is
+/// the gradient of the global loss).
+pub fn uw_grad_params(tasks: usize, share: f32) -> ([u32; 4], [f32; 4]) {
+    ([tasks as u32, 0, 0, 0], [share, 0.0, 0.0, 0.0])
 }
 
 /// IMTL-L: the loss weights `w = e^s` (the losses scaled as e^s·L − s).

@@ -4,8 +4,10 @@
 //! readback; nothing is allocated after compilation.
 
 mod affinity;
+mod distributed;
 mod phases;
 pub use affinity::AffinityReadback;
+pub use distributed::Partials;
 pub use phases::GramReadback;
 mod program;
 mod state;

@@ -21,7 +21,7 @@ pub struct GramReadback {
 }
 
 impl GpuGraph {
-    fn task_grads(&self) -> Result<(&TaskStep, &Slots)> {
+    pub(super) fn task_grads(&self) -> Result<(&TaskStep, &Slots)> {
         let tg = self
             .program
             .task

@@ -6,6 +6,7 @@
 
 mod affinity;
 pub mod baselines;
+mod distributed;
 pub mod evaluator;
 pub mod freeze;
 mod setup;
@@ -15,6 +16,7 @@ pub mod trainer;
 pub use crate::data::batch::gather;
 pub use crate::data::scaling::{Scaling, Splits};
 pub use baselines::{single_task_baselines, single_task_baselines_async};
+pub use distributed::DistCost;
 pub use evaluator::{Evaluator, Params};
 pub use freeze::frozen_params;
 pub use snapshot::Snapshot;

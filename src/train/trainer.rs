@@ -45,6 +45,10 @@ pub struct Trainer {
     /// Set from anywhere (another thread, a callback) to end the run at the next step: the
     /// epoch so far is evaluated and the report returned as after early stopping.
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Data-parallel training: this rank's collective (see [`Trainer::distributed`]).
+    pub(super) dist: Option<super::distributed::Dist>,
+    /// The rows the training graph takes: the batch, or a rank's largest share of it.
+    graph_batch: usize,
 }
 
 /// Where the training loop stands: enough to continue a run exactly.
@@ -99,6 +103,46 @@ impl Trainer {
         init: Option<Vec<Vec<f32>>>,
         weighter: Weighter,
     ) -> Result<Trainer> {
+        Self::build(ctx, spec, tasks, settings, scaling, init, weighter, None)
+    }
+
+    /// A trainer that is one rank of data-parallel training over `collective`: the settings'
+    /// `batch_size` is the global batch, of which this rank takes its contiguous share every
+    /// step; the ranks' gradients are summed before each update, so every rank holds the same
+    /// parameters. Every rank must build its trainer from the same data, settings and seed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn distributed(
+        ctx: Arc<Context>,
+        spec: &ModelSpec,
+        tasks: &[TaskDef],
+        settings: TrainSettings,
+        scaling: Scaling,
+        init: Option<Vec<Vec<f32>>>,
+        weighter: Weighter,
+        collective: Box<dyn crate::dist::Collective>,
+    ) -> Result<Trainer> {
+        super::distributed::check_method(&weighter)?;
+        if settings.affinity_every > 0 {
+            return Err(Error::invalid("train.affinity_every", "the affinity probes do not run data-parallel"));
+        }
+        let d = super::distributed::Dist::new(collective);
+        let tr = Self::build(ctx, spec, tasks, settings, scaling, init, weighter, Some(d))?;
+        // UW's constant term once over the ranks.
+        tr.graph.set_uw_share(if tr.rank().0 == 0 { 1.0 } else { 0.0 })?;
+        Ok(tr)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        ctx: Arc<Context>,
+        spec: &ModelSpec,
+        tasks: &[TaskDef],
+        settings: TrainSettings,
+        scaling: Scaling,
+        init: Option<Vec<Vec<f32>>>,
+        weighter: Weighter,
+        dist: Option<super::distributed::Dist>,
+    ) -> Result<Trainer> {
         for t in tasks {
             t.check()?;
         }
@@ -107,7 +151,11 @@ impl Trainer {
         if settings.batch_size == 0 {
             return Err(Error::invalid("train.batch_size", "must be at least 1"));
         }
-        let mut model = MultiTaskModel::build(spec, settings.batch_size)?;
+        let graph_batch = match &dist {
+            Some(d) => crate::dist::local_batch(settings.batch_size, d.coll.size()),
+            None => settings.batch_size,
+        };
+        let mut model = MultiTaskModel::build(spec, graph_batch)?;
         model.graph.check_sizes()?;
         let t = tasks.len();
         let loss_weighting = setup::loss_weighting(&mut model, &weighter.method, t);
@@ -151,6 +199,8 @@ impl Trainer {
             best_params: None,
             select_delta_m: None,
             stop: Arc::default(),
+            dist,
+            graph_batch,
         })
     }
 
@@ -243,9 +293,20 @@ impl Trainer {
     }
 
     /// One optimizer step on the fed batch, as the weighting method wants it.
-    async fn train_step(&mut self) -> Result<()> {
-        if self.weighter.method.uses_gradients() {
+    pub(super) async fn train_step(&mut self) -> Result<()> {
+        let gradient_method = self.weighter.method.uses_gradients();
+        if !gradient_method {
+            if let Some(w) = self.weighter.step_weights() {
+                let w: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+                self.set_weights(&w)?;
+            }
+        }
+        if self.dist.is_some() {
+            self.sum_partials(gradient_method).await?;
+        } else if gradient_method {
             self.graph.gram_phase()?;
+        }
+        if gradient_method {
             let read = self.graph.read_gram_and_stats_async().await?;
             let (m, l, stats) = (read.gram, read.losses, read.stats);
             let t = self.tasks.len();
@@ -271,11 +332,10 @@ impl Trainer {
             }
             return Ok(());
         }
-        if let Some(w) = self.weighter.step_weights() {
-            let w: Vec<f32> = w.iter().map(|&x| x as f32).collect();
-            self.set_weights(&w)?;
+        match self.dist {
+            Some(_) => self.graph.update_phase(),
+            None => self.graph.step(),
         }
-        self.graph.step()
     }
 
     /// Per-task gradient norms and pairwise cosines at the shared representation on the
@@ -284,7 +344,7 @@ impl Trainer {
         if !self.graph.has_task_grads() {
             return Ok((vec![], vec![]));
         }
-        let inputs = gather(train, rows, self.settings.batch_size)?;
+        let inputs = gather(train, rows, self.graph_batch)?;
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         self.graph.feed(&refs)?;
         self.graph.diagnostics_phase()?;
@@ -406,13 +466,14 @@ impl Trainer {
                 if self.state.step >= total_steps {
                     break;
                 }
-                let inputs = gather(&splits.train, chunk, b)?;
+                let inputs = gather(&splits.train, self.rows_of(chunk), self.graph_batch)?;
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 self.graph.feed(&refs)?;
+                self.set_global_counts(&splits.train, chunk)?;
                 if s.affinity_every > 0 && self.state.step % s.affinity_every == 0 {
                     self.probe_affinity().await?;
                 }
-                self.train_step().await?;
+                self.timed_step().await?;
                 self.state.step += 1;
                 self.state.pos = k + 1;
                 if every > 0 && self.state.step as u64 % every == 0 {
@@ -424,10 +485,11 @@ impl Trainer {
             }
             self.state.pos = 0;
             self.state.epoch += 1;
-            let first: Vec<usize> = order.iter().copied().take(b).collect();
+            let first: Vec<usize> = order.iter().copied().take(self.graph_batch).collect();
             let (rec, epoch_metrics) = self.evaluate_epoch(splits, &first).await?;
             on_eval(&rec);
-            if self.keeps(&rec, s.patience).await? {
+            let kept_now = self.keeps(&rec, s.patience).await?;
+            if self.agree_on_epoch(kept_now).await? {
                 kept = Some((rec.epoch, epoch_metrics));
             }
             history.push(rec);

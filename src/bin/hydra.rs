@@ -53,6 +53,11 @@ enum Command {
         /// Continue the run saved in this checkpoint exactly, to the end of the configured run.
         #[arg(long, conflicts_with = "init")]
         resume: Option<PathBuf>,
+        /// Data-parallel over MPI: start with `mpirun -np N hydra train --distributed …`; every
+        /// rank takes its share of each batch (batch_size stays the global batch). Needs a
+        /// hydra built with `--features mpi`.
+        #[arg(long)]
+        distributed: bool,
     },
     /// Evaluate a checkpoint on a split of the config's data.
     Eval {
@@ -166,6 +171,7 @@ fn main() -> ExitCode {
             save_dtype,
             checkpoint_every,
             resume,
+            distributed,
         } => {
             let opts = experiment::RunOptions {
                 init,
@@ -176,6 +182,7 @@ fn main() -> ExitCode {
                 },
                 baselines,
                 select_delta_m: None,
+                distributed,
             };
             let outputs = hydra::commands::TrainOutputs { metrics_json, log, plot, save, save_dtype };
             train(config, opts, outputs, quiet)

@@ -4,6 +4,7 @@
 mod affinity;
 mod bench;
 mod compare;
+pub mod distributed;
 mod eval;
 mod info;
 mod train;

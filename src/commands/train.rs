@@ -30,12 +30,30 @@ pub const NEGATIVE_TRANSFER_EVERY: usize = 10;
 
 /// Trains as the config says (default: the built-in energy example, with baselines),
 /// writing what `outputs` asks for; `quiet` prints the final table alone.
-pub fn train(
+pub fn train(config: Option<PathBuf>, opts: experiment::RunOptions, outputs: TrainOutputs, quiet: bool) -> Result<()> {
+    if !opts.distributed {
+        return train_on(config, opts, outputs, quiet, None);
+    }
+    // Data-parallel: a failure on this rank ends every rank (and names this one).
+    let place = super::distributed::join()?;
+    match train_on(config, opts, outputs, quiet, Some(&place)) {
+        Ok(()) => Ok(()),
+        Err(e) => place.fail(&e),
+    }
+}
+
+/// [`train`] on one process, or as one rank of a data-parallel run: rank 0 alone prints,
+/// logs and writes files.
+fn train_on(
     config: Option<PathBuf>,
     mut opts: experiment::RunOptions,
     outputs: TrainOutputs,
     quiet: bool,
+    place: Option<&super::distributed::Place>,
 ) -> Result<()> {
+    let rank0 = place.is_none_or(|p| p.rank == 0);
+    let quiet = quiet || !rank0;
+    let outputs = if rank0 { outputs } else { TrainOutputs { save_dtype: outputs.save_dtype, ..Default::default() } };
     let TrainOutputs { metrics_json, log, plot, save, save_dtype } = outputs;
     let precision = crate::checkpoint::Precision::parse(&save_dtype, "--save-dtype")?;
     // Without a config: the built-in example, with its baselines.
@@ -45,13 +63,17 @@ pub fn train(
     opts.baselines |= !cfg.groups.is_empty();
     // With baselines, the negative-transfer report needs the affinity probes; they change
     // nothing in the run (tested bit for bit), only its time.
-    let probes_added = opts.baselines && cfg.train.affinity_every == 0 && cfg.tasks.len() > 1;
+    // (The probes do not run data-parallel.)
+    let probes_added = opts.baselines && cfg.train.affinity_every == 0 && cfg.tasks.len() > 1 && place.is_none();
     if probes_added {
         cfg.train.affinity_every = NEGATIVE_TRANSFER_EVERY;
     }
     // Every input is read and checked before the GPU is touched.
     let prepared = experiment::prepare(&cfg)?;
-    let ctx = Context::new()?;
+    let ctx = match place {
+        Some(p) => p.context()?,
+        None => Context::new()?,
+    };
     let names: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
     if !quiet {
         eprintln!(
@@ -103,7 +125,12 @@ pub fn train(
         }
     };
     let mut on_note = |n: &str| eprintln!("hydra: {n}");
-    let (out, trainer) = experiment::run(&ctx, &cfg, &prepared, &opts, &mut on_eval, &mut on_note)?;
+    let (out, trainer) = match place {
+        Some(p) => {
+            experiment::run_distributed(&ctx, &cfg, &prepared, &opts, p.collective()?, &mut on_eval, &mut on_note)?
+        }
+        None => experiment::run(&ctx, &cfg, &prepared, &opts, &mut on_eval, &mut on_note)?,
+    };
     bar.finish_and_clear();
     if let Some(p) = &plot {
         crate::plot::write_svg(p, &names, &history)?;
@@ -118,6 +145,12 @@ pub fn train(
         return Err(crate::Error::Io { path: p.clone(), source: e });
     }
     let secs = start.elapsed().as_secs_f64();
+    if !rank0 {
+        return Ok(());
+    }
+    if let Some(c) = trainer.distributed_cost() {
+        eprintln!("{}", cost_line(&c));
+    }
     let rep = &out.report;
     println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
     let split = prepared.splits.reported();
@@ -137,4 +170,20 @@ pub fn train(
         crate::report::write_text(p, &format!("{doc:#}\n"))?;
     }
     Ok(())
+}
+
+/// What data-parallel training cost, for rank 0 to print.
+fn cost_line(c: &crate::train::DistCost) -> String {
+    let per_step = |x: f64| 1e3 * x / c.steps.max(1) as f64;
+    format!(
+        "hydra: data-parallel on {} ranks: {} steps; each rank sums {} floats ({:.1} KiB) a step; per step {:.2} ms, \
+         of which the sums (readback, MPI, upload) {:.2} ms ({:.0}%)",
+        c.ranks,
+        c.steps,
+        c.floats_per_step,
+        c.floats_per_step as f64 * 4.0 / 1024.0,
+        per_step(c.step_seconds),
+        per_step(c.sum_seconds),
+        100.0 * c.sum_seconds / c.step_seconds.max(1e-12)
+    )
 }

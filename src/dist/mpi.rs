@@ -5,7 +5,6 @@
 
 use mpi::collective::{CommunicatorCollectives, Root};
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::*;
 
 use super::{rank_order_sum, Collective};
 use crate::error::{Error, Result};

@@ -22,7 +22,7 @@ pub use checkpoints::{
     checkpoint_info, init_from_checkpoint, load_model, make_checkpoint, snapshot_checkpoint, snapshot_checkpoint_async,
     CheckpointInfo, InitFrom, OptimSnapshot,
 };
-pub use start::{build_trainer, Start};
+pub use start::{build_trainer, build_trainer_with, Start};
 
 /// Data ready to train on.
 pub struct Prepared {
@@ -179,6 +179,8 @@ pub struct RunOptions {
     /// Keep the epoch of the best validation Δm% against these (per task, the single-task
     /// baselines' validation metrics) instead of the lowest validation loss.
     pub select_delta_m: Option<Vec<crate::mtl::metrics::Metrics>>,
+    /// Data-parallel over MPI (`hydra train --distributed` under `mpirun`; the `mpi` feature).
+    pub distributed: bool,
 }
 
 impl RunOptions {
@@ -204,6 +206,20 @@ pub fn run(
     crate::gpu::wait::block("training", run_async(ctx, cfg, prepared, opts, on_eval, on_note))
 }
 
+/// [`run`] as one rank of data-parallel training over `collective` (checkpoints are written
+/// by rank 0 alone).
+pub fn run_distributed(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    opts: &RunOptions,
+    collective: Box<dyn crate::dist::Collective>,
+    on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
+    on_note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, Trainer)> {
+    crate::gpu::wait::block("training", run_with(ctx, cfg, prepared, opts, Some(collective), on_eval, on_note))
+}
+
 /// [`run`] as a future: the form a browser page uses (there `opts.checkpoint`, which writes
 /// a file, fails; the page saves [`snapshot_checkpoint_async`]'s bytes instead).
 pub async fn run_async(
@@ -214,20 +230,33 @@ pub async fn run_async(
     on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
     on_note: &mut dyn FnMut(&str),
 ) -> Result<(Outcome, Trainer)> {
+    run_with(ctx, cfg, prepared, opts, None, on_eval, on_note).await
+}
+
+async fn run_with(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    opts: &RunOptions,
+    collective: Option<Box<dyn crate::dist::Collective>>,
+    on_eval: &mut dyn FnMut(&crate::train::EvalRecord),
+    on_note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, Trainer)> {
     let spec = model_spec(cfg, &prepared.splits.train);
     let baselines = opts.baselines;
     if opts.init.is_some() && opts.resume.is_some() {
         return Err(Error::invalid("--resume", "give --init or --resume, not both"));
     }
-    let mut tr = build_trainer(ctx, cfg, prepared, opts.start(), on_note)?;
+    let mut tr = build_trainer_with(ctx, cfg, prepared, opts.start(), on_note, collective)?;
     if let Some(base) = &opts.select_delta_m {
         tr.select_by_delta_m(base.clone());
     }
     let report = match &opts.checkpoint {
         None => tr.fit_async(&prepared.splits, on_eval).await?,
         Some((path, every)) => {
-            tr.fit_with_checkpoints_async(&prepared.splits, on_eval, *every, &mut |t| {
-                snapshot_checkpoint(cfg, prepared, t)?.save(path)
+            tr.fit_with_checkpoints_async(&prepared.splits, on_eval, *every, &mut |t| match t.rank().0 {
+                0 => snapshot_checkpoint(cfg, prepared, t)?.save(path),
+                _ => Ok(()),
             })
             .await?
         }

@@ -8,27 +8,26 @@ use super::{model_spec, Prepared};
 use crate::checkpoint::schema::{self, meta};
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
+use crate::dist::Collective;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::train::{Snapshot, Trainer};
 
-/// The trainer a config describes (model, tasks, settings, weighting), from `init` or the seed.
+/// The trainer a config describes (model, tasks, settings, weighting), from `init` or the seed;
+/// one rank of data-parallel training when `collective` is given.
 fn config_trainer(
     ctx: &Arc<Context>,
     cfg: &Config,
     prepared: &Prepared,
     init: Option<Vec<Vec<f32>>>,
+    collective: Option<Box<dyn Collective>>,
 ) -> Result<Trainer> {
     let spec = model_spec(cfg, &prepared.splits.train);
-    Trainer::with_weighting(
-        ctx.clone(),
-        &spec,
-        &cfg.tasks,
-        cfg.train.clone(),
-        prepared.scaling.clone(),
-        init,
-        cfg.weighter(),
-    )
+    let (settings, scaling) = (cfg.train.clone(), prepared.scaling.clone());
+    match collective {
+        None => Trainer::with_weighting(ctx.clone(), &spec, &cfg.tasks, settings, scaling, init, cfg.weighter()),
+        Some(c) => Trainer::distributed(ctx.clone(), &spec, &cfg.tasks, settings, scaling, init, cfg.weighter(), c),
+    }
 }
 
 /// How a trainer starts.
@@ -54,9 +53,22 @@ pub fn build_trainer(
     start: Start<'_>,
     on_note: &mut dyn FnMut(&str),
 ) -> Result<Trainer> {
+    build_trainer_with(ctx, cfg, prepared, start, on_note, None)
+}
+
+/// [`build_trainer`], as one rank of data-parallel training when `collective` is given (every
+/// rank builds its own from the same config, data and start).
+pub fn build_trainer_with(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    start: Start<'_>,
+    on_note: &mut dyn FnMut(&str),
+    collective: Option<Box<dyn Collective>>,
+) -> Result<Trainer> {
     match start {
-        Start::Fresh => config_trainer(ctx, cfg, prepared, None),
-        Start::Resume(path) => resume_trainer(ctx, cfg, prepared, path),
+        Start::Fresh => config_trainer(ctx, cfg, prepared, None, collective),
+        Start::Resume(path) => resume_trainer(ctx, cfg, prepared, path, collective),
         Start::Init(path) => {
             let ck = Checkpoint::load(path)?;
             if !ck.metadata.contains_key(meta::MODEL) {
@@ -79,7 +91,7 @@ pub fn build_trainer(
                 on_note(n);
             }
             // The weighting's own parameters (uw's log-variances) start at their defaults.
-            let mut tr = config_trainer(ctx, cfg, prepared, Some(params))?;
+            let mut tr = config_trainer(ctx, cfg, prepared, Some(params), collective)?;
             if let Some(state) = optim {
                 tr.graph_mut().write_optim_state(&state, step)?;
             }
@@ -103,7 +115,13 @@ fn check_features(info: &CheckpointInfo, prepared: &Prepared, path: &Path) -> Re
 
 /// A trainer for the config, restored from a checkpoint written by [`snapshot_checkpoint`]:
 /// training continues exactly where it stopped.
-fn resume_trainer(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared, path: &Path) -> Result<Trainer> {
+fn resume_trainer(
+    ctx: &Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    path: &Path,
+    collective: Option<Box<dyn Collective>>,
+) -> Result<Trainer> {
     let ck = Checkpoint::load(path)?;
     if let Some(name) = ck.half_precision_tensors().first() {
         return Err(Error::file(
@@ -122,7 +140,7 @@ fn resume_trainer(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared, path: &
             "it was written for another model or other features than this config's",
         ));
     }
-    let mut tr = config_trainer(ctx, cfg, prepared, None)?;
+    let mut tr = config_trainer(ctx, cfg, prepared, None, collective)?;
     let names = tr.param_names();
     let (n, s): (Vec<String>, Vec<Vec<usize>>) = names.iter().cloned().unzip();
     let params = ck.take(path, &n, &s)?;

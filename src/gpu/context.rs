@@ -157,6 +157,18 @@ impl Context {
 
     /// [`Context::with_filter`] as a future.
     pub async fn with_filter_async(filter: Option<&str>) -> Result<Arc<Context>> {
+        Self::nth_best_async(filter, 0).await
+    }
+
+    /// For one of several processes on a machine (ranks of data-parallel training): the
+    /// `local_rank`-th adapter, round robin, among those as good as the best one (same kind
+    /// and backend), so ranks spread over a machine's GPUs; `filter` as in
+    /// [`Context::with_filter`].
+    pub fn for_local_rank(filter: Option<&str>, local_rank: usize) -> Result<Arc<Context>> {
+        wait::block("opening the GPU", Self::nth_best_async(filter, local_rank))
+    }
+
+    async fn nth_best_async(filter: Option<&str>, nth: usize) -> Result<Arc<Context>> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
@@ -175,11 +187,15 @@ impl Context {
                 None => true,
             })
             .collect();
-        candidates.sort_by_key(|a| {
+        let rank_of = |a: &wgpu::Adapter| {
             let i = a.get_info();
             (kind_of(i.device_type), backend_rank(i.backend))
-        });
-        let Some(adapter) = candidates.into_iter().next() else {
+        };
+        candidates.sort_by_key(rank_of);
+        let best = candidates.first().map(rank_of);
+        candidates.retain(|a| Some(rank_of(a)) == best);
+        let count = candidates.len().max(1);
+        let Some(adapter) = candidates.into_iter().nth(nth % count) else {
             let detail = match filter {
                 Some(f) if !seen.is_empty() => {
                     format!(" matching HYDRA_ADAPTER={f:?} (seen: {})", seen.join(", "))

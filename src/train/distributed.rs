@@ -16,9 +16,10 @@ use crate::mtl::weighting::{Method, Runs, Target, Weighter};
 /// A trainer's collective and what it has cost.
 pub(super) struct Dist {
     pub(super) coll: Box<dyn Collective>,
-    /// Test hook (`HYDRA_DIST_FAIL=rank:step`): this rank's process ends abruptly before that
-    /// step, as a crashed one would.
-    fail_at: Option<u64>,
+    /// Test hook (`HYDRA_DIST_FAIL=rank:step`, or `rank:step:error`): before that step this
+    /// rank's process ends abruptly, as a crashed one would (or fails with an error, as one
+    /// whose disk or device failed).
+    fail_at: Option<(u64, bool)>,
     pub(super) cost: DistCost,
 }
 
@@ -31,7 +32,8 @@ pub struct DistCost {
     pub steps: u64,
     /// Floats each rank contributes to the sums of one step (4 bytes each).
     pub floats_per_step: usize,
-    /// Seconds in the sums (reading the gradients back, the collective, writing them back).
+    /// Seconds in the sums, from the end of the rank's computation: reading the gradients
+    /// back, the collective (waiting for the slowest rank included), writing them back.
     pub sum_seconds: f64,
     /// Seconds of the whole steps, the sums included.
     pub step_seconds: f64,
@@ -41,8 +43,9 @@ impl Dist {
     pub(super) fn new(coll: Box<dyn Collective>) -> Dist {
         let rank = coll.rank();
         let fail_at = std::env::var("HYDRA_DIST_FAIL").ok().and_then(|v| {
-            let (r, s) = v.split_once(':')?;
-            (r.parse::<usize>().ok()? == rank).then(|| s.parse().ok())?
+            let mut parts = v.split(':');
+            let (r, s) = (parts.next()?.parse::<usize>().ok()?, parts.next()?.parse::<u64>().ok()?);
+            (r == rank).then_some((s, parts.next() == Some("error")))
         });
         let cost = DistCost { ranks: coll.size(), ..DistCost::default() };
         Dist { coll, fail_at, cost }
@@ -96,13 +99,16 @@ impl Trainer {
     /// (or that fails) stops every rank with an error naming it.
     pub(super) async fn sum_partials(&mut self, gradient_method: bool) -> Result<()> {
         let step = self.graph.steps() + 1;
-        if let Some(d) = &self.dist {
-            if d.fail_at == Some(step) {
-                eprintln!("hydra: rank {} ends abruptly before step {step} (HYDRA_DIST_FAIL)", d.coll.rank());
-                std::process::exit(3);
+        match self.dist.as_ref().and_then(|d| d.fail_at) {
+            Some((at, false)) if at == step => std::process::exit(3),
+            Some((at, true)) if at == step => {
+                return Err(Error::invalid("HYDRA_DIST_FAIL", format!("a failure injected before step {step}")))
             }
+            _ => {}
         }
         self.graph.partial_phase(gradient_method)?;
+        // The computation finished first, so the sums' time is theirs alone.
+        self.ctx.sync_async().await?;
         let summing = Instant::now();
         let mut p = self.graph.read_partials_async(gradient_method).await?;
         // 0: finite; 1 + t: task t's loss is not; u64::MAX: a gradient is not.

@@ -24,7 +24,7 @@ use crate::data::Split;
 
 /// Trains a multi-task model on the GPU.
 pub struct Trainer {
-    ctx: Arc<Context>,
+    pub(super) ctx: Arc<Context>,
     pub(super) tasks: Vec<TaskDef>,
     model: MultiTaskModel,
     pub(super) graph: GpuGraph,

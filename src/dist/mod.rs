@@ -1,6 +1,6 @@
 //! Data-parallel training: the collectives a training step needs across ranks, behind one
 //! trait so the trainer does not care what carries them. [`LocalGroup`] runs ranks as threads
-//! of one process (what the test suite uses); with the `mpi` feature, [`mpi::MpiWorld`] runs
+//! of one process (what the test suite uses); with the `mpi` feature, `mpi::MpiWorld` runs
 //! them as MPI processes (`mpirun -np N hydra train --distributed`).
 //!
 //! Every reduction is a sum taken in rank order, so every rank gets the same bits and the

@@ -151,22 +151,37 @@ fn train_on(
     if let Some(c) = trainer.distributed_cost() {
         eprintln!("{}", cost_line(&c));
     }
+    let probes_note = probes_added && !quiet;
+    print_results(&ctx, &cfg, &prepared, (&out, &trainer), secs, probes_note, metrics_json.as_deref())
+}
+
+/// The end of a run on rank 0: the steps and time, the results table, the negative-transfer
+/// report, the grouping's models (which train now), and the metrics document.
+fn print_results(
+    ctx: &std::sync::Arc<Context>,
+    cfg: &crate::config::Config,
+    prepared: &experiment::Prepared,
+    (out, trainer): (&experiment::Outcome, &crate::train::Trainer),
+    secs: f64,
+    probes_note: bool,
+    metrics_json: Option<&std::path::Path>,
+) -> Result<()> {
     let rep = &out.report;
     println!("trained {} steps in {secs:.1} s; kept the parameters of epoch {}", rep.steps, rep.best_epoch);
     let split = prepared.splits.reported();
-    print!("{}", crate::report::table::results(&cfg.tasks, &out, split, &prepared.splits.missing()));
+    print!("{}", crate::report::table::results(&cfg.tasks, out, split, &prepared.splits.missing()));
     if let (Some((deltas, _)), Some(aff)) = (&out.delta, trainer.affinity()) {
         print!("{}", crate::report::table::negative_transfer(&cfg.tasks, deltas, aff));
-        if probes_added && !quiet {
+        if probes_note {
             eprintln!("hydra: affinity measured every {NEGATIVE_TRANSFER_EVERY} steps for this report ([train] affinity_every sets it)");
         }
     }
     if !cfg.groups.is_empty() {
-        let g = experiment::groups::run_groups(&ctx, &cfg, &out, &mut on_note)?;
+        let g = experiment::groups::run_groups(ctx, cfg, out, &mut |n| eprintln!("hydra: {n}"))?;
         print!("{}", crate::report::table::grouping(&cfg.tasks, &g));
     }
-    if let Some(p) = &metrics_json {
-        let doc = crate::report::metrics_json::document(&cfg.tasks, &out, split, secs);
+    if let Some(p) = metrics_json {
+        let doc = crate::report::metrics_json::document(&cfg.tasks, out, split, secs);
         crate::report::write_text(p, &format!("{doc:#}\n"))?;
     }
     Ok(())

@@ -7,6 +7,7 @@
 mod affinity;
 pub mod baselines;
 mod distributed;
+mod epoch;
 pub mod evaluator;
 pub mod freeze;
 mod setup;

@@ -74,11 +74,21 @@ function compare(page, native, where = "") {
   return worst;
 }
 
-async function trainOnPage(browser, base, method) {
+// Trains `method` on the page; with `csv`, on that file picked in the page's file input
+// (the config then reads it by name) instead of the built-in data.
+async function trainOnPage(browser, base, method, csv) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${base}/index.html?example=energy&method=${method}&epochs=${EPOCHS}&autostart=1`);
+  const query = `example=energy&method=${method}&epochs=${EPOCHS}`;
+  if (csv) {
+    await page.goto(`${base}/index.html?${query}`);
+    await page.waitForFunction(() => document.body.dataset.state === "ready", null, { timeout: 60000 });
+    await page.setInputFiles("#csv", csv);
+    await page.click("#train");
+  } else {
+    await page.goto(`${base}/index.html?${query}&autostart=1`);
+  }
   await page.waitForFunction(() => ["done", "error", "no-webgpu"].includes(document.body.dataset.state), null, { timeout: 600000 });
   const state = await page.evaluate(() => document.body.dataset.state);
   const status = await page.textContent("#status");
@@ -88,9 +98,10 @@ async function trainOnPage(browser, base, method) {
   const config = await page.textContent("#config-used");
   const epochs = await page.evaluate(() => window.hydraEpochs);
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
-  const checkpoint = path.join(out, `${method}-page.safetensors`);
+  const name = csv ? `${method}-csv` : method;
+  const checkpoint = path.join(out, `${name}-page.safetensors`);
   await download.saveAs(checkpoint);
-  await page.screenshot({ path: path.join(out, `page-${method}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(out, `page-${name}.png`), fullPage: true });
   await page.close();
   return { doc, config, epochs, checkpoint };
 }
@@ -135,16 +146,23 @@ async function main() {
   const base = `http://127.0.0.1:${server.address().port}`;
   const browser = await launch();
   try {
-    for (const method of ["uw", "pcgrad"]) {
+    // The picked CSV is read by name next to the config the native run reads.
+    const csv = path.join(out, "energy_efficiency.csv");
+    await writeFile(csv, await readFile(path.join(root, "data/energy_efficiency.csv")));
+    for (const [method, file] of [["uw"], ["pcgrad"], ["ew", csv]]) {
       const t0 = Date.now();
-      const { doc, config, epochs, checkpoint } = await trainOnPage(browser, base, method);
+      const run = await trainOnPage(browser, base, method, file);
+      const { doc, epochs, checkpoint } = run;
+      const name = file ? `${method}-csv` : method;
+      if (file && !run.config.includes('path = "energy_efficiency.csv"')) throw new Error(`the picked file is not the config's data: ${run.config}`);
+      const config = run.config;
       if (epochs !== EPOCHS) throw new Error(`${method}: the page streamed ${epochs} epochs, not ${EPOCHS}`);
-      await writeFile(path.join(out, `${method}-page.json`), JSON.stringify(doc, null, 2));
-      const native = await trainNatively(config, method);
+      await writeFile(path.join(out, `${name}-page.json`), JSON.stringify(doc, null, 2));
+      const native = await trainNatively(config, name);
       const worst = compare(doc, native);
-      const evalWorst = evalNatively(method, checkpoint, doc);
+      const evalWorst = evalNatively(name, checkpoint, doc);
       console.log(
-        `web test: ${method}: ${EPOCHS} epochs on the page in ${((Date.now() - t0) / 1000).toFixed(1)} s; ` +
+        `web test: ${name}: ${EPOCHS} epochs on the page in ${((Date.now() - t0) / 1000).toFixed(1)} s; ` +
           `every metric matches the native run (largest relative difference ${worst.toExponential(2)}); ` +
           `hydra eval reads the page's checkpoint (${evalWorst.toExponential(2)})`,
       );

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 mod toml_errors;
 mod validate;
+pub use validate::MODEL_KEY_OWNERS;
 
 use crate::error::{Error, Result};
 use crate::ir::Activation;

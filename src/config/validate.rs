@@ -270,6 +270,21 @@ struct ModelChoice {
     activation: Activation,
 }
 
+/// The `[model]` keys that only some architectures take, with those architectures (a config
+/// giving one to another architecture is refused by name).
+pub const MODEL_KEY_OWNERS: [(&str, &[Arch]); 7] = {
+    use Arch::*;
+    [
+        ("trunk", &[Hps, CrossStitch]),
+        ("experts", &[Mmoe, Omoe, DselectK]),
+        ("expert", &[Mmoe, Omoe, Cgc, Ple, DselectK]),
+        ("k", &[DselectK]),
+        ("shared_experts", &[Cgc, Ple]),
+        ("task_experts", &[Cgc, Ple]),
+        ("levels", &[Ple]),
+    ]
+};
+
 /// `[model]`: the architecture and layer sizes. Each key belongs to some architectures; a key
 /// of another is refused by name.
 fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
@@ -288,17 +303,17 @@ fn model(m: &ModelSection, e: &Check) -> Result<ModelChoice> {
             ))
         }
     };
-    use Arch::*;
-    let owners: [(&str, bool, &[Arch]); 7] = [
-        ("trunk", m.trunk.is_some(), &[Hps, CrossStitch]),
-        ("experts", m.experts.is_some(), &[Mmoe, Omoe, DselectK]),
-        ("expert", m.expert.is_some(), &[Mmoe, Omoe, Cgc, Ple, DselectK]),
-        ("k", m.k.is_some(), &[DselectK]),
-        ("shared_experts", m.shared_experts.is_some(), &[Cgc, Ple]),
-        ("task_experts", m.task_experts.is_some(), &[Cgc, Ple]),
-        ("levels", m.levels.is_some(), &[Ple]),
+    let given = [
+        m.trunk.is_some(),
+        m.experts.is_some(),
+        m.expert.is_some(),
+        m.k.is_some(),
+        m.shared_experts.is_some(),
+        m.task_experts.is_some(),
+        m.levels.is_some(),
     ];
-    for (key, given, archs) in owners {
+    use Arch::*;
+    for ((key, archs), given) in MODEL_KEY_OWNERS.into_iter().zip(given) {
         if given && !archs.contains(&arch) {
             let names: Vec<&str> = archs.iter().map(|a| a.name()).collect();
             return Err(e(&format!("model.{key}"), format!("is a key of {}, not of {}", names.join(" and "), m.arch)));

@@ -198,6 +198,7 @@ pub fn examples() -> String {
         "energy": include_str!("../../examples/energy.toml"),
         "energy_mmoe": include_str!("../../examples/energy_mmoe.toml"),
         "parkinsons": include_str!("../../examples/parkinsons.toml"),
+        "recsys": include_str!("../../examples/recsys.toml"),
     })
     .to_string()
 }

@@ -31,7 +31,30 @@ pub fn apply_overrides(toml_text: &str, overrides: &str) -> Result<String> {
             .ok_or_else(|| Error::invalid("overrides", format!("{key:?}: {value} is not a TOML value")))?;
         table.insert(leaf.to_string(), value);
     }
+    fit_model_to_arch(&mut doc);
     toml::to_string(&doc).map_err(|e| Error::invalid("overrides", e.to_string()))
+}
+
+/// After the page switched `[model] arch`: the layer sizes follow (a hard-sharing `trunk`
+/// becomes each expert's `expert` layers and back), and the keys the new architecture does not
+/// take are dropped (so their defaults apply), as [`hydra::config::MODEL_KEY_OWNERS`] says.
+fn fit_model_to_arch(doc: &mut toml::Table) {
+    let Some(model) = doc.get_mut("model").and_then(toml::Value::as_table_mut) else { return };
+    let arch = model.get("arch").and_then(toml::Value::as_str).unwrap_or("hps").to_string();
+    let takes = |key: &str| {
+        hydra::config::MODEL_KEY_OWNERS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .is_none_or(|(_, archs)| archs.iter().any(|a| a.name() == arch))
+    };
+    for (from, to) in [("trunk", "expert"), ("expert", "trunk")] {
+        if !takes(from) && takes(to) && !model.contains_key(to) {
+            if let Some(v) = model.remove(from) {
+                model.insert(to.to_string(), v);
+            }
+        }
+    }
+    model.retain(|k, _| takes(k));
 }
 
 fn to_toml(v: &serde_json::Value) -> Option<toml::Value> {
@@ -66,6 +89,30 @@ mod tests {
         assert_eq!(doc["weighting"]["method"].as_str(), Some("pcgrad"));
         assert_eq!(doc["model"]["trunk"].as_array().map(Vec::len), Some(2));
         assert_eq!(apply_overrides(text, "").expect("none"), text);
+    }
+
+    #[test]
+    fn switching_the_architecture_carries_the_layers_and_drops_foreign_keys() {
+        let hps = "[model]\ntrunk = [64, 64]\nhead = [8]\n";
+        for arch in ["mmoe", "omoe", "cgc", "ple", "dselect_k"] {
+            let out = apply_overrides(hps, &format!(r#"{{"model.arch": "{arch}"}}"#)).expect("applies");
+            let doc: toml::Table = toml::from_str(&out).expect("toml");
+            assert_eq!(doc["model"].get("expert").and_then(|v| v.as_array()).map(Vec::len), Some(2), "{arch}");
+            assert!(doc["model"].get("trunk").is_none(), "{arch}");
+            assert!(doc["model"].get("head").is_some(), "{arch}: every architecture takes heads");
+        }
+        let mmoe = "[model]\narch = \"mmoe\"\nexperts = 4\nexpert = [32]\n";
+        let out = apply_overrides(mmoe, r#"{"model.arch": "hps"}"#).expect("applies");
+        let doc: toml::Table = toml::from_str(&out).expect("toml");
+        assert_eq!(doc["model"].get("trunk").and_then(|v| v.as_array()).map(Vec::len), Some(1));
+        assert!(doc["model"].get("experts").is_none() && doc["model"].get("expert").is_none());
+        // The result is a config the library takes.
+        for arch in ["hps", "mmoe", "omoe", "cgc", "ple", "cross_stitch", "dselect_k"] {
+            let text = "[data]\ndataset = \"energy\"\n[[task]]\nname = \"heating\"\ntarget = \"heating_load\"\n\
+                        kind = \"regression\"\n[model]\ntrunk = [16]\n";
+            let (cfg, _) = crate::page_config(text, &format!(r#"{{"model.arch": "{arch}"}}"#)).expect(arch);
+            assert_eq!(cfg.raw.model.arch, arch);
+        }
     }
 
     #[test]

@@ -129,6 +129,33 @@ function evalNatively(method, checkpoint, doc) {
   return worst;
 }
 
+// Every architecture (with equal weights) and every weighting method (on hard sharing), as
+// the page's menus list them, plus the recommender example (embeddings of categorical columns),
+// train one epoch on the page: each kernel they use compiles and passes WebGPU's validation,
+// which is stricter than native wgpu's (uniform control flow at barriers, no writable aliasing).
+async function everyKernelOnWebGpu(browser, base) {
+  const page = await browser.newPage();
+  await page.goto(`${base}/index.html`);
+  await page.waitForFunction(() => document.body.dataset.state === "ready", null, { timeout: 60000 });
+  const options = (id) => page.$$eval(`#${id} option`, (os) => os.map((o) => o.value));
+  const runs = [
+    ...(await options("arch")).map((a) => ["energy", a, "ew"]),
+    ...(await options("method")).map((m) => ["energy", "hps", m]),
+    ["recsys", "mmoe", "ew"],
+  ];
+  await page.close();
+  for (const [example, arch, method] of runs) {
+    const p = await browser.newPage();
+    await p.goto(`${base}/index.html?example=${example}&arch=${arch}&method=${method}&epochs=1&baselines=0&autostart=1`);
+    await p.waitForFunction(() => ["done", "error"].includes(document.body.dataset.state), null, { timeout: 300000 });
+    const state = await p.evaluate(() => document.body.dataset.state);
+    const status = await p.textContent("#status");
+    await p.close();
+    if (state !== "done") throw new Error(`${example}, ${arch}, ${method} on the page: ${status}`);
+  }
+  return runs.length;
+}
+
 async function noWebGpuMessage(browser, base) {
   const page = await browser.newPage();
   await page.addInitScript(() => { delete Navigator.prototype.gpu; });
@@ -167,6 +194,7 @@ async function main() {
           `hydra eval reads the page's checkpoint (${evalWorst.toExponential(2)})`,
       );
     }
+    console.log(`web test: ${await everyKernelOnWebGpu(browser, base)} architectures, methods and examples train an epoch on WebGPU`);
     console.log(`web test: without WebGPU the page says: ${(await noWebGpuMessage(browser, base)).slice(0, 80)}…`);
     console.log(`web test: screenshots in ${out}`);
   } finally {

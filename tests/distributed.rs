@@ -58,6 +58,18 @@ fn single(ctx: &Arc<Context>, cfg: &Config, prepared: &Prepared) -> (Vec<Vec<f32
     (tr.params().expect("params"), rep.best_epoch)
 }
 
+/// One rank's trainer for the config.
+fn rank_trainer(
+    ctx: Arc<Context>,
+    cfg: &Config,
+    prepared: &Prepared,
+    rank: Box<dyn Collective>,
+) -> hydra::Result<Trainer> {
+    let spec = experiment::model_spec(cfg, &prepared.splits.train);
+    let (settings, scaling) = (cfg.train.clone(), prepared.scaling.clone());
+    Trainer::distributed(ctx, &spec, &cfg.tasks, settings, scaling, None, cfg.weighter(), rank)
+}
+
 /// Trains on `ranks` threads; each returns its parameters and kept epoch, or its error.
 fn data_parallel(
     ctx: &Arc<Context>,
@@ -71,17 +83,7 @@ fn data_parallel(
         .map(|(rank, prepared)| {
             let (ctx, cfg) = (ctx.clone(), cfg.clone());
             std::thread::spawn(move || {
-                let spec = experiment::model_spec(&cfg, &prepared.splits.train);
-                let mut tr = Trainer::distributed(
-                    ctx,
-                    &spec,
-                    &cfg.tasks,
-                    cfg.train.clone(),
-                    prepared.scaling.clone(),
-                    None,
-                    cfg.weighter(),
-                    Box::new(rank),
-                )?;
+                let mut tr = rank_trainer(ctx, &cfg, &prepared, Box::new(rank))?;
                 let rep = tr.fit(&prepared.splits, &mut |_| {})?;
                 let cost = tr.distributed_cost().expect("cost");
                 assert_eq!(cost.steps, rep.steps);
@@ -132,21 +134,11 @@ fn methods_that_cannot_run_data_parallel_are_refused_by_name() {
     for method in ["gls", "famo", "db_mtl", "graddrop"] {
         let cfg = config(method, 64, 1);
         let prepared = experiment::prepare(&cfg).expect("data");
-        let spec = experiment::model_spec(&cfg, &prepared.splits.train);
         let mut ranks = LocalGroup::new(1);
         let rank: Box<dyn Collective> = Box::new(ranks.pop().expect("rank"));
-        let e = Trainer::distributed(
-            ctx.clone(),
-            &spec,
-            &cfg.tasks,
-            cfg.train.clone(),
-            prepared.scaling.clone(),
-            None,
-            cfg.weighter(),
-            rank,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("{method} must be refused"));
+        let e = rank_trainer(ctx.clone(), &cfg, &prepared, rank)
+            .err()
+            .unwrap_or_else(|| panic!("{method} must be refused"));
         assert!(e.to_string().contains(method) && e.to_string().contains("data-parallel"), "{e}");
     }
 }

@@ -14,6 +14,20 @@ fn no_matching_adapter_is_an_error_with_the_install_hint() {
     assert!(msg.contains("no-such-adapter-xyz"), "{msg}");
 }
 
+/// Ranks of data-parallel training open the adapters as good as the best one round robin by
+/// their local rank (here there is one such adapter: every rank gets it), and the name filter
+/// still applies.
+#[test]
+fn local_ranks_open_the_best_adapters_round_robin_under_the_filter() {
+    let best = ctx().adapter().clone();
+    for local_rank in 0..3 {
+        let c = Context::for_local_rank(None, local_rank).expect("an adapter for every rank");
+        assert_eq!((c.adapter().kind, &c.adapter().backend), (best.kind, &best.backend), "rank {local_rank}");
+    }
+    let err = Context::for_local_rank(Some("no-such-adapter-xyz"), 1).err().expect("must fail");
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
+}
+
 #[test]
 fn context_reports_adapter_and_limits() {
     let ctx = ctx();

@@ -197,8 +197,9 @@ pub fn uw_grad(ctx: &Context, s: &Tensor, losses: &Tensor, gs: &Tensor) -> Resul
     let t = s.len();
     check_len("uw_grad", "losses", losses, t)?;
     check_len("uw_grad", "gs", gs, t)?;
+    let (u, f) = uw_grad_params(t, 1.0);
     KernelCall::new(Shader::Weighting, "uw_grad", &[])
-        .params(uw_grad_params(t, 1.0).0, uw_grad_params(t, 1.0).1)
+        .params(u, f)
         .bind_at(1, s)
         .bind_at(2, losses)
         .bind_at(3, gs)
